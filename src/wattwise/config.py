@@ -1,0 +1,195 @@
+"""One Settings object, resolved in one place: defaults → config file → ``WATTWISE_*`` environment → arguments.
+
+The config file is TOML: ``$WATTWISE_CONFIG`` if set, else ``$WATTWISE_HOME/config.toml``, else
+``<user config dir>/wattwise/config.toml``. Keys are the field names of :class:`Settings`; an unknown key, a
+value of the wrong type or out of range raises :class:`~wattwise.errors.ConfigError` naming the key, where it
+came from and what would be valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wattwise.errors import ConfigError
+
+ATTRIBUTIONS = ("process", "machine")
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    """The directory that holds the default run store: ``$WATTWISE_HOME`` or the user's data directory."""
+    if env.get("WATTWISE_HOME"):
+        return Path(env["WATTWISE_HOME"]).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "wattwise"
+    if sys.platform == "win32":
+        base = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "wattwise"
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "wattwise"
+
+
+def _config_path(env: Mapping[str, str]) -> Path:
+    if env.get("WATTWISE_CONFIG"):
+        return Path(env["WATTWISE_CONFIG"]).expanduser()
+    if env.get("WATTWISE_HOME"):
+        return Path(env["WATTWISE_HOME"]).expanduser() / "config.toml"
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "wattwise" / "config.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a measurement depends on. Build it with :meth:`Settings.load`; it is immutable after."""
+
+    home: Path = field(default_factory=lambda: default_home(os.environ))
+    db: str | None = None  # a database URL; None means sqlite:///<home>/wattwise.db
+    region: str | None = None  # ISO 3166 alpha-2/alpha-3 country code; None means the world average, said so
+    pue: float = 1.0  # 1.0 on a local machine; set your data centre's figure
+    interval_s: float = 1.0  # sampling period of the background thread
+    flush_s: float = 5.0  # samples and partial totals reach the store at least this often (≤ 10 s)
+    attribution: str = "process"  # totals use the measured process tree's share, or the whole machine
+    rapl_root: Path = Path("/sys/class/powercap")
+    proc_root: Path = Path("/proc")
+    gpu: bool = True
+    gpu_indices: tuple[int, ...] | None = None  # NVML indices; None honours CUDA_VISIBLE_DEVICES
+    network: bool = True
+    network_kwh_per_gb: float | None = None  # None: the packaged default with its source (see devices.network)
+    cpu_tdp_w: float | None = None  # overrides the CPU table; per socket
+    memory_w_per_gb: float | None = None  # overrides the memory model's figure
+    epochs: int | None = None  # planned epochs, for the early prediction
+
+    @property
+    def db_url(self) -> str:
+        return self.db if self.db else f"sqlite:///{self.home / 'wattwise.db'}"
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        config_file: Path | None = None,
+    ) -> Settings:
+        """Resolve settings: defaults → config file → environment → ``overrides`` (None values are ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {"home": default_home(env)}
+        path = config_file if config_file is not None else _config_path(env)
+        if path.is_file():
+            values.update(_read_file(path))
+        elif config_file is not None or env.get("WATTWISE_CONFIG"):
+            raise ConfigError(f"config file {path} does not exist; create it or unset WATTWISE_CONFIG")
+        values.update(_read_env(env))
+        for key, value in (overrides or {}).items():
+            if key not in _FIELDS:
+                raise ConfigError(f"unknown setting {key!r}; valid settings: {', '.join(sorted(_FIELDS))}")
+            if value is not None:
+                values[key] = _coerce(key, value, "argument")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not (math.isfinite(self.pue) and 1.0 <= self.pue <= 5.0):
+            raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue}); 1.0 means no facility overhead")
+        if not (0.01 <= self.interval_s <= 3600):
+            raise ConfigError(f"interval_s must be between 0.01 and 3600 seconds (got {self.interval_s})")
+        if not (self.interval_s <= self.flush_s <= 10.0):
+            raise ConfigError(
+                f"flush_s must be between interval_s ({self.interval_s}) and 10 seconds (got {self.flush_s})"
+            )
+        if self.attribution not in ATTRIBUTIONS:
+            raise ConfigError(f"attribution must be one of {', '.join(ATTRIBUTIONS)} (got {self.attribution!r})")
+        for name in ("network_kwh_per_gb", "cpu_tdp_w", "memory_w_per_gb"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a non-negative number (got {value})")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be a positive whole number (got {self.epochs})")
+
+    def replace(self, **changes: Any) -> Settings:
+        updated = dataclasses.replace(self, **changes)
+        updated.validate()
+        return updated
+
+
+_FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Settings)}
+_ENV = {f"WATTWISE_{name.upper()}": name for name in _FIELDS}
+_ENV_IGNORED = {"WATTWISE_CONFIG"}  # consumed above, not a Settings field
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    table = data.get("wattwise", data)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _FIELDS:
+            hint = difflib.get_close_matches(key, list(_FIELDS), n=1)
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"unknown key {key!r} in {path}{did_you_mean}; valid keys: {', '.join(sorted(_FIELDS))}")
+        values[key] = _coerce(key, value, f"{path}")
+    return values
+
+
+def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for var, raw in env.items():
+        if not var.startswith("WATTWISE_") or var in _ENV_IGNORED:
+            continue
+        name = _ENV.get(var)
+        if name is None:
+            hint = difflib.get_close_matches(var, list(_ENV), n=1)
+            did_you_mean = f"; did you mean {hint[0]}?" if hint else ""
+            raise ConfigError(f"unknown environment variable {var}{did_you_mean} (unset it to continue)")
+        if raw == "":
+            continue
+        values[name] = _coerce(name, raw, f"environment variable {var}")
+    return values
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    """Turn a value from a file, the environment or an argument into the field's type, or say what is wrong."""
+    kind = str(_FIELDS[name].type)
+    try:
+        if "Path" in kind:
+            return Path(str(value)).expanduser()
+        if "tuple[int" in kind:
+            if isinstance(value, str):
+                parts = [p for p in value.replace(" ", "").split(",") if p]
+                return tuple(int(p) for p in parts)
+            return tuple(int(v) for v in value)
+        if kind.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if name == "region":
+            return str(value).strip()
+        return str(value)
+    except (TypeError, ValueError):
+        expected = kind.replace(" | None", "").replace("tuple[int, ...]", "comma-separated integers")
+        raise ConfigError(f"{name} from {origin} must be {expected} (got {value!r})") from None

@@ -1,0 +1,116 @@
+"""The one small interface every power source implements, and the host snapshot they read from.
+
+A power source exposes *channels* (``gpu:0``, ``cpu:package-0``, ``dram:package-0``, ``memory``, ``network``).
+Each channel is a meter: ``read()`` returns, per channel, the **cumulative** energy since the source was opened,
+both for the whole machine and for the share attributed to the measured process tree. Counter sources (RAPL,
+NVML's energy counter) return counter deltas, unwrapped; sampled or modelled sources integrate between calls.
+Everything above (windows, samples, totals) is then a difference of two readings, so a window of any length
+is exact at its boundaries and short runs never read 0.
+
+``read()`` is called from one thread at a time (the tracker holds a lock); sources may keep state between calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from wattwise.records import SourceKind
+
+Component = Literal["gpu", "cpu", "dram", "memory", "network", "platform"]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One thing a source meters, and how.
+
+    ``source`` says whether the figure comes from a hardware counter (``measured``) or a documented model
+    (``estimated``); ``method`` names the mechanism (``rapl``, ``nvml-energy-counter``, ``nvml-power-sampling``,
+    ``cpu-tdp-model``, ``memory-model``, ``network-model``); ``detail`` is one human line (device, table row,
+    coefficient and its source). ``in_total`` is false when the channel overlaps another one (RAPL core ⊂
+    package; psys ⊇ package + dram). ``low_factor``/``high_factor`` bound a model's stated range as factors of
+    its point value; for measured channels both are 1.
+    """
+
+    name: str
+    component: Component
+    source: SourceKind
+    method: str
+    detail: str = ""
+    in_total: bool = True
+    low_factor: float = 1.0
+    high_factor: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class MeterReading:
+    """Cumulative energy of one channel since its source was opened."""
+
+    energy_j: float  # the whole machine (or device)
+    attributed_j: float  # the share attributed to the measured process tree
+
+
+@dataclass(frozen=True, slots=True)
+class HostSnapshot:
+    """Counters of the host and of the measured process tree at one instant; read once per tick, shared by all.
+
+    All CPU times are cumulative seconds summed over logical CPUs. ``tree_cpu_s`` counts the live processes of
+    the tree and the children they have reaped, so it is continuous as children exit.
+    """
+
+    t_s: float  # time.monotonic() when taken
+    cpu_busy_s: float
+    cpu_total_s: float
+    tree_cpu_s: float
+    tree_pids: frozenset[int] = field(default_factory=frozenset)
+    tree_rss_bytes: int = 0
+    mem_total_bytes: int = 0
+    logical_cpus: int = 1
+    net_bytes: int = 0  # bytes received + sent on non-loopback interfaces, machine-wide
+
+
+def cpu_share(previous: HostSnapshot, current: HostSnapshot) -> float:
+    """Share of the machine's busy CPU time over the interval that the measured tree used, in [0, 1]."""
+    busy = current.cpu_busy_s - previous.cpu_busy_s
+    tree = current.tree_cpu_s - previous.tree_cpu_s
+    if busy <= 0:
+        return 1.0 if tree > 0 else 0.0
+    return min(1.0, max(0.0, tree / busy))
+
+
+def cpu_utilisation(previous: HostSnapshot, current: HostSnapshot) -> float:
+    """Machine CPU utilisation over the interval, in [0, 1]."""
+    total = current.cpu_total_s - previous.cpu_total_s
+    if total <= 0:
+        return 0.0
+    return min(1.0, max(0.0, (current.cpu_busy_s - previous.cpu_busy_s) / total))
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What ``wattwise doctor`` prints for one source: does it work here, and if not, why and how to fix it."""
+
+    source: str
+    available: bool
+    summary: str
+    fix: str | None = None
+    channels: tuple[Channel, ...] = ()
+
+
+@runtime_checkable
+class PowerSource(Protocol):
+    """A power source: a fixed list of channels and a cumulative read of all of them at once."""
+
+    name: str
+
+    def channels(self) -> tuple[Channel, ...]:
+        """The channels, in the order ``read`` returns them. Fixed once the source is opened."""
+        ...
+
+    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+        """Cumulative energy per channel since the source was opened (the first call returns zeros)."""
+        ...
+
+    def close(self) -> None:
+        """Release handles (NVML shutdown, open files). Safe to call twice."""
+        ...

@@ -1,0 +1,201 @@
+"""Host and process-tree counters: Linux ``/proc`` read directly (fast, and testable with a fake tree under
+``tmp_path``), psutil where there is no ``/proc`` (macOS, Windows).
+
+The tree is the root process and every live descendant. Its CPU time is, per live member, user + system time
+plus the CPU time of the children it has reaped (``cutime``/``cstime``), so the sum stays continuous when a
+child exits and is reaped by a member of the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from wattwise.devices.base import HostSnapshot
+from wattwise.units import ticks_to_s
+
+_LOOPBACK_PREFIXES = ("lo",)
+
+
+class HostReader(Protocol):
+    def snapshot(self) -> HostSnapshot: ...
+
+
+class ProcfsHost:
+    """Reads ``/proc/stat``, ``/proc/meminfo``, ``/proc/net/dev`` and ``/proc/<pid>/stat`` under ``proc_root``."""
+
+    def __init__(self, root_pid: int, proc_root: Path = Path("/proc"), ticks_per_s: float | None = None) -> None:
+        self.root_pid = root_pid
+        self.proc_root = proc_root
+        self.ticks_per_s = ticks_per_s or float(os.sysconf("SC_CLK_TCK"))
+        self.page_size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._mem_total = self._read_mem_total()
+
+    @staticmethod
+    def available(proc_root: Path = Path("/proc")) -> bool:
+        return (proc_root / "stat").is_file()
+
+    def snapshot(self) -> HostSnapshot:
+        busy_s, total_s, n_cpus = self._read_stat()
+        tree = self._tree()
+        tree_cpu_s = 0.0
+        rss = 0
+        for fields in tree.values():
+            # fields start at the one after "(comm)": index 0 = state (field 3 in proc(5)).
+            utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
+            tree_cpu_s += ticks_to_s(utime + stime + cutime + cstime, self.ticks_per_s)
+            rss += int(fields[21]) * self.page_size
+        return HostSnapshot(
+            t_s=time.monotonic(),
+            cpu_busy_s=busy_s,
+            cpu_total_s=total_s,
+            tree_cpu_s=tree_cpu_s,
+            tree_pids=frozenset(tree),
+            tree_rss_bytes=rss,
+            mem_total_bytes=self._mem_total,
+            logical_cpus=n_cpus,
+            net_bytes=self._read_net(),
+        )
+
+    def _read_stat(self) -> tuple[float, float, int]:
+        text = (self.proc_root / "stat").read_text()
+        n_cpus = 0
+        busy_s = total_s = 0.0
+        for line in text.splitlines():
+            if line.startswith("cpu "):
+                values = [int(v) for v in line.split()[1:]]
+                # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+                idle = values[3] + (values[4] if len(values) > 4 else 0)
+                total = sum(values[:8])
+                busy_s = ticks_to_s(total - idle, self.ticks_per_s)
+                total_s = ticks_to_s(total, self.ticks_per_s)
+            elif line.startswith("cpu"):
+                n_cpus += 1
+        return busy_s, total_s, max(1, n_cpus)
+
+    def _read_mem_total(self) -> int:
+        try:
+            for line in (self.proc_root / "meminfo").read_text().splitlines():
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _read_net(self) -> int:
+        try:
+            lines = (self.proc_root / "net" / "dev").read_text().splitlines()[2:]
+        except OSError:
+            return 0
+        total = 0
+        for line in lines:
+            iface, _, rest = line.partition(":")
+            if iface.strip().startswith(_LOOPBACK_PREFIXES):
+                continue
+            cols = rest.split()
+            if len(cols) >= 9:
+                total += int(cols[0]) + int(cols[8])
+        return total
+
+    def _stat_fields(self, pid: int) -> list[str] | None:
+        try:
+            text = (self.proc_root / str(pid) / "stat").read_text()
+        except OSError:  # the process exited between listing and reading
+            return None
+        # comm may contain spaces and parentheses: split after the last ')'.
+        return text[text.rfind(")") + 2 :].split()
+
+    def _tree(self) -> dict[int, list[str]]:
+        """pid → stat fields for the root and all its live descendants."""
+        parents: dict[int, list[int]] = {}
+        stats: dict[int, list[str]] = {}
+        for pid in _pids(self.proc_root):
+            fields = self._stat_fields(pid)
+            if fields is None:
+                continue
+            stats[pid] = fields
+            parents.setdefault(int(fields[1]), []).append(pid)
+        tree: dict[int, list[str]] = {}
+        stack = [self.root_pid]
+        while stack:
+            pid = stack.pop()
+            if pid in tree or pid not in stats:
+                continue
+            tree[pid] = stats[pid]
+            stack.extend(parents.get(pid, ()))
+        return tree
+
+
+def _pids(proc_root: Path) -> Iterable[int]:
+    try:
+        names = os.listdir(proc_root)
+    except OSError:
+        return []
+    return [int(n) for n in names if n.isdigit()]
+
+
+class PsutilHost:
+    """The same snapshot from psutil, for systems without ``/proc`` (macOS, Windows)."""
+
+    def __init__(self, root_pid: int) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self.root_pid = root_pid
+        self._root = psutil.Process(root_pid)
+        self._n_cpus = psutil.cpu_count() or 1
+        self._mem_total = int(psutil.virtual_memory().total)
+
+    def snapshot(self) -> HostSnapshot:
+        psutil = self._psutil
+        times = psutil.cpu_times()
+        total = sum(getattr(times, f) for f in ("user", "nice", "system", "idle", "iowait", "irq", "softirq",
+                                                  "steal") if hasattr(times, f))
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        members = []
+        try:
+            members = [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            members = []
+        tree_cpu = 0.0
+        rss = 0
+        pids = set()
+        for proc in members:
+            try:
+                with proc.oneshot():
+                    t = proc.cpu_times()
+                    tree_cpu += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(
+                        t, "children_system", 0.0
+                    )
+                    rss += proc.memory_info().rss
+                    pids.add(proc.pid)
+            except psutil.Error:
+                continue
+        net = 0
+        try:
+            for iface, counters in psutil.net_io_counters(pernic=True).items():
+                if not iface.startswith(_LOOPBACK_PREFIXES):
+                    net += counters.bytes_recv + counters.bytes_sent
+        except (OSError, AttributeError):
+            net = 0
+        return HostSnapshot(
+            t_s=time.monotonic(),
+            cpu_busy_s=total - idle,
+            cpu_total_s=total,
+            tree_cpu_s=tree_cpu,
+            tree_pids=frozenset(pids),
+            tree_rss_bytes=rss,
+            mem_total_bytes=self._mem_total,
+            logical_cpus=self._n_cpus,
+            net_bytes=net,
+        )
+
+
+def open_host(root_pid: int, proc_root: Path = Path("/proc")) -> HostReader:
+    """The fastest reader that works here."""
+    if ProcfsHost.available(proc_root):
+        return ProcfsHost(root_pid, proc_root)
+    return PsutilHost(root_pid)

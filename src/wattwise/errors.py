@@ -1,0 +1,59 @@
+"""The one exception tree of wattwise.
+
+Every error the library raises on purpose derives from :class:`WattwiseError`, and its message is one line that
+says what went wrong and what to do about it. The CLI prints that line and exits non-zero.
+
+    WattwiseError
+    ├── ConfigError              a setting, config-file key, environment variable or flag is invalid
+    │   └── UnknownRegionError   a region that no packaged table knows (lists the closest names)
+    ├── DeviceError              a power source failed while it was being read
+    ├── StoreError               the run store cannot be opened, read or written
+    │   └── RunNotFoundError     no stored run matches the id or prefix
+    ├── TrackerStateError        the tracker was used out of order (stop before start, window never opened)
+    └── CommandError             `wattwise run` could not start the command (not found, not executable)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CommandError",
+    "ConfigError",
+    "DeviceError",
+    "RunNotFoundError",
+    "StoreError",
+    "TrackerStateError",
+    "UnknownRegionError",
+    "WattwiseError",
+]
+
+
+class WattwiseError(Exception):
+    """Root of every error wattwise raises on purpose."""
+
+
+class ConfigError(WattwiseError):
+    """A setting (argument, environment variable, config-file key or CLI flag) is invalid."""
+
+
+class UnknownRegionError(ConfigError):
+    """The region is not in any packaged table; the message lists the closest valid names."""
+
+
+class DeviceError(WattwiseError):
+    """A power source failed while being read (the message names the source and the cause)."""
+
+
+class StoreError(WattwiseError):
+    """The run store cannot be opened, read or written."""
+
+
+class RunNotFoundError(StoreError):
+    """No stored run matches the given id, prefix or alias."""
+
+
+class TrackerStateError(WattwiseError):
+    """The tracker's methods were called out of order."""
+
+
+class CommandError(WattwiseError):
+    """The command given to ``wattwise run`` could not be started."""

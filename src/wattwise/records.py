@@ -1,0 +1,266 @@
+"""Frozen records shared by every layer: the tracker writes them, the store keeps them, reports read them.
+
+A :class:`Run` is the unit users see. It carries the energy per component (``components``), per named window
+(``windows``), the emissions and where every number came from (``source``/``method``/``detail`` per component,
+``intensity_source`` for the grid figure). ``Run.to_dict()`` is the JSON users get from
+``wattwise runs show --json``; ``Run.from_dict`` reads it back, so a stored run survives a round trip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+RunStatus = Literal["running", "complete", "incomplete", "failed"]
+SourceKind = Literal["measured", "estimated"]
+Attribution = Literal["process", "machine"]
+
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "complete", "incomplete", "failed")
+SCHEMA_VERSION = 1
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentEnergy:
+    """Energy of one power channel over a run or window.
+
+    ``energy_j`` is what the totals use (the share attributed to the measured processes, or the whole machine,
+    per the run's ``attribution``); ``machine_energy_j`` is what the channel drew in all. ``in_total`` is false for
+    channels that overlap others (RAPL ``core`` is inside ``package``; ``psys`` covers the whole SoC).
+    ``low_j``/``high_j`` bound an estimated channel from the stated range of its model; for a measured channel
+    they equal ``energy_j``.
+    """
+
+    name: str
+    component: str
+    energy_j: float
+    machine_energy_j: float
+    source: SourceKind
+    method: str
+    detail: str = ""
+    in_total: bool = True
+    low_j: float | None = None
+    high_j: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ComponentEnergy:
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRecord:
+    """A named, possibly nested, span inside a run (``t.window("epoch-3")``)."""
+
+    name: str
+    started_at: datetime
+    duration_s: float
+    energy_j: float
+    co2e_g: float
+    components: dict[str, float] = field(default_factory=dict)
+    parent: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "parent": self.parent,
+            "started_at": _iso(self.started_at),
+            "duration_s": self.duration_s,
+            "energy_j": self.energy_j,
+            "co2e_g": self.co2e_g,
+            "components": dict(self.components),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowRecord:
+        started = _parse_iso(data["started_at"])
+        assert started is not None
+        return cls(
+            name=data["name"],
+            parent=data.get("parent"),
+            started_at=started,
+            duration_s=float(data["duration_s"]),
+            energy_j=float(data["energy_j"]),
+            co2e_g=float(data["co2e_g"]),
+            components={str(k): float(v) for k, v in data.get("components", {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A point figure with the low and high ends of its stated range."""
+
+    value: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"value": self.value, "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Range:
+        return cls(value=float(data["value"]), low=float(data["low"]), high=float(data["high"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """The whole run's footprint predicted from the epochs seen so far (carbontracker-style)."""
+
+    epochs_done: int
+    epochs_planned: int
+    energy_j: Range
+    duration_s: Range
+    co2e_g: Range
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs_done": self.epochs_done,
+            "epochs_planned": self.epochs_planned,
+            "energy_j": self.energy_j.to_dict(),
+            "duration_s": self.duration_s.to_dict(),
+            "co2e_g": self.co2e_g.to_dict(),
+            "method": self.method,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Prediction:
+        return cls(
+            epochs_done=int(data["epochs_done"]),
+            epochs_planned=int(data["epochs_planned"]),
+            energy_j=Range.from_dict(data["energy_j"]),
+            duration_s=Range.from_dict(data["duration_s"]),
+            co2e_g=Range.from_dict(data["co2e_g"]),
+            method=str(data["method"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Power of one channel over one sampling interval, ending ``t_s`` seconds after the run started."""
+
+    t_s: float
+    channel: str
+    power_w: float
+    energy_j: float  # cumulative energy of the channel since the run started (the totals' attribution)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One measured run: the record every later layer (reports, scheduler, dashboard, stores) reads."""
+
+    id: str
+    name: str
+    status: RunStatus
+    started_at: datetime
+    duration_s: float
+    energy_j: float
+    machine_energy_j: float
+    co2e_g: float
+    region: str
+    intensity_g_per_kwh: float
+    intensity_source: str
+    pue: float
+    attribution: Attribution
+    components: tuple[ComponentEnergy, ...] = ()
+    windows: tuple[WindowRecord, ...] = ()
+    prediction: Prediction | None = None
+    ended_at: datetime | None = None
+    command: tuple[str, ...] | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    host: str = ""
+    pid: int = 0
+    notes: tuple[str, ...] = ()
+    wattwise_version: str = ""
+
+    @property
+    def source(self) -> Literal["measured", "estimated", "mixed", "none"]:
+        """Whether the total rests on counters, on models, or on both."""
+        kinds = {c.source for c in self.components if c.in_total and c.energy_j > 0}
+        if not kinds:
+            return "none"
+        if len(kinds) == 2:
+            return "mixed"
+        return "measured" if kinds == {"measured"} else "estimated"
+
+    def replace(self, **changes: Any) -> Run:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "duration_s": self.duration_s,
+            "energy_j": self.energy_j,
+            "machine_energy_j": self.machine_energy_j,
+            "co2e_g": self.co2e_g,
+            "source": self.source,
+            "region": self.region,
+            "intensity_g_per_kwh": self.intensity_g_per_kwh,
+            "intensity_source": self.intensity_source,
+            "pue": self.pue,
+            "attribution": self.attribution,
+            "components": [c.to_dict() for c in self.components],
+            "windows": [w.to_dict() for w in self.windows],
+            "prediction": None if self.prediction is None else self.prediction.to_dict(),
+            "command": None if self.command is None else list(self.command),
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "host": self.host,
+            "pid": self.pid,
+            "notes": list(self.notes),
+            "wattwise_version": self.wattwise_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        started = _parse_iso(data["started_at"])
+        assert started is not None
+        prediction = data.get("prediction")
+        command = data.get("command")
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            status=data["status"],
+            started_at=started,
+            ended_at=_parse_iso(data.get("ended_at")),
+            duration_s=float(data["duration_s"]),
+            energy_j=float(data["energy_j"]),
+            machine_energy_j=float(data.get("machine_energy_j", data["energy_j"])),
+            co2e_g=float(data["co2e_g"]),
+            region=str(data["region"]),
+            intensity_g_per_kwh=float(data["intensity_g_per_kwh"]),
+            intensity_source=str(data.get("intensity_source", "")),
+            pue=float(data["pue"]),
+            attribution=data.get("attribution", "process"),
+            components=tuple(ComponentEnergy.from_dict(c) for c in data.get("components", [])),
+            windows=tuple(WindowRecord.from_dict(w) for w in data.get("windows", [])),
+            prediction=None if prediction is None else Prediction.from_dict(prediction),
+            command=None if command is None else tuple(str(a) for a in command),
+            exit_code=data.get("exit_code"),
+            error=data.get("error"),
+            host=str(data.get("host", "")),
+            pid=int(data.get("pid", 0)),
+            notes=tuple(str(n) for n in data.get("notes", [])),
+            wattwise_version=str(data.get("wattwise_version", "")),
+        )
