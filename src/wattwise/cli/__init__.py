@@ -1,0 +1,1 @@
+"""The ``wattwise`` command line: thin commands over the library."""

@@ -1,0 +1,36 @@
+"""Flags shared by commands, turned into one Settings object."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from wattwise.config import Settings
+
+
+def add_settings_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("measurement settings (override config file and WATTWISE_* environment)")
+    g.add_argument("--region", help="ISO country code of the grid (default: world average, said so)")
+    g.add_argument("--pue", type=float, help="power usage effectiveness of the facility (default 1.0)")
+    g.add_argument("--interval", dest="interval_s", type=float, metavar="SECONDS", help="sampling period (1.0)")
+    g.add_argument("--attribution", choices=["process", "machine"], help="what the totals count (process)")
+    g.add_argument("--db", help="run store URL, e.g. sqlite:///runs.db (default under WATTWISE_HOME)")
+    g.add_argument("--no-gpu", dest="gpu", action="store_false", default=None, help="do not read NVIDIA GPUs")
+    g.add_argument("--no-network", dest="network", action="store_false", default=None,
+                   help="do not count network transfer")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for key in ("region", "pue", "interval_s", "attribution", "db", "gpu", "network"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    if overrides.get("interval_s") is not None:
+        # keep flush_s valid when a long interval is asked for on the command line
+        overrides.setdefault("flush_s", max(5.0, min(10.0, overrides["interval_s"])))
+    return Settings.load(overrides)
+
+
+def db_only_settings(args: argparse.Namespace) -> Settings:
+    return Settings.load({"db": getattr(args, "db", None)})

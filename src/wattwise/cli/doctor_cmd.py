@@ -1,0 +1,100 @@
+"""``wattwise doctor``: what can be measured here, what cannot, why, and how to fix it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from wattwise.errors import WattwiseError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("doctor", help="list each power source, whether it works here, and how to fix it")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--regions", action="store_true", help="list the region codes the packaged table knows")
+    p.set_defaults(handler=handle)
+
+
+def _settings_report() -> dict[str, Any]:
+    """Settings, grid figure and store, each with the problem instead of a traceback when it is broken."""
+    from wattwise.carbon.static import StaticIntensityTable
+    from wattwise.config import Settings
+    from wattwise.store import open_store
+
+    report: dict[str, Any] = {}
+    try:
+        settings = Settings.load()
+    except WattwiseError as exc:
+        return {"settings_error": str(exc)}
+    report["settings"] = {"attribution": settings.attribution, "pue": settings.pue, "interval_s": settings.interval_s}
+    try:
+        grid = StaticIntensityTable().lookup(settings.region)
+        report["grid"] = {"region": grid.region, "intensity_g_per_kwh": round(grid.intensity_g_per_kwh, 1),
+                          "source": grid.source, "note": grid.note}
+    except WattwiseError as exc:
+        report["grid_error"] = str(exc)
+    report["store"] = {"url": settings.db_url}
+    try:
+        with open_store(settings.db_url) as store:
+            store.list_runs(limit=1)
+        report["store"]["ok"] = True
+    except WattwiseError as exc:
+        report["store"].update(ok=False, error=str(exc))
+    return report
+
+
+def handle(args: argparse.Namespace) -> int:
+    from wattwise.config import Settings
+    from wattwise.devices import probe_all
+
+    if args.regions:
+        from wattwise.carbon.static import StaticIntensityTable
+
+        print(" ".join(StaticIntensityTable().regions()))
+        return 0
+    try:
+        settings = Settings.load()
+    except WattwiseError:
+        settings = Settings()
+    probes = probe_all(settings)
+    extra = _settings_report()
+    if args.json:
+        data = {
+            "sources": [
+                {"source": p.source, "available": p.available, "summary": p.summary, "fix": p.fix,
+                 "channels": [{"name": c.name, "source": c.source, "method": c.method} for c in p.channels]}
+                for p in probes
+            ],
+            **extra,
+        }
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(box=None, header_style="bold", pad_edge=False, show_lines=False)
+    table.add_column("source")
+    table.add_column("here")
+    table.add_column("what it found / how to fix", overflow="fold")
+    for p in probes:
+        mark = "[green]yes[/green]" if p.available else "[yellow]no[/yellow]"
+        text = p.summary + (f"\n[bold]fix:[/bold] {p.fix}" if p.fix else "")
+        table.add_row(p.source, mark, text)
+    console.print(table)
+    for key in ("settings_error", "grid_error"):
+        if key in extra:
+            console.print(f"[red]{extra[key]}[/red]")
+    if "grid" in extra:
+        g = extra["grid"]
+        console.print(f"grid: {g['region']} {g['intensity_g_per_kwh']} g/kWh ({g['source']})")
+        if g["note"]:
+            console.print(f"[yellow]note:[/yellow] {g['note']}")
+    store = extra.get("store", {})
+    if store:
+        state = "[green]ok[/green]" if store.get("ok") else f"[red]{store.get('error')}[/red]"
+        console.print(f"store: {store['url']} {state}")
+    return 0

@@ -1,0 +1,62 @@
+"""Entry point: parses arguments and dispatches to one small function per command.
+
+Every error wattwise raises on purpose becomes one line on stderr (``wattwise: error: ...``) and a non-zero
+exit code: 2 for bad input (flags, settings, region, store URL), 1 for other failures, 127/126 when ``run``
+cannot find or execute the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from wattwise import __version__
+from wattwise.errors import CommandError, ConfigError, RunNotFoundError, WattwiseError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that says where to look."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wattwise.cli import doctor_cmd, run_cmd, runs_cmd
+
+    parser = _Parser(prog="wattwise", description="Measure the energy and carbon of code, commands and runs.")
+    parser.add_argument("--version", action="version", version=f"wattwise {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run_cmd.add_parser(sub)
+    doctor_cmd.add_parser(sub)
+    runs_cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.handler(args)
+    except CommandError as exc:
+        print(f"wattwise: error: {exc}", file=sys.stderr)
+        return 127 if "not found" in str(exc) else 126
+    except (ConfigError, RunNotFoundError) as exc:
+        print(f"wattwise: error: {exc}", file=sys.stderr)
+        return 2
+    except WattwiseError as exc:
+        print(f"wattwise: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `wattwise runs export | head`
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

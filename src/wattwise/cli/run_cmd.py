@@ -1,0 +1,64 @@
+"""``wattwise run [options] -- COMMAND [ARGS...]``"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from wattwise.cli.common import add_settings_flags, settings_from_args
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a command and measure it and its child processes",
+        description="Run COMMAND, measure it and every process it starts until they exit, store the run and "
+        "print a summary. Exits with the command's own exit code.",
+    )
+    p.add_argument("--name", help="name of the run (default: the command's name)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no live panel and no summary")
+    p.add_argument("--json", action="store_true", help="print the stored run as JSON on stdout at the end")
+    add_settings_flags(p)
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="the command to run")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from wattwise.measure.runner import resolve_command, run_command
+    from wattwise.measure.tracker import Tracker
+    from wattwise.report.terminal import live_panel, run_summary
+
+    argv = list(args.cmd)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    resolve_command(argv)  # a missing command fails before anything is measured or stored
+    settings = settings_from_args(args)
+    name = args.name or argv[0].rsplit("/", 1)[-1]
+    tracker = Tracker(name, settings=settings, command=argv)
+    console = Console(stderr=True)
+    live_on = not args.quiet and console.is_terminal
+    if not live_on:
+        result = run_command(argv, tracker)
+    else:
+        from rich.live import Live
+
+        with Live(console=console, refresh_per_second=2, transient=True) as live:
+
+            def refresh() -> None:
+                if tracker.running and tracker.run_id is not None:
+                    live.update(live_panel(name, tracker.run_id, tracker.live_status()))
+
+            def write(text: str) -> None:
+                live.console.out(text, end="", highlight=False)
+
+            result = run_command(argv, tracker, output=write, on_tick=refresh)
+    if not args.quiet:
+        console.print(run_summary(result.run))
+    if args.json:
+        json.dump(result.run.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return result.exit_code

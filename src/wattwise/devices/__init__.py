@@ -1,0 +1,86 @@
+"""Power sources and their discovery: which sources measure this machine, and what ``doctor`` says of each.
+
+Rules that keep totals honest:
+- a hardware counter beats a model: RAPL package energy replaces the CPU model, RAPL DRAM the memory model;
+- a source that is absent is not an error (most machines have no NVIDIA GPU); a source the user asked for
+  explicitly (``gpu_indices``) that cannot be opened is;
+- every fallback leaves a note in the run record, so an estimate is never mistaken for a measurement.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from wattwise.config import Settings
+from wattwise.devices.base import PowerSource, ProbeResult
+from wattwise.errors import ConfigError, DeviceError
+
+
+@dataclass
+class Discovery:
+    sources: list[PowerSource] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discovery:
+    """Open every power source that works here, preferring counters over models."""
+    from wattwise.devices.cpu_model import CpuModelSource
+    from wattwise.devices.memory_model import MemoryModelSource
+    from wattwise.devices.network import NetworkSource
+    from wattwise.devices.rapl import RaplSource
+
+    env = os.environ if env is None else env
+    found = Discovery()
+    if settings.gpu:
+        from wattwise.devices.nvml import open_nvml
+
+        try:
+            gpu = open_nvml(settings.gpu_indices, env)
+        except DeviceError as exc:
+            if settings.gpu_indices is not None:
+                raise ConfigError(f"gpu_indices={list(settings.gpu_indices)} was set but {exc}") from exc
+            found.notes.append(f"GPU not measured: {exc}")
+            gpu = None
+        if gpu is not None:
+            found.sources.append(gpu)
+        elif settings.gpu_indices:
+            raise ConfigError(
+                f"gpu_indices={list(settings.gpu_indices)} was set but no NVIDIA GPU is visible; "
+                "run `wattwise doctor`"
+            )
+
+    rapl: RaplSource | None = None
+    try:
+        rapl = RaplSource.open(settings.rapl_root)
+    except DeviceError as exc:
+        found.notes.append(f"CPU energy estimated from a model: {exc}")
+    components = {ch.component for ch in rapl.channels()} if rapl is not None else set()
+    if rapl is not None:
+        found.sources.append(rapl)
+    if "cpu" not in components:
+        found.sources.append(CpuModelSource.open(settings.proc_root, tdp_w=settings.cpu_tdp_w))
+    if "dram" not in components:
+        found.sources.append(MemoryModelSource(settings.memory_w_per_gb))
+    if settings.network:
+        found.sources.append(NetworkSource(settings.network_kwh_per_gb))
+    return found
+
+
+def probe_all(settings: Settings, env: Mapping[str, str] | None = None) -> list[ProbeResult]:
+    """What ``wattwise doctor`` reports: each source, whether it works here, and how to fix it if not."""
+    from wattwise.devices.cpu_model import probe_cpu_model
+    from wattwise.devices.memory_model import probe_memory_model
+    from wattwise.devices.network import probe_network
+    from wattwise.devices.nvml import probe_nvml
+    from wattwise.devices.rapl import probe_rapl
+
+    env = os.environ if env is None else env
+    return [
+        probe_nvml(env=env),
+        probe_rapl(settings.rapl_root),
+        probe_cpu_model(settings.proc_root, tdp_w=settings.cpu_tdp_w),
+        probe_memory_model(settings.memory_w_per_gb),
+        probe_network(settings.network_kwh_per_gb),
+    ]

@@ -1,0 +1,187 @@
+"""``wattwise run -- COMMAND``: run a command, measure it and its children until they exit, keep the record.
+
+The tracker measures this process's tree, which holds the command and everything it starts. Signals: SIGTERM,
+SIGHUP and SIGQUIT sent to wattwise are forwarded to the command. Ctrl-C in a terminal already reaches the
+command (same foreground process group), so it is not sent twice; a SIGINT from elsewhere is forwarded. A third
+interrupt kills the command. However the command ends, the run is stored (``incomplete`` when interrupted or
+killed by a signal, ``failed`` on a non-zero exit), and wattwise exits with the command's own code (128 + N for
+a command killed by signal N, as shells do).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import IO, TYPE_CHECKING
+
+from wattwise.errors import CommandError
+
+if TYPE_CHECKING:
+    from wattwise.measure.tracker import Tracker
+    from wattwise.records import Run
+
+_FORWARDED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)
+)
+
+
+def resolve_command(argv: Sequence[str]) -> str:
+    """The executable ``argv[0]`` names, or a CommandError that says what to check."""
+    if not argv:
+        raise CommandError("no command given; usage: wattwise run [options] -- COMMAND [ARGS...]")
+    program = argv[0]
+    if os.sep in program or (os.altsep and os.altsep in program):
+        if not os.path.exists(program):
+            raise CommandError(f"command not found: {program} (no such file)")
+        if os.path.isdir(program) or not os.access(program, os.X_OK):
+            raise CommandError(f"cannot execute {program}: not an executable file (chmod +x it?)")
+        return program
+    found = shutil.which(program)
+    if found is None:
+        raise CommandError(f"command not found: {program} (check the spelling, or that it is on PATH)")
+    return found
+
+
+def _terminal_delivers_sigint() -> bool:
+    """True when we are the terminal's foreground process group: Ctrl-C then reaches the command directly."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _Signals:
+    """Forwards signals to the child; counts interrupts."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    sigint_from_terminal: bool = False
+    received: list[int] = field(default_factory=list)
+    _previous: dict[int, object] = field(default_factory=dict)
+
+    def install(self) -> None:
+        for signum in _FORWARDED:
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        if len(self.received) >= 3:
+            proc.kill()
+        elif not (signum == signal.SIGINT and self.sigint_from_terminal):
+            proc.send_signal(signum)
+
+
+def _relay(fd: int, write: Callable[[str], None]) -> None:
+    """Copy a pty's output to ``write`` line by line, keeping what a terminal shows after carriage returns."""
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            write(line.rsplit(b"\r", 1)[-1].decode(errors="replace") + "\n")
+    if pending:
+        write(pending.rsplit(b"\r", 1)[-1].decode(errors="replace") + "\n")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    run: Run
+
+
+def run_command(
+    argv: Sequence[str],
+    tracker: Tracker,
+    *,
+    output: Callable[[str], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+    tick_s: float = 0.5,
+) -> CommandResult:
+    """Run ``argv`` under ``tracker`` (not yet started). ``output`` set: the command writes to a pty whose
+    lines go to ``output`` (for the live panel); otherwise it inherits this process's stdout and stderr."""
+    executable = resolve_command(argv)
+    tracker.start()
+    signals = _Signals(sigint_from_terminal=_terminal_delivers_sigint())
+    signals.install()
+    relay: threading.Thread | None = None
+    master = -1
+    try:
+        try:
+            if output is not None:
+                import pty
+
+                master, slave = pty.openpty()
+                try:
+                    proc = subprocess.Popen([executable, *argv[1:]], stdout=slave, stderr=slave)
+                finally:
+                    os.close(slave)
+                relay = threading.Thread(target=_relay, args=(master, output), daemon=True)
+                relay.start()
+            else:
+                proc = subprocess.Popen([executable, *argv[1:]])
+        except OSError as exc:
+            run = tracker.stop("failed", error=f"could not start {argv[0]}: {exc.strerror}", exit_code=126)
+            raise CommandError(f"cannot execute {argv[0]}: {exc.strerror} (run {run.id} recorded as failed)") from exc
+        signals.proc = proc
+        while True:
+            try:
+                proc.wait(timeout=tick_s)
+                break
+            except subprocess.TimeoutExpired:
+                if on_tick is not None:
+                    on_tick()
+        if relay is not None:
+            relay.join(timeout=2.0)
+    finally:
+        signals.restore()
+        if master >= 0:
+            os.close(master)
+    code = proc.returncode
+    exit_code = 128 - code if code < 0 else code
+    if code < 0:
+        name = signal.Signals(-code).name
+        run = tracker.stop("incomplete", error=f"command killed by {name}", exit_code=exit_code)
+    elif signals.received:
+        names = ", ".join(dict.fromkeys(signal.Signals(s).name for s in signals.received))
+        run = tracker.stop("incomplete", error=f"interrupted by {names}", exit_code=exit_code)
+    elif code != 0:
+        run = tracker.stop("failed", error=f"command exited with code {code}", exit_code=exit_code)
+    else:
+        run = tracker.stop("complete", exit_code=0)
+    return CommandResult(exit_code=exit_code, run=run)
+
+
+def stderr_writer(stream: IO[str] | None = None) -> Callable[[str], None]:
+    target = stream or sys.stderr
+
+    def write(text: str) -> None:
+        target.write(text)
+        target.flush()
+
+    return write

@@ -1,0 +1,478 @@
+"""The tracker: one run, measured from ``start()`` to ``stop()``, with named nested windows and epochs.
+
+Use it as a context manager, a decorator or with explicit calls — all three go through the same code::
+
+    with wattwise.track("train", epochs=10) as t:
+        for epoch in range(10):
+            with t.window("forward"):
+                ...
+            t.epoch_end()
+    print(t.result.energy_j)
+
+Counters are read at every boundary (start, stop, window and epoch edges), so windows are exact however short;
+a background thread reads them every ``interval_s`` for the time series, the live panel and the checkpoint that
+reaches the store at least every ``flush_s`` seconds (a crash loses at most that much of the series).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import secrets
+import socket
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from wattwise.config import Settings
+from wattwise.errors import StoreError, TrackerStateError
+from wattwise.measure import accounting
+from wattwise.measure.accounting import Carbon
+from wattwise.measure.meters import MeterSet, Reading
+from wattwise.measure.prediction import predict
+from wattwise.records import Attribution, Prediction, Run, RunStatus, Sample, WindowRecord
+
+if TYPE_CHECKING:
+    from wattwise.devices.base import PowerSource
+    from wattwise.devices.host import HostReader
+    from wattwise.store.base import RunStore
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStatus:
+    """What the live panel shows; computed from the sampler's last readings, without touching hardware."""
+
+    elapsed_s: float
+    power_w: dict[str, float]  # per component kind (gpu, cpu, dram, memory, network)
+    energy_j: float
+    co2e_g: float
+    source: str
+    prediction: Prediction | None
+    failures: dict[str, str]
+
+
+def _new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+class Tracker:
+    """Measures one run. Build it with :func:`wattwise.track`; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        settings: Settings | None = None,
+        epochs: int | None = None,
+        store: RunStore | None = None,
+        sources: Sequence[PowerSource] | None = None,
+        host: HostReader | None = None,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        self.name = name or "run"
+        self.settings = settings if settings is not None else Settings.load()
+        self.epochs_planned = epochs if epochs is not None else self.settings.epochs
+        self.command = tuple(command) if command is not None else None
+        self._store = store
+        self._owns_store = store is None
+        self._sources = sources
+        self._host = host
+        self.result: Run | None = None
+        self.run_id: str | None = None
+        self._meters: MeterSet | None = None
+        self._carbon: Carbon | None = None
+        self._origin: Reading | None = None
+        self._last: Reading | None = None
+        self._previous: Reading | None = None
+        self._started_at: datetime | None = None
+        self._notes: list[str] = []
+        self._lock = threading.Lock()
+        self._buffer: list[Sample] = []
+        self._last_flush_t = 0.0
+        self._store_failed = False
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        self._open_windows: dict[str, Reading] = {}
+        self._window_order: list[str] = []
+        self._window_parents: dict[str, str | None] = {}
+        self._window_started: dict[str, datetime] = {}
+        self._windows: list[WindowRecord] = []
+        self._epoch_mark: Reading | None = None
+        self._epoch_energy_j: list[float] = []
+        self._epoch_duration_s: list[float] = []
+        self._prediction: Prediction | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @property
+    def attribution(self) -> Attribution:
+        return "machine" if self.settings.attribution == "machine" else "process"
+
+    @property
+    def running(self) -> bool:
+        return self._origin is not None and self.result is None
+
+    def start(self) -> Tracker:
+        if self._origin is not None:
+            raise TrackerStateError("tracker already started; build a new one with wattwise.track() for a new run")
+        self._carbon = self._resolve_carbon()  # bad region fails here, before anything is opened
+        if self._store is None:
+            from wattwise.store import open_store
+
+            self._store = open_store(self.settings.db_url)
+        try:
+            sources = self._sources
+            if sources is None:
+                from wattwise.devices import discover
+
+                found = discover(self.settings)
+                sources = found.sources
+                self._notes.extend(found.notes)
+            host = self._host
+            if host is None:
+                from wattwise.devices.host import open_host
+
+                host = open_host(os.getpid(), self.settings.proc_root)
+            self._meters = MeterSet(host, sources)
+            self._started_at = datetime.now(UTC)
+            self._origin = self._last = self._previous = self._epoch_mark = self._meters.read()
+            self.run_id = _new_run_id(self._started_at)
+            self._store.begin(self._record("running", self._origin))
+        except BaseException:
+            self._abort()
+            raise
+        self._last_flush_t = self._origin.t_s
+        self._thread = threading.Thread(target=self._loop, name=f"wattwise-sampler-{self.run_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, status: RunStatus | None = None, *, error: str | None = None, exit_code: int | None = None) -> Run:
+        """End the run, store its final record and return it. ``status`` defaults to ``complete``."""
+        if self._origin is None or self._meters is None:
+            raise TrackerStateError("tracker.stop() called before start(); use `with wattwise.track(...)`")
+        if self.result is not None:
+            return self.result
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join()
+        final = self._meters.read()
+        with self._lock:
+            self._buffer.extend(self._interval_samples(self._last, final))
+            self._previous, self._last = self._last, final
+            for name in reversed(list(self._window_order)):
+                self._close_window(name, final, note=" (closed at stop)")
+        failures = self._meters.failures
+        for source_name, message in failures.items():
+            self._notes.append(f"{source_name} stopped reporting during the run: {message}; energy up to then kept")
+        run = self._record(status or "complete", final, ended=True, error=error, exit_code=exit_code)
+        self.result = run
+        try:
+            self._flush(run)
+        finally:
+            self._meters.close()
+            if self._owns_store and self._store is not None:
+                self._store.close()
+        if self._thread_error is not None:
+            raise self._thread_error
+        return run
+
+    def _abort(self) -> None:
+        if self._meters is not None:
+            self._meters.close()
+        elif self._sources is not None:
+            for source in self._sources:
+                source.close()
+        if self._owns_store and self._store is not None:
+            self._store.close()
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.stop("complete")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.stop("incomplete", error="interrupted (KeyboardInterrupt)")
+        else:
+            self.stop("failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Use as a decorator: every call of ``func`` is measured as a run of its own."""
+        name = self.name if self.name != "run" else func.__qualname__
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            tracker = Tracker(name, settings=self.settings, epochs=self.epochs_planned)
+            with tracker:
+                value = func(*args, **kwargs)
+            wrapper.last_run = tracker.result  # type: ignore[attr-defined]
+            return value
+
+        wrapper.last_run = None  # type: ignore[attr-defined]
+        return wrapper
+
+    # -- windows and epochs ----------------------------------------------------------------------------------
+
+    def begin_window(self, name: str) -> None:
+        meters = self._require_running()
+        reading = meters.read()
+        with self._lock:
+            if name in self._open_windows:
+                raise TrackerStateError(f"window {name!r} is already open; end it first or use another name")
+            self._window_parents[name] = self._window_order[-1] if self._window_order else None
+            self._open_windows[name] = reading
+            self._window_order.append(name)
+            self._window_started[name] = datetime.now(UTC)
+
+    def end_window(self, name: str) -> WindowRecord:
+        meters = self._require_running()
+        reading = meters.read()
+        with self._lock:
+            if name not in self._open_windows:
+                raise TrackerStateError(f"window {name!r} was never opened (open windows: {self._window_order})")
+            return self._close_window(name, reading)
+
+    @contextlib.contextmanager
+    def window(self, name: str) -> Iterator[None]:
+        """A named span inside the run; windows nest (the innermost open window is the parent)."""
+        self.begin_window(name)
+        try:
+            yield
+        finally:
+            if self.running and name in self._open_windows:
+                self.end_window(name)
+
+    def epoch_end(self) -> WindowRecord:
+        """Mark the end of an epoch: records window ``epoch-N`` and updates the prediction of the whole run."""
+        meters = self._require_running()
+        reading = meters.read()
+        carbon = self._require_carbon()
+        with self._lock:
+            assert self._epoch_mark is not None and self._origin is not None
+            parts = accounting.components(meters.channels, self._epoch_mark, reading, self.attribution)
+            energy_j, _ = accounting.totals(parts)
+            duration_s = reading.t_s - self._epoch_mark.t_s
+            number = len(self._epoch_energy_j) + 1
+            record = WindowRecord(
+                name=f"epoch-{number}",
+                started_at=datetime.now(UTC) - timedelta(seconds=duration_s),
+                duration_s=duration_s,
+                energy_j=energy_j,
+                co2e_g=carbon.co2e_g(energy_j),
+                components={c.name: c.energy_j for c in parts},
+            )
+            self._windows.append(record)
+            self._epoch_energy_j.append(energy_j)
+            self._epoch_duration_s.append(duration_s)
+            self._epoch_mark = reading
+            if self.epochs_planned:
+                so_far, _ = accounting.totals(
+                    accounting.components(meters.channels, self._origin, reading, self.attribution)
+                )
+                self._prediction = predict(
+                    self._epoch_energy_j,
+                    self._epoch_duration_s,
+                    self.epochs_planned,
+                    so_far,
+                    reading.t_s - self._origin.t_s,
+                    carbon.pue,
+                    carbon.intensity_g_per_kwh,
+                )
+            return record
+
+    @property
+    def prediction(self) -> Prediction | None:
+        return self._prediction
+
+    # -- live view -------------------------------------------------------------------------------------------
+
+    def live_status(self) -> LiveStatus:
+        """Power, energy and emissions so far, from the sampler's last two readings (no hardware access)."""
+        meters = self._meters
+        if meters is None or self._origin is None:
+            raise TrackerStateError("live_status() needs a started tracker")
+        carbon = self._require_carbon()
+        with self._lock:
+            origin, previous, last = self._origin, self._previous, self._last
+            prediction = self._prediction
+        assert previous is not None and last is not None
+        power: dict[str, float] = {}
+        dt = last.t_s - previous.t_s
+        now = accounting.selected(last, self.attribution)
+        before = accounting.selected(previous, self.attribution)
+        for i, ch in enumerate(meters.channels):
+            if ch.in_total:
+                watts = max(0.0, now[i] - before[i]) / dt if dt > 0 else 0.0
+                power[ch.component] = power.get(ch.component, 0.0) + watts
+        parts = accounting.components(meters.channels, origin, last, self.attribution)
+        energy_j, _ = accounting.totals(parts)
+        kinds = {c.source for c in parts if c.in_total}
+        return LiveStatus(
+            elapsed_s=last.t_s - origin.t_s,
+            power_w=power,
+            energy_j=energy_j,
+            co2e_g=carbon.co2e_g(energy_j),
+            source="mixed" if len(kinds) > 1 else (next(iter(kinds)) if kinds else "none"),
+            prediction=prediction,
+            failures=meters.failures,
+        )
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _resolve_carbon(self) -> Carbon:
+        from wattwise.carbon.static import StaticIntensityTable
+
+        grid = StaticIntensityTable().lookup(self.settings.region)
+        if grid.note:
+            self._notes.append(grid.note)
+        return Carbon(
+            region=grid.region,
+            intensity_g_per_kwh=grid.intensity_g_per_kwh,
+            intensity_source=grid.source,
+            pue=self.settings.pue,
+        )
+
+    def _require_running(self) -> MeterSet:
+        if self._meters is None or self._origin is None:
+            raise TrackerStateError("the tracker is not running; call start() or use `with wattwise.track()`")
+        if self.result is not None:
+            raise TrackerStateError("the tracker has stopped; start a new run with wattwise.track()")
+        return self._meters
+
+    def _require_carbon(self) -> Carbon:
+        if self._carbon is None:
+            raise TrackerStateError("the tracker is not running")
+        return self._carbon
+
+    def _close_window(self, name: str, reading: Reading, note: str = "") -> WindowRecord:
+        assert self._meters is not None
+        start = self._open_windows.pop(name)
+        self._window_order.remove(name)
+        parts = accounting.components(self._meters.channels, start, reading, self.attribution)
+        energy_j, _ = accounting.totals(parts)
+        record = WindowRecord(
+            name=name + note,
+            started_at=self._window_started.pop(name),
+            duration_s=reading.t_s - start.t_s,
+            energy_j=energy_j,
+            co2e_g=self._require_carbon().co2e_g(energy_j),
+            components={c.name: c.energy_j for c in parts},
+            parent=self._window_parents.pop(name),
+        )
+        self._windows.append(record)
+        return record
+
+    def _record(
+        self,
+        status: RunStatus,
+        reading: Reading,
+        *,
+        ended: bool = False,
+        error: str | None = None,
+        exit_code: int | None = None,
+    ) -> Run:
+        assert self._meters is not None and self._origin is not None and self._started_at is not None
+        assert self.run_id is not None
+        carbon = self._require_carbon()
+        parts = accounting.components(self._meters.channels, self._origin, reading, self.attribution)
+        energy_j, machine_j = accounting.totals(parts)
+        duration_s = reading.t_s - self._origin.t_s
+        from wattwise import __version__
+
+        return Run(
+            id=self.run_id,
+            name=self.name,
+            status=status,
+            started_at=self._started_at,
+            ended_at=self._started_at + timedelta(seconds=duration_s) if ended else None,
+            duration_s=duration_s,
+            energy_j=energy_j,
+            machine_energy_j=machine_j,
+            co2e_g=carbon.co2e_g(energy_j),
+            region=carbon.region,
+            intensity_g_per_kwh=carbon.intensity_g_per_kwh,
+            intensity_source=carbon.intensity_source,
+            pue=carbon.pue,
+            attribution=self.attribution,
+            components=parts,
+            windows=tuple(self._windows),
+            prediction=self._prediction,
+            command=self.command,
+            exit_code=exit_code,
+            error=error,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            notes=tuple(dict.fromkeys(self._notes)),
+            wattwise_version=__version__,
+        )
+
+    def _interval_samples(self, previous: Reading | None, current: Reading) -> list[Sample]:
+        assert self._meters is not None and self._origin is not None
+        if previous is None:
+            return []
+        return accounting.samples(self._meters.channels, self._origin, previous, current, self.attribution)
+
+    def _loop(self) -> None:
+        assert self._meters is not None
+        interval = self.settings.interval_s
+        try:
+            while not self._stop_event.wait(interval):
+                reading = self._meters.read()
+                with self._lock:
+                    self._buffer.extend(self._interval_samples(self._last, reading))
+                    self._previous, self._last = self._last, reading
+                    due = reading.t_s - self._last_flush_t >= self.settings.flush_s
+                    checkpoint = self._record("running", reading) if due else None
+                if checkpoint is not None:
+                    self._last_flush_t = reading.t_s
+                    self._flush(checkpoint)
+        except BaseException as exc:  # surfaced by stop(); a tracker that silently stops measuring is worse
+            self._thread_error = exc
+
+    def _flush(self, run: Run) -> None:
+        """Write buffered samples and the run's record. Samples are dropped after a write, so memory stays flat."""
+        store = self._store
+        assert store is not None
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        try:
+            if batch:
+                store.append_samples(run.id, batch)
+            store.save(run)
+        except StoreError as exc:
+            if run.status == "running":
+                if not self._store_failed:
+                    self._store_failed = True
+                    warnings.warn(f"wattwise: could not write run {run.id} to the store: {exc}", stacklevel=2)
+                return
+            raise
+
+
+def track(
+    name: str | None = None,
+    *,
+    settings: Settings | None = None,
+    epochs: int | None = None,
+    **overrides: Any,
+) -> Tracker:
+    """A tracker for a code block, a function or explicit ``start()``/``stop()`` calls.
+
+    ``overrides`` are :class:`~wattwise.config.Settings` fields (``region="DE"``, ``pue=1.2``,
+    ``interval_s=0.5``…) applied on top of the config file and ``WATTWISE_*`` environment.
+    """
+    if settings is None:
+        settings = Settings.load(overrides)
+    elif overrides:
+        settings = settings.replace(**overrides)
+    return Tracker(name, settings=settings, epochs=epochs)
+
+
+__all__ = ["LiveStatus", "Tracker", "track"]

@@ -1,0 +1,159 @@
+"""Terminal summaries of runs (rich), used by ``wattwise run`` and ``wattwise runs show|list``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from wattwise.records import Run
+from wattwise.units import j_to_wh
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from wattwise.measure.tracker import LiveStatus
+
+_STATUS_STYLE = {"complete": "green", "running": "cyan", "incomplete": "yellow", "failed": "red"}
+
+
+def fmt_energy(energy_j: float) -> str:
+    if energy_j >= 3.6e6:
+        return f"{energy_j / 3.6e6:,.3f} kWh"
+    if energy_j >= 3600:
+        return f"{j_to_wh(energy_j):,.2f} Wh"
+    return f"{energy_j:,.1f} J"
+
+
+def fmt_mass_g(mass_g: float) -> str:
+    if mass_g >= 1000:
+        return f"{mass_g / 1000:,.3f} kg"
+    if mass_g >= 1:
+        return f"{mass_g:,.2f} g"
+    return f"{mass_g * 1000:,.2f} mg"
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def run_summary(run: Run) -> RenderableType:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    style = _STATUS_STYLE.get(run.status, "white")
+    head = Text.assemble(
+        ("run ", "bold"),
+        (run.id, "bold"),
+        f"  {run.name}  ",
+        (run.status, f"bold {style}"),
+        f"  {fmt_duration(run.duration_s)}",
+    )
+    totals = Table.grid(padding=(0, 2))
+    totals.add_column(style="bold")
+    totals.add_column()
+    label = {"measured": "measured", "estimated": "ESTIMATED (no counters)", "mixed": "measured + estimated"}
+    source = label.get(run.source, "no energy recorded")
+    totals.add_row("energy", f"{fmt_energy(run.energy_j)}  ({source}; attribution: {run.attribution})")
+    if run.attribution == "process" and abs(run.machine_energy_j - run.energy_j) > 1e-9:
+        totals.add_row("machine", f"{fmt_energy(run.machine_energy_j)} drawn by the whole machine")
+    totals.add_row(
+        "emissions",
+        f"{fmt_mass_g(run.co2e_g)} CO2e  = energy × PUE {run.pue:g} × {run.intensity_g_per_kwh:,.1f} g/kWh "
+        f"({run.region}: {run.intensity_source})",
+    )
+    parts: list[RenderableType] = [head, totals]
+    if run.components:
+        table = Table(title=None, box=None, header_style="bold", pad_edge=False)
+        for col, justify in (("component", "left"), ("energy", "right"), ("machine", "right"), ("source", "left"),
+                             ("how", "left")):
+            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for c in run.components:
+            energy = fmt_energy(c.energy_j)
+            if c.source == "estimated" and c.low_j is not None and c.high_j is not None and c.high_j > c.low_j:
+                energy += f" ({fmt_energy(c.low_j)}–{fmt_energy(c.high_j)})"
+            name = c.name if c.in_total else f"{c.name} [dim](in another)[/dim]"
+            table.add_row(name, energy, fmt_energy(c.machine_energy_j), c.source, f"{c.method}: {c.detail}".strip())
+        parts.append(table)
+    if run.windows:
+        wt = Table(box=None, header_style="bold", pad_edge=False)
+        for col in ("window", "duration", "energy", "CO2e"):
+            wt.add_column(col, justify="left" if col == "window" else "right")
+        for w in run.windows[:50]:
+            name = f"{w.parent} / {w.name}" if w.parent else w.name
+            wt.add_row(name, fmt_duration(w.duration_s), fmt_energy(w.energy_j), fmt_mass_g(w.co2e_g))
+        if len(run.windows) > 50:
+            wt.add_row(f"… {len(run.windows) - 50} more (--json shows all)", "", "", "")
+        parts.append(wt)
+    if run.prediction is not None:
+        p = run.prediction
+        parts.append(
+            Text(
+                f"predicted for {p.epochs_planned} epochs (from {p.epochs_done}): "
+                f"{fmt_energy(p.energy_j.value)} ({fmt_energy(p.energy_j.low)}–{fmt_energy(p.energy_j.high)}), "
+                f"{fmt_duration(p.duration_s.value)}, {fmt_mass_g(p.co2e_g.value)} CO2e "
+                f"({fmt_mass_g(p.co2e_g.low)}–{fmt_mass_g(p.co2e_g.high)})"
+            )
+        )
+    if run.command:
+        parts.append(Text(f"command: {' '.join(run.command)}  exit code: {run.exit_code}", style="dim"))
+    if run.error:
+        parts.append(Text(f"error: {run.error}", style="red"))
+    parts.extend(Text(f"note: {note}", style="yellow") for note in run.notes)
+    return Group(*parts)
+
+
+def runs_table(runs: Sequence[Run]) -> RenderableType:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col, justify in (("id", "left"), ("name", "left"), ("status", "left"), ("started (UTC)", "left"),
+                         ("duration", "right"), ("energy", "right"), ("CO2e", "right"), ("source", "left"),
+                         ("region", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for run in runs:
+        style = _STATUS_STYLE.get(run.status, "white")
+        table.add_row(
+            run.id,
+            run.name,
+            f"[{style}]{run.status}[/{style}]",
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            fmt_duration(run.duration_s),
+            fmt_energy(run.energy_j),
+            fmt_mass_g(run.co2e_g),
+            run.source,
+            run.region,
+        )
+    return table
+
+
+def live_panel(name: str, run_id: str, status: LiveStatus) -> RenderableType:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(justify="right")
+    grid.add_row("elapsed", fmt_duration(status.elapsed_s))
+    for component, watts in sorted(status.power_w.items()):
+        grid.add_row(f"{component} power", f"{watts:,.1f} W")
+    grid.add_row("energy so far", f"{fmt_energy(status.energy_j)} ({status.source})")
+    grid.add_row("CO2e so far", fmt_mass_g(status.co2e_g))
+    p = status.prediction
+    if p is not None:
+        grid.add_row(
+            f"predicted ({p.epochs_planned} epochs)",
+            f"{fmt_energy(p.energy_j.value)}, {fmt_mass_g(p.co2e_g.value)} "
+            f"[{fmt_mass_g(p.co2e_g.low)}–{fmt_mass_g(p.co2e_g.high)}]",
+        )
+    for source, message in status.failures.items():
+        grid.add_row(f"[red]{source} failed[/red]", message[:60])
+    return Panel(grid, title=f"wattwise · {name} · {run_id}", expand=False)
+
+
+def print_run(run: Run, console: Console) -> None:
+    console.print(run_summary(run))

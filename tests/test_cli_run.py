@@ -1,0 +1,128 @@
+"""``wattwise run`` end to end, with real child processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
+    env.update(WATTWISE_HOME=str(home), WATTWISE_RAPL_ROOT=str(home / "no-powercap"), WATTWISE_GPU="0",
+               WATTWISE_INTERVAL_S="0.1", WATTWISE_FLUSH_S="0.5")
+    env.update(extra)
+    return env
+
+
+def wattwise(home: Path, *args: str, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wattwise", *args], env=cli_env(home, **extra),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def show_latest(home: Path) -> dict[str, object]:
+    out = wattwise(home, "runs", "show", "latest", "--json")
+    assert out.returncode == 0, out.stderr
+    data: dict[str, object] = json.loads(out.stdout)
+    return data
+
+
+BURN = "import time\nt=time.time()\nwhile time.time()-t<{s}: pass\n"
+
+
+def test_run_measures_a_command_and_its_children(isolated_env: Path) -> None:
+    child = (
+        "import subprocess, sys\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {BURN.format(s=0.8)!r}])\n"
+        f"exec({BURN.format(s=0.8)!r})\n"
+        "p.wait()\nprint('child done')\n"
+    )
+    out = wattwise(isolated_env, "run", "--name", "burn", "--region", "FR", "--", sys.executable, "-c", child)
+    assert out.returncode == 0, out.stderr
+    assert "child done" in out.stdout
+    run = show_latest(isolated_env)
+    assert run["name"] == "burn" and run["status"] == "complete" and run["exit_code"] == 0
+    assert run["region"] == "FR" and run["command"][:1] == [sys.executable]  # type: ignore[index]
+    components = {c["name"]: c for c in run["components"]}  # type: ignore[attr-defined,index]
+    cpu = components["cpu"]
+    assert cpu["source"] == "estimated" and cpu["energy_j"] > 0
+    assert 0 < cpu["energy_j"] <= cpu["machine_energy_j"] + 1e-9
+    for key in ("id", "started_at", "duration_s", "energy_j", "co2e_g", "intensity_g_per_kwh", "pue"):
+        assert key in run
+    assert float(run["duration_s"]) >= 0.8  # type: ignore[arg-type]
+    samples = wattwise(isolated_env, "runs", "show", "latest", "--json", "--samples")
+    assert len(json.loads(samples.stdout)["samples"]) > 0
+
+
+def test_exit_code_is_the_commands_own_and_failure_is_recorded(isolated_env: Path) -> None:
+    out = wattwise(isolated_env, "run", "--quiet", "--", sys.executable, "-c", "import sys; sys.exit(3)")
+    assert out.returncode == 3
+    run = show_latest(isolated_env)
+    assert run["status"] == "failed" and run["exit_code"] == 3
+
+
+def test_command_not_found_is_one_line_and_keeps_existing_runs(isolated_env: Path) -> None:
+    ok = wattwise(isolated_env, "run", "--quiet", "--", sys.executable, "-c", "pass")
+    assert ok.returncode == 0
+    before = show_latest(isolated_env)
+    out = wattwise(isolated_env, "run", "--", "no-such-command-xyz", "--flag")
+    assert out.returncode == 127
+    assert out.stderr.strip().count("\n") == 0
+    assert "command not found: no-such-command-xyz" in out.stderr
+    assert show_latest(isolated_env) == before
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, "incomplete"), (signal.SIGTERM, "incomplete")])
+def test_signals_are_forwarded_and_the_run_is_still_recorded(
+    isolated_env: Path, signum: signal.Signals, status: str
+) -> None:
+    marker = isolated_env / "started"
+    isolated_env.mkdir(parents=True, exist_ok=True)
+    child = f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('x')\ntime.sleep(30)\n"
+    proc = subprocess.Popen([sys.executable, "-m", "wattwise", "run", "--quiet", "--", sys.executable, "-c", child],
+                            env=cli_env(isolated_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signum, err
+    run = show_latest(isolated_env)
+    assert run["status"] == status
+    assert float(run["duration_s"]) > 0  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({"WATTWISE_DB": "mysql://nope"}, [], "WATTWISE_DB"),
+        ({}, ["--region", "Atlantis"], "unknown region 'Atlantis'"),
+        ({"WATTWISE_PUE": "0.5"}, [], "pue must be between"),
+        ({}, ["--pue", "x"], "invalid float value"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(isolated_env: Path, env: dict[str, str], args: list[str],
+                                           message: str) -> None:
+    out = wattwise(isolated_env, "run", *args, "--", sys.executable, "-c", "pass", **env)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+
+
+def test_unwritable_store_directory(isolated_env: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = wattwise(isolated_env, "run", "--", sys.executable, "-c", "print('should not run')",
+                   WATTWISE_HOME=str(blocker / "home"))
+    assert out.returncode == 1
+    assert "should not run" not in out.stdout
+    assert out.stderr.strip().count("\n") == 0 and "WATTWISE_HOME" in out.stderr
