@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,21 +18,32 @@ pytestmark = pytest.mark.slow
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
-    env.update(WATTWISE_HOME=str(home), WATTWISE_RAPL_ROOT=str(home / "no-powercap"), WATTWISE_GPU="0",
-               WATTWISE_INTERVAL_S="0.1", WATTWISE_FLUSH_S="0.5")
+    env.update(
+        WATTWISE_HOME=str(home),
+        WATTWISE_RAPL_ROOT=str(home / "no-powercap"),
+        WATTWISE_GPU="0",
+        WATTWISE_INTERVAL_S="0.1",
+        WATTWISE_FLUSH_S="0.5",
+    )
     env.update(extra)
     return env
 
 
-def wattwise(home: Path, *args: str, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wattwise", *args], env=cli_env(home, **extra),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+def wattwise(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wattwise", *args],
+        env=cli_env(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
-def show_latest(home: Path) -> dict[str, object]:
+def show_latest(home: Path) -> dict[str, Any]:
     out = wattwise(home, "runs", "show", "latest", "--json")
     assert out.returncode == 0, out.stderr
-    data: dict[str, object] = json.loads(out.stdout)
+    data: dict[str, Any] = json.loads(out.stdout)
     return data
 
 
@@ -50,14 +62,14 @@ def test_run_measures_a_command_and_its_children(isolated_env: Path) -> None:
     assert "child done" in out.stdout
     run = show_latest(isolated_env)
     assert run["name"] == "burn" and run["status"] == "complete" and run["exit_code"] == 0
-    assert run["region"] == "FR" and run["command"][:1] == [sys.executable]  # type: ignore[index]
-    components = {c["name"]: c for c in run["components"]}  # type: ignore[attr-defined,index]
+    assert run["region"] == "FR" and run["command"][:1] == [sys.executable]
+    components = {c["name"]: c for c in run["components"]}
     cpu = components["cpu"]
     assert cpu["source"] == "estimated" and cpu["energy_j"] > 0
     assert 0 < cpu["energy_j"] <= cpu["machine_energy_j"] + 1e-9
     for key in ("id", "started_at", "duration_s", "energy_j", "co2e_g", "intensity_g_per_kwh", "pue"):
         assert key in run
-    assert float(run["duration_s"]) >= 0.8  # type: ignore[arg-type]
+    assert float(run["duration_s"]) >= 0.8
     samples = wattwise(isolated_env, "runs", "show", "latest", "--json", "--samples")
     assert len(json.loads(samples.stdout)["samples"]) > 0
 
@@ -87,8 +99,13 @@ def test_signals_are_forwarded_and_the_run_is_still_recorded(
     marker = isolated_env / "started"
     isolated_env.mkdir(parents=True, exist_ok=True)
     child = f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('x')\ntime.sleep(30)\n"
-    proc = subprocess.Popen([sys.executable, "-m", "wattwise", "run", "--quiet", "--", sys.executable, "-c", child],
-                            env=cli_env(isolated_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wattwise", "run", "--quiet", "--", sys.executable, "-c", child],
+        env=cli_env(isolated_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -98,7 +115,7 @@ def test_signals_are_forwarded_and_the_run_is_still_recorded(
     assert proc.returncode == 128 + signum, err
     run = show_latest(isolated_env)
     assert run["status"] == status
-    assert float(run["duration_s"]) > 0  # type: ignore[arg-type]
+    assert float(run["duration_s"]) > 0
 
 
 @pytest.mark.parametrize(
@@ -110,8 +127,9 @@ def test_signals_are_forwarded_and_the_run_is_still_recorded(
         ({}, ["--pue", "x"], "invalid float value"),
     ],
 )
-def test_bad_input_is_one_line_and_nonzero(isolated_env: Path, env: dict[str, str], args: list[str],
-                                           message: str) -> None:
+def test_bad_input_is_one_line_and_nonzero(
+    isolated_env: Path, env: dict[str, str], args: list[str], message: str
+) -> None:
     out = wattwise(isolated_env, "run", *args, "--", sys.executable, "-c", "pass", **env)
     assert out.returncode == 2, out.stderr
     assert message in out.stderr
@@ -121,8 +139,15 @@ def test_bad_input_is_one_line_and_nonzero(isolated_env: Path, env: dict[str, st
 def test_unwritable_store_directory(isolated_env: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    out = wattwise(isolated_env, "run", "--", sys.executable, "-c", "print('should not run')",
-                   WATTWISE_HOME=str(blocker / "home"))
+    out = wattwise(
+        isolated_env,
+        "run",
+        "--",
+        sys.executable,
+        "-c",
+        "print('should not run')",
+        WATTWISE_HOME=str(blocker / "home"),
+    )
     assert out.returncode == 1
     assert "should not run" not in out.stdout
     assert out.stderr.strip().count("\n") == 0 and "WATTWISE_HOME" in out.stderr

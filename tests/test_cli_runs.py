@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.power import ConstantPowerSource, FakeHost
 from wattwise.cli.main import main
 from wattwise.config import Settings
 from wattwise.measure.tracker import Tracker
-
-from tests.fakes.power import ConstantPowerSource, FakeHost
 
 
 def store_runs(settings: Settings, n: int) -> list[str]:
     ids = []
     for i in range(n):
         source = ConstantPowerSource({"gpu:0": 100.0, "cpu:package-0": 10.0 * (i + 1)})
-        with Tracker(f"job-{i}", settings=settings, sources=[source], host=FakeHost()) as t:
-            with t.window("phase"):
-                time.sleep(0.01)
+        t = Tracker(f"job-{i}", settings=settings, sources=[source], host=FakeHost())
+        with t, t.window("phase"):
+            time.sleep(0.01)
         assert t.result is not None
         ids.append(t.result.id)
     return ids
@@ -49,7 +48,8 @@ def test_list_show_export(settings: Settings, capsys: pytest.CaptureFixture[str]
 
     out_file = tmp_path / "runs.csv"
     assert main(["runs", "export", "--format", "csv", "--output", str(out_file)]) == 0
-    rows = list(csv.DictReader(out_file.open()))
+    with out_file.open() as f:
+        rows = list(csv.DictReader(f))
     assert {r["id"] for r in rows} == set(ids)
     assert all(float(r["energy_j"]) > 0 for r in rows)
 

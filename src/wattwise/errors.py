@@ -7,6 +7,8 @@ says what went wrong and what to do about it. The CLI prints that line and exits
     ├── ConfigError              a setting, config-file key, environment variable or flag is invalid
     │   └── UnknownRegionError   a region that no packaged table knows (lists the closest names)
     ├── DeviceError              a power source failed while it was being read
+    │   └── NvmlError            NVML said no (driver missing, no permission, GPU lost); .reason names which
+    │       └── EnergyCounterUnsupported   this GPU has no total-energy counter (power sampling is used)
     ├── StoreError               the run store cannot be opened, read or written
     │   └── RunNotFoundError     no stored run matches the id or prefix
     ├── TrackerStateError        the tracker was used out of order (stop before start, window never opened)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
-from wattwise.devices.base import Channel, HostSnapshot, MeterReading
+from wattwise.devices.base import Channel, Component, HostSnapshot, MeterReading
 from wattwise.errors import DeviceError
+from wattwise.records import SourceKind
 
 
 @dataclass
@@ -16,7 +18,7 @@ class ConstantPowerSource:
     power_w: dict[str, float]
     name: str = "fake"
     share: float = 1.0
-    source: str = "measured"
+    source: SourceKind = "measured"
     fail_after_reads: int | None = None
     closed: int = 0
     reads: int = 0
@@ -24,9 +26,15 @@ class ConstantPowerSource:
 
     def channels(self) -> tuple[Channel, ...]:
         return tuple(
-            Channel(name=n, component=n.split(":")[0], source=self.source, method="fake",  # type: ignore[arg-type]
-                    detail="constant power", low_factor=0.5 if self.source == "estimated" else 1.0,
-                    high_factor=2.0 if self.source == "estimated" else 1.0)
+            Channel(
+                name=n,
+                component=cast(Component, n.split(":")[0]),
+                source=self.source,
+                method="fake",
+                detail="constant power",
+                low_factor=0.5 if self.source == "estimated" else 1.0,
+                high_factor=2.0 if self.source == "estimated" else 1.0,
+            )
             for n in self.power_w
         )
 

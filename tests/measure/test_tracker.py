@@ -6,13 +6,12 @@ from pathlib import Path
 import pytest
 
 import wattwise
+from tests.fakes.power import ConstantPowerSource, FakeHost
 from wattwise.config import Settings
 from wattwise.errors import StoreError, TrackerStateError, UnknownRegionError
 from wattwise.measure.tracker import Tracker
 from wattwise.store import open_store
 from wattwise.units import emissions_g
-
-from tests.fakes.power import ConstantPowerSource, FakeHost
 
 
 def make(settings: Settings, source: ConstantPowerSource, name: str = "t", epochs: int | None = None) -> Tracker:

@@ -16,8 +16,13 @@ def add_settings_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--attribution", choices=["process", "machine"], help="what the totals count (process)")
     g.add_argument("--db", help="run store URL, e.g. sqlite:///runs.db (default under WATTWISE_HOME)")
     g.add_argument("--no-gpu", dest="gpu", action="store_false", default=None, help="do not read NVIDIA GPUs")
-    g.add_argument("--no-network", dest="network", action="store_false", default=None,
-                   help="do not count network transfer")
+    g.add_argument(
+        "--no-network",
+        dest="network",
+        action="store_false",
+        default=None,
+        help="do not count network transfer",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -28,11 +28,19 @@ def _settings_report() -> dict[str, Any]:
         settings = Settings.load()
     except WattwiseError as exc:
         return {"settings_error": str(exc)}
-    report["settings"] = {"attribution": settings.attribution, "pue": settings.pue, "interval_s": settings.interval_s}
+    report["settings"] = {
+        "attribution": settings.attribution,
+        "pue": settings.pue,
+        "interval_s": settings.interval_s,
+    }
     try:
         grid = StaticIntensityTable().lookup(settings.region)
-        report["grid"] = {"region": grid.region, "intensity_g_per_kwh": round(grid.intensity_g_per_kwh, 1),
-                          "source": grid.source, "note": grid.note}
+        report["grid"] = {
+            "region": grid.region,
+            "intensity_g_per_kwh": round(grid.intensity_g_per_kwh, 1),
+            "source": grid.source,
+            "note": grid.note,
+        }
     except WattwiseError as exc:
         report["grid_error"] = str(exc)
     report["store"] = {"url": settings.db_url}
@@ -63,8 +71,13 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         data = {
             "sources": [
-                {"source": p.source, "available": p.available, "summary": p.summary, "fix": p.fix,
-                 "channels": [{"name": c.name, "source": c.source, "method": c.method} for c in p.channels]}
+                {
+                    "source": p.source,
+                    "available": p.available,
+                    "summary": p.summary,
+                    "fix": p.fix,
+                    "channels": [{"name": c.name, "source": c.source, "method": c.method} for c in p.channels],
+                }
                 for p in probes
             ],
             **extra,

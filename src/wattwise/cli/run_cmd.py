@@ -57,7 +57,7 @@ def handle(args: argparse.Namespace) -> int:
 
             result = run_command(argv, tracker, output=write, on_tick=refresh)
     if not args.quiet:
-        console.print(run_summary(result.run))
+        console.print(run_summary(result.run, details=False))
     if args.json:
         json.dump(result.run.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -7,7 +7,7 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 from wattwise.errors import ConfigError, StoreError
 
@@ -66,7 +66,7 @@ def handle_list(args: argparse.Namespace) -> int:
 
     from wattwise.report.terminal import runs_table
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     if not runs:
         console.print("no runs stored yet: try `wattwise run -- python your_script.py`")
         return 0
@@ -91,7 +91,7 @@ def handle_show(args: argparse.Namespace) -> int:
 
     from wattwise.report.terminal import run_summary
 
-    Console().print(run_summary(run))
+    (Console() if sys.stdout.isatty() else Console(width=160)).print(run_summary(run))
     return 0
 
 
@@ -103,7 +103,7 @@ def handle_export(args: argparse.Namespace) -> int:
     if args.samples and args.fmt != "csv":
         raise ConfigError("--samples exports CSV only; use --format csv")
     with _open(args) as store, ExitStack() as stack:
-        out: IO[str] = sys.stdout
+        out: TextIO = sys.stdout
         if args.output is not None:
             try:
                 out = stack.enter_context(args.output.open("w", encoding="utf-8", newline=""))

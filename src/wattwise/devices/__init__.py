@@ -37,7 +37,12 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
         from wattwise.devices.nvml import open_nvml
 
         try:
-            gpu = open_nvml(settings.gpu_indices, env)
+            gpu = open_nvml(
+                settings.gpu_indices,
+                env,
+                attribute_processes=settings.attribution == "process",
+                proc_root=settings.proc_root,
+            )
         except DeviceError as exc:
             if settings.gpu_indices is not None:
                 raise ConfigError(f"gpu_indices={list(settings.gpu_indices)} was set but {exc}") from exc
@@ -47,15 +52,15 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
             found.sources.append(gpu)
         elif settings.gpu_indices:
             raise ConfigError(
-                f"gpu_indices={list(settings.gpu_indices)} was set but no NVIDIA GPU is visible; "
-                "run `wattwise doctor`"
+                f"gpu_indices={list(settings.gpu_indices)} was set but no NVIDIA GPU is visible; run `wattwise doctor`"
             )
 
     rapl: RaplSource | None = None
     try:
         rapl = RaplSource.open(settings.rapl_root)
     except DeviceError as exc:
-        found.notes.append(f"CPU energy estimated from a model: {exc}")
+        reason = str(exc).split(";")[0]
+        found.notes.append(f"CPU energy estimated from a model ({reason}); `wattwise doctor` says how to measure it")
     components = {ch.component for ch in rapl.channels()} if rapl is not None else set()
     if rapl is not None:
         found.sources.append(rapl)
@@ -78,7 +83,7 @@ def probe_all(settings: Settings, env: Mapping[str, str] | None = None) -> list[
 
     env = os.environ if env is None else env
     return [
-        probe_nvml(env=env),
+        probe_nvml(env=env, gpu_indices=settings.gpu_indices),
         probe_rapl(settings.rapl_root),
         probe_cpu_model(settings.proc_root, tdp_w=settings.cpu_tdp_w),
         probe_memory_model(settings.memory_w_per_gb),

@@ -131,7 +131,7 @@ class ProcfsHost:
 
 def _pids(proc_root: Path) -> Iterable[int]:
     try:
-        names = os.listdir(proc_root)
+        names = [entry.name for entry in os.scandir(proc_root)]
     except OSError:
         return []
     return [int(n) for n in names if n.isdigit()]
@@ -152,8 +152,11 @@ class PsutilHost:
     def snapshot(self) -> HostSnapshot:
         psutil = self._psutil
         times = psutil.cpu_times()
-        total = sum(getattr(times, f) for f in ("user", "nice", "system", "idle", "iowait", "irq", "softirq",
-                                                  "steal") if hasattr(times, f))
+        total = sum(
+            getattr(times, f)
+            for f in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+            if hasattr(times, f)
+        )
         idle = times.idle + getattr(times, "iowait", 0.0)
         members = []
         try:
@@ -167,8 +170,8 @@ class PsutilHost:
             try:
                 with proc.oneshot():
                     t = proc.cpu_times()
-                    tree_cpu += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(
-                        t, "children_system", 0.0
+                    tree_cpu += (
+                        t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
                     )
                     rss += proc.memory_info().rss
                     pids.add(proc.pid)

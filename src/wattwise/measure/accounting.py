@@ -66,7 +66,11 @@ def selected(reading: Reading, attribution: Attribution) -> tuple[float, ...]:
 
 
 def samples(
-    channels: Sequence[Channel], origin: Reading, previous: Reading, current: Reading, attribution: Attribution
+    channels: Sequence[Channel],
+    origin: Reading,
+    previous: Reading,
+    current: Reading,
+    attribution: Attribution,
 ) -> list[Sample]:
     """One sample per channel for the interval ``previous → current``; times relative to ``origin``."""
     dt = current.t_s - previous.t_s

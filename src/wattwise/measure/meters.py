@@ -74,6 +74,15 @@ class MeterSet:
                 snapshot=snapshot,
             )
 
+    def notes(self) -> list[str]:
+        """Notes the sources gathered while running (fallbacks they took), for the run record."""
+        found: list[str] = []
+        for source in self._sources:
+            notes = getattr(source, "notes", None)
+            if callable(notes):
+                found.extend(str(n) for n in notes())
+        return found
+
     def close(self) -> None:
         for source in self._sources:
             try:

@@ -14,12 +14,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from wattwise.errors import CommandError
 
@@ -38,9 +38,10 @@ def resolve_command(argv: Sequence[str]) -> str:
         raise CommandError("no command given; usage: wattwise run [options] -- COMMAND [ARGS...]")
     program = argv[0]
     if os.sep in program or (os.altsep and os.altsep in program):
-        if not os.path.exists(program):
+        path = Path(program)
+        if not path.exists():
             raise CommandError(f"command not found: {program} (no such file)")
-        if os.path.isdir(program) or not os.access(program, os.X_OK):
+        if path.is_dir() or not os.access(path, os.X_OK):
             raise CommandError(f"cannot execute {program}: not an executable file (chmod +x it?)")
         return program
     found = shutil.which(program)
@@ -175,13 +176,3 @@ def run_command(
     else:
         run = tracker.stop("complete", exit_code=0)
     return CommandResult(exit_code=exit_code, run=run)
-
-
-def stderr_writer(stream: IO[str] | None = None) -> Callable[[str], None]:
-    target = stream or sys.stderr
-
-    def write(text: str) -> None:
-        target.write(text)
-        target.flush()
-
-    return write

@@ -109,6 +109,7 @@ class Tracker:
         self._epoch_energy_j: list[float] = []
         self._epoch_duration_s: list[float] = []
         self._prediction: Prediction | None = None
+        self.ticks = 0  # background readings so far (benchmarks and the live panel use it)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -169,6 +170,7 @@ class Tracker:
             self._previous, self._last = self._last, final
             for name in reversed(list(self._window_order)):
                 self._close_window(name, final, note=" (closed at stop)")
+        self._notes.extend(self._meters.notes())
         failures = self._meters.failures
         for source_name, message in failures.items():
             self._notes.append(f"{source_name} stopped reporting during the run: {message}; energy up to then kept")
@@ -426,6 +428,7 @@ class Tracker:
         try:
             while not self._stop_event.wait(interval):
                 reading = self._meters.read()
+                self.ticks += 1
                 with self._lock:
                     self._buffer.extend(self._interval_samples(self._last, reading))
                     self._previous, self._last = self._last, reading

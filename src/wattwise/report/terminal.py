@@ -35,12 +35,12 @@ def fmt_mass_g(mass_g: float) -> str:
 def fmt_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def run_summary(run: Run) -> RenderableType:
+def run_summary(run: Run, *, details: bool = True) -> RenderableType:
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -69,16 +69,24 @@ def run_summary(run: Run) -> RenderableType:
     parts: list[RenderableType] = [head, totals]
     if run.components:
         table = Table(title=None, box=None, header_style="bold", pad_edge=False)
-        for col, justify in (("component", "left"), ("energy", "right"), ("machine", "right"), ("source", "left"),
-                             ("how", "left")):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for col, justify in (
+            ("component", "left"),
+            ("energy", "right"),
+            ("range", "right"),
+            ("machine", "right"),
+            ("source", "left"),
+            ("method", "left"),
+        ):
+            table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         for c in run.components:
-            energy = fmt_energy(c.energy_j)
+            span = ""
             if c.source == "estimated" and c.low_j is not None and c.high_j is not None and c.high_j > c.low_j:
-                energy += f" ({fmt_energy(c.low_j)}–{fmt_energy(c.high_j)})"
-            name = c.name if c.in_total else f"{c.name} [dim](in another)[/dim]"
-            table.add_row(name, energy, fmt_energy(c.machine_energy_j), c.source, f"{c.method}: {c.detail}".strip())
+                span = f"{fmt_energy(c.low_j)}–{fmt_energy(c.high_j)}"
+            name = c.name if c.in_total else f"{c.name} (inside another)"
+            table.add_row(name, fmt_energy(c.energy_j), span, fmt_energy(c.machine_energy_j), c.source, c.method)
         parts.append(table)
+        if details:
+            parts.extend(Text(f"  {c.name}: {c.detail}", style="dim") for c in run.components if c.detail)
     if run.windows:
         wt = Table(box=None, header_style="bold", pad_edge=False)
         for col in ("window", "duration", "energy", "CO2e"):
@@ -111,9 +119,17 @@ def runs_table(runs: Sequence[Run]) -> RenderableType:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col, justify in (("id", "left"), ("name", "left"), ("status", "left"), ("started (UTC)", "left"),
-                         ("duration", "right"), ("energy", "right"), ("CO2e", "right"), ("source", "left"),
-                         ("region", "left")):
+    table.add_column("id", no_wrap=True, min_width=22)
+    for col, justify in (
+        ("name", "left"),
+        ("status", "left"),
+        ("started (UTC)", "left"),
+        ("duration", "right"),
+        ("energy", "right"),
+        ("CO2e", "right"),
+        ("source", "left"),
+        ("region", "left"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for run in runs:
         style = _STATUS_STYLE.get(run.status, "white")

@@ -1,0 +1,1 @@
+"""Fakes for tests only: hardware, hosts and services stand-ins. Production code never imports these."""
