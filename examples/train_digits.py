@@ -30,8 +30,10 @@ def main() -> None:
     for epoch in range(1, args.epochs + 1):
         model.partial_fit(x_train, y_train, classes=classes)
         if epoch % 10 == 0 or epoch == args.epochs:
-            print(f"epoch {epoch:3d}  loss {model.loss_:.4f}  test accuracy {model.score(x_test, y_test):.3f}",
-                  flush=True)
+            print(
+                f"epoch {epoch:3d}  loss {model.loss_:.4f}  test accuracy {model.score(x_test, y_test):.3f}",
+                flush=True,
+            )
     print(f"trained in {time.perf_counter() - start:.1f} s")
 
 

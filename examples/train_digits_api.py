@@ -1,6 +1,6 @@
 """The same training job measured from Python: per-epoch windows and an early prediction of the whole run.
 
-    python examples/train_digits_api.py
+python examples/train_digits_api.py
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ def main() -> None:
             t.epoch_end()
             if epoch == 3 and t.prediction is not None:
                 p = t.prediction
-                print(f"after 3 epochs, predicted total: {p.energy_j.value:.0f} J "
-                      f"({p.energy_j.low:.0f}-{p.energy_j.high:.0f} J), {p.co2e_g.value:.3f} g CO2e")
+                print(
+                    f"after 3 epochs, predicted total: {p.energy_j.value:.0f} J "
+                    f"({p.energy_j.low:.0f}-{p.energy_j.high:.0f} J), {p.co2e_g.value:.3f} g CO2e"
+                )
     run = t.result
     assert run is not None
     print(f"measured: {run.energy_j:.0f} J ({run.source}), {run.co2e_g:.3f} g CO2e; stored as {run.id}")

@@ -27,5 +27,4 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 @pytest.fixture
 def settings(isolated_env: Path, tmp_path: Path) -> Settings:
     """Settings for a machine with no RAPL and no GPU, storing runs under the test's own home."""
-    return Settings.load({"rapl_root": str(tmp_path / "no-powercap"), "gpu": False, "interval_s": 0.05,
-                          "flush_s": 0.2})
+    return Settings.load({"rapl_root": str(tmp_path / "no-powercap"), "gpu": False, "interval_s": 0.05, "flush_s": 0.2})

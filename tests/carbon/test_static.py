@@ -24,8 +24,9 @@ def test_world_average_is_generation_weighted_and_flagged() -> None:
     world = table.lookup(None)
     text = resources.files("wattwise.data").joinpath("country_intensity.csv").read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text)))
-    pairs = [(float(r["intensity_g_per_kwh"]), float(r["generation_twh_2022"])) for r in rows
-             if r["generation_twh_2022"]]
+    pairs = [
+        (float(r["intensity_g_per_kwh"]), float(r["generation_twh_2022"])) for r in rows if r["generation_twh_2022"]
+    ]
     expected = sum(i * g for i, g in pairs) / sum(g for _, g in pairs)
     assert world.intensity_g_per_kwh == pytest.approx(expected)
     assert 400 < world.intensity_g_per_kwh < 550  # Ember reports 480 g/kWh for 2023
