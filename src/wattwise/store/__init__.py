@@ -1,0 +1,82 @@
+"""Run stores: where measured runs and their samples are kept, opened from one database URL.
+
+``open_store(settings.db_url)`` picks the backend from the URL's scheme. SQLite is built in; a PostgreSQL
+store for teams will plug into :data:`_OPENERS` as one more scheme without changing callers.
+
+Accepted URLs:
+
+* ``sqlite:///relative/path.db`` (relative to the working directory; ``~`` is expanded)
+* ``sqlite:////absolute/path.db`` (and ``sqlite:///C:/path.db`` on Windows)
+* ``sqlite://:memory:`` (a private in-memory database, gone when closed)
+* a plain file path ending in ``.db``, ``.sqlite`` or ``.sqlite3``
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from wattwise.errors import ConfigError
+from wattwise.store.base import RunStore
+from wattwise.store.sqlite import MEMORY, SQLiteStore
+
+__all__ = ["RunStore", "SQLiteStore", "open_store"]
+
+ACCEPTED_FORMS = (
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://:memory: or a file path ending in .db or .sqlite"
+)
+FILE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")  # two letters at least: "C:\runs.db" is a path
+
+
+def _invalid(url: str, why: str = "unsupported database URL") -> ConfigError:
+    return ConfigError(f"{why} {url!r}; WATTWISE_DB (or --db) takes {ACCEPTED_FORMS}")
+
+
+def _open_sqlite(url: str) -> RunStore:
+    rest = url.split("://", 1)[1]
+    if rest in ("", MEMORY, "/" + MEMORY):
+        return SQLiteStore(MEMORY)
+    if not rest.startswith("/"):  # sqlite://host/x.db: SQLite has no host
+        raise _invalid(url, "malformed SQLite URL (three slashes before a relative path, four before /)")
+    path = rest[1:]
+    if not path or path.endswith("/"):
+        raise _invalid(url, "SQLite URL without a file name")
+    if "?" in path:
+        raise _invalid(url, "SQLite URL options are not supported")
+    return SQLiteStore(path)
+
+
+def _open_postgresql(url: str) -> RunStore:
+    raise ConfigError("PostgreSQL store is not available yet in this version; use a sqlite:/// URL")
+
+
+# scheme (before any "+driver") → opener; read-only, so there is no global state to reset
+_OPENERS: Mapping[str, Callable[[str], RunStore]] = MappingProxyType(
+    {
+        "sqlite": _open_sqlite,
+        "postgresql": _open_postgresql,
+        "postgres": _open_postgresql,
+    }
+)
+
+
+def open_store(url: str) -> RunStore:
+    """Open the run store a database URL names (see the module docstring for the accepted forms).
+
+    A malformed or unknown URL raises :class:`~wattwise.errors.ConfigError`; a store that cannot be opened
+    raises :class:`~wattwise.errors.StoreError`. Close the store, or use it as a context manager.
+    """
+    text = url.strip()
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower().split("+", 1)[0]
+        opener = _OPENERS.get(scheme)
+        if opener is None:
+            raise _invalid(url)
+        return opener(text)
+    if text == MEMORY:
+        return SQLiteStore(MEMORY)
+    if text.lower().endswith(FILE_SUFFIXES) and not _SCHEME.match(text):
+        return SQLiteStore(text)
+    raise _invalid(url)

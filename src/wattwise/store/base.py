@@ -1,0 +1,221 @@
+"""The one small interface every run store implements, and the rules every store shares.
+
+A store keeps :class:`~wattwise.records.Run` records and their power :class:`~wattwise.records.Sample` rows.
+The tracker writes (``begin`` once, ``save`` at every checkpoint and at the end, ``append_samples`` as it
+samples); the CLI, reports, the scheduler and the dashboard read (``get``, ``list_runs``, ``iter_samples``).
+SQLite is the default backend; a PostgreSQL store for teams will implement the same protocol and reuse the
+backend-neutral rules below: how a stale "running" run is recognised (:func:`stale_reason`), how a record is
+encoded (:func:`encode_record`) and what the lookup errors say.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
+
+from wattwise.errors import ConfigError, RunNotFoundError, StoreError
+from wattwise.records import RUN_STATUSES, Run, Sample
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = [
+    "MIN_PREFIX",
+    "STALE_AFTER_S",
+    "RunStore",
+    "ambiguous_error",
+    "check_list_args",
+    "decode_record",
+    "encode_record",
+    "mark_incomplete",
+    "not_found_error",
+    "pid_alive",
+    "stale_reason",
+    "this_host",
+    "utc_iso",
+]
+
+MIN_PREFIX = 4  # the shortest id prefix ``get`` accepts
+STALE_AFTER_S = 300.0  # a "running" run silent this long is incomplete; the tracker heartbeats every ≤ 10 s
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Runs and their samples; every method raises :class:`~wattwise.errors.StoreError` on failure.
+
+    Implementations are safe to share between threads (the tracker writes samples from its sampling thread and
+    checkpoints from the main thread). Subclass it explicitly to inherit the context-manager methods.
+    """
+
+    def begin(self, run: Run) -> None:
+        """Insert a new run with status "running"; StoreError if a run with the same id already exists."""
+        ...
+
+    def save(self, run: Run) -> None:
+        """Insert or replace the full record (checkpoints and the final record) and refresh its heartbeat."""
+        ...
+
+    def append_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
+        """Add samples to a run in one transaction; RunNotFoundError if the run was never begun."""
+        ...
+
+    def get(self, ref: str) -> Run:
+        """The run with id ``ref``, or whose id starts with ``ref`` (≥ 4 characters, unique), or "latest"."""
+        ...
+
+    def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
+        """Runs newest first, optionally only those with this status or exactly this name; None: no limit."""
+        ...
+
+    def iter_samples(self, run_id: str) -> Iterator[Sample]:
+        """A run's samples ordered by ``t_s`` then channel, read in batches (never all at once)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection. Safe to call twice; any other call afterwards raises StoreError."""
+        ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --- stale runs: one rule for every backend --------------------------------------------------------------
+
+
+def this_host() -> str:
+    """The host name the tracker records in ``Run.host`` and the stale rule compares against."""
+    import socket  # deferred: the store is imported by every CLI command
+
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host. Unknown (pid ≤ 0, Windows) counts as alive."""
+    if pid <= 0 or sys.platform == "win32":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def stale_reason(
+    run: Run,
+    heartbeat_at: datetime,
+    *,
+    now: datetime,
+    host: str,
+    stale_after_s: float = STALE_AFTER_S,
+    is_alive: Callable[[int], bool] = pid_alive,
+) -> str | None:
+    """Why a run stored as "running" is no longer being recorded, or None while it may still be.
+
+    A run is stale when it was recorded on this host and its process is gone, or when its last heartbeat is
+    older than ``stale_after_s`` (another host, a reused pid, a hung process). Both ``heartbeat_at`` and
+    ``now`` are timezone-aware.
+    """
+    if run.status != "running":
+        return None
+    if run.host and run.host == host and run.pid > 0 and not is_alive(run.pid):
+        return f"process {run.pid} on {host} ended before the run was finished"
+    silent_s = (now - heartbeat_at).total_seconds()
+    if silent_s > stale_after_s:
+        return f"no heartbeat for {silent_s:.0f} s (last at {utc_iso(heartbeat_at)})"
+    return None
+
+
+def mark_incomplete(run: Run, reason: str) -> Run:
+    """The record a store persists for a stale run: status "incomplete" and a note saying why."""
+    return run.replace(status="incomplete", notes=(*run.notes, f"marked incomplete: {reason}"))
+
+
+# --- records ---------------------------------------------------------------------------------------------
+
+
+def utc_iso(moment: datetime) -> str:
+    """Fixed-width ISO 8601 in UTC (microseconds always present), so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _non_finite_path(value: Any, path: str) -> str | None:
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items: Iterator[tuple[str, Any]] = ((f"{path}.{key}", item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for item_path, item in items:
+        found = _non_finite_path(item, item_path)
+        if found is not None:
+            return found
+    return None
+
+
+def encode_record(run: Run) -> str:
+    """``run.to_dict()`` as strict JSON (ASCII, no NaN/Infinity), or StoreError naming the offending field.
+
+    Datetimes must be timezone-aware: a naive one would come back aware and the record would not round-trip.
+    """
+    moments = [("started_at", run.started_at), ("ended_at", run.ended_at)]
+    moments += [(f"windows[{i}].started_at", w.started_at) for i, w in enumerate(run.windows)]
+    for field_name, moment in moments:
+        if moment is not None and moment.utcoffset() is None:
+            raise StoreError(f"run {run.id!r}: {field_name} has no time zone; use an aware datetime (utc_now())")
+    data = run.to_dict()
+    try:
+        return json.dumps(data, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        where = _non_finite_path(data, "run") or "a field"
+        raise StoreError(f"run {run.id!r}: {where} is not a finite number; the record was not stored") from None
+
+
+def decode_record(text: str, where: str) -> Run:
+    """A stored record back into a Run; StoreError if it cannot be read."""
+    try:
+        return Run.from_dict(json.loads(text))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StoreError(f"unreadable run record in {where}: {type(exc).__name__}: {exc}") from None
+
+
+# --- lookup errors and arguments -------------------------------------------------------------------------
+
+
+def not_found_error(ref: str) -> RunNotFoundError:
+    if ref == "latest":
+        return RunNotFoundError("no runs stored yet; measure one with `wattwise run -- <command>`")
+    if 0 < len(ref) < MIN_PREFIX:
+        return RunNotFoundError(
+            f"no run matches {ref!r}; give at least {MIN_PREFIX} characters of the id (`wattwise runs list` shows ids)"
+        )
+    return RunNotFoundError(f"no run matches {ref!r}; `wattwise runs list` shows ids")
+
+
+def ambiguous_error(ref: str, ids: Sequence[str], more: bool) -> RunNotFoundError:
+    shown = ", ".join(ids) + (", …" if more else "")
+    return RunNotFoundError(f"ambiguous prefix {ref!r}, matches: {shown}; give more characters of the id")
+
+
+def check_list_args(limit: int | None, status: str | None) -> None:
+    """ConfigError for a negative limit or an unknown status filter."""
+    if limit is not None and limit < 0:
+        raise ConfigError(f"limit must be zero or more (got {limit}); use None for all runs")
+    if status is not None and status not in RUN_STATUSES:
+        raise ConfigError(f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")

@@ -1,0 +1,379 @@
+"""The default run store: one SQLite file (or ``:memory:``), safe to share between threads and processes.
+
+The ``runs`` table holds the full record as JSON (``record``) next to the scalar columns lists and filters
+need; both are written together, so they never disagree. WAL journaling lets a CLI read while the tracker
+writes; a 5 s busy timeout absorbs short write locks. One connection per store object, used under a lock.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from wattwise.errors import RunNotFoundError, StoreError
+from wattwise.records import Run, Sample, utc_now
+from wattwise.store.base import (
+    MIN_PREFIX,
+    STALE_AFTER_S,
+    RunStore,
+    ambiguous_error,
+    check_list_args,
+    decode_record,
+    encode_record,
+    mark_incomplete,
+    not_found_error,
+    stale_reason,
+    this_host,
+    utc_iso,
+)
+from wattwise.store.migrations import SQLITE_MIGRATIONS, applied_migrations, apply_migrations, transaction
+
+__all__ = ["SQLiteStore"]
+
+MEMORY = ":memory:"
+BUSY_TIMEOUT_S = 5.0
+SAMPLE_BATCH = 5000  # rows per read while streaming samples
+_FIX = "set WATTWISE_HOME to a writable directory or WATTWISE_DB to another URL"
+
+_COLUMNS = (
+    "id",
+    "name",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "energy_j",
+    "co2e_g",
+    "region",
+    "host",
+    "pid",
+    "heartbeat_at",
+    "record",
+)
+_INSERT = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+_UPSERT = _INSERT + " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+_SAMPLES = "SELECT rowid, t_s, channel, power_w, energy_j FROM samples WHERE run_id = ?"
+_SAMPLE_ORDER = " ORDER BY t_s, channel, rowid LIMIT ?"
+
+
+class SQLiteStore(RunStore):
+    """Runs in a SQLite database at ``path`` (created with its parent directory if missing) or in memory.
+
+    ``clock`` and ``stale_after_s`` exist for tests and tools; the defaults are what the tracker expects.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        stale_after_s: float = STALE_AFTER_S,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._path = None if str(path) == MEMORY else Path(path).expanduser()
+        self._where = MEMORY if self._path is None else str(self._path)
+        self._stale_after_s = stale_after_s
+        self._clock = clock
+        self._host = this_host()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        if sqlite3.sqlite_version_info < (3, 24, 0):
+            raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old for the run store; wattwise needs 3.24+")
+        conn = self._connect()
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, or None for an in-memory store."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self._where!r})"
+
+    # --- opening -----------------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        target = MEMORY
+        if self._path is not None:
+            _create_file(self._path)
+            target = str(self._path)
+        try:
+            return sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open run store at {self._where}: {_reason(exc)}; {_FIX}") from None
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Check that the file is ours (or empty), apply missing migrations, then set the journal up.
+
+        Nothing is written to a file before it is known to be a wattwise store that this version can read.
+        """
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self._where} is not a SQLite database ({_reason(exc)}); it was left untouched; "
+                "point WATTWISE_DB to another file or move this one away"
+            ) from None
+        if tables:
+            try:
+                applied_migrations(conn)
+            except sqlite3.OperationalError:  # no "migrations" table, or one that is not our ledger
+                raise self._foreign(tables) from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            apply_migrations(conn, self._where, SQLITE_MIGRATIONS)
+            if self._path is not None:
+                conn.execute("PRAGMA journal_mode = WAL")  # persistent; a no-op once set
+                conn.execute("PRAGMA synchronous = NORMAL")  # in WAL: safe from crashes of the process
+        except sqlite3.Error as exc:
+            raise _error(self._where, "opening", exc) from None
+
+    def _foreign(self, tables: set[str]) -> StoreError:
+        names = ", ".join(sorted(tables)[:5])
+        return StoreError(
+            f"{self._where} is a SQLite database but not a wattwise run store (tables: {names}); "
+            "it was left untouched; point WATTWISE_DB to another file"
+        )
+
+    # --- plumbing ----------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _db(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, with database errors turned into one-line StoreErrors."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"run store {self._where} is closed")
+            try:
+                yield self._conn
+            except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+                raise _error(self._where, action, exc) from None
+
+    def _row(self, run: Run, heartbeat_at: datetime) -> dict[str, object]:
+        return {
+            "id": run.id,
+            "name": _text(run.name),
+            "status": run.status,
+            "started_at": utc_iso(run.started_at),
+            "ended_at": None if run.ended_at is None else utc_iso(run.ended_at),
+            "duration_s": run.duration_s,
+            "energy_j": run.energy_j,
+            "co2e_g": run.co2e_g,
+            "region": _text(run.region),
+            "host": _text(run.host),
+            "pid": run.pid,
+            "heartbeat_at": utc_iso(heartbeat_at),
+            "record": encode_record(run),  # validates first: no partial row is ever written
+        }
+
+    def _reap_stale(self, conn: sqlite3.Connection) -> None:
+        """Persist status "incomplete" for every stored "running" run whose process is gone (see base)."""
+        now = self._clock()
+        stale: list[tuple[str, str, str]] = []
+        for run_id, heartbeat_at, record in conn.execute(
+            "SELECT id, heartbeat_at, record FROM runs WHERE status = 'running'"
+        ):
+            run = decode_record(record, self._where)
+            reason = stale_reason(
+                run,
+                datetime.fromisoformat(heartbeat_at),
+                now=now,
+                host=self._host,
+                stale_after_s=self._stale_after_s,
+            )
+            if reason is not None:
+                stale.append((run_id, heartbeat_at, encode_record(mark_incomplete(run, reason))))
+        if not stale:
+            return
+        with transaction(conn):
+            for run_id, heartbeat_at, record in stale:  # unless the tracker checkpointed meanwhile
+                conn.execute(
+                    "UPDATE runs SET status = 'incomplete', record = ? "
+                    "WHERE id = ? AND status = 'running' AND heartbeat_at = ?",
+                    (record, run_id, heartbeat_at),
+                )
+
+    # --- writing -----------------------------------------------------------------------------------------
+
+    def begin(self, run: Run) -> None:
+        if run.status != "running":
+            run = run.replace(status="running")
+        row = self._row(run, self._clock())
+        with self._db("beginning a run") as conn:
+            try:
+                with transaction(conn):
+                    conn.execute(_INSERT, row)
+            except sqlite3.IntegrityError:
+                raise StoreError(f"a run with id {run.id!r} already exists in {self._where}; use a new id") from None
+
+    def save(self, run: Run) -> None:
+        row = self._row(run, self._clock())
+        with self._db("saving a run") as conn, transaction(conn):
+            conn.execute(_UPSERT, row)
+
+    def append_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
+        rows = [(run_id, s.t_s, _text(s.channel), s.power_w, s.energy_j) for s in samples]
+        for sample in samples:
+            if not _finite(sample.t_s, sample.power_w, sample.energy_j):
+                raise StoreError(
+                    f"run {run_id!r}: sample of {sample.channel!r} at t_s={sample.t_s} is not finite; "
+                    "no sample of this batch was stored"
+                )
+        if not rows:
+            return
+        with self._db("appending samples") as conn, transaction(conn):
+            touched = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (utc_iso(self._clock()), run_id))
+            if touched.rowcount == 0:
+                raise RunNotFoundError(f"no run {run_id!r} in {self._where}; begin() it before appending samples")
+            conn.executemany(
+                "INSERT INTO samples (run_id, t_s, channel, power_w, energy_j) VALUES (?, ?, ?, ?, ?)", rows
+            )
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Run:
+        with self._db("reading a run") as conn:
+            self._reap_stale(conn)
+            if ref == "latest":
+                row = conn.execute("SELECT record FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
+            else:
+                row = conn.execute("SELECT record FROM runs WHERE id = ?", (ref,)).fetchone()
+            if row is not None:
+                return decode_record(row[0], self._where)
+            if len(ref) < MIN_PREFIX or ref == "latest":
+                raise not_found_error(ref)
+            matches = conn.execute(
+                "SELECT id, record FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 6", (len(ref), ref)
+            ).fetchall()
+        if not matches:
+            raise not_found_error(ref)
+        if len(matches) > 1:
+            raise ambiguous_error(ref, [m[0] for m in matches[:5]], more=len(matches) > 5)
+        return decode_record(matches[0][1], self._where)
+
+    def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
+        check_list_args(limit, status)
+        where: list[str] = []
+        params: list[object] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if name is not None:
+            where.append("name = ?")
+            params.append(_text(name))
+        query = "SELECT record FROM runs"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
+        params.append(-1 if limit is None else limit)
+        with self._db("listing runs") as conn:
+            self._reap_stale(conn)
+            records = [row[0] for row in conn.execute(query, params)]
+        return [decode_record(record, self._where) for record in records]
+
+    def iter_samples(self, run_id: str, *, batch_size: int = SAMPLE_BATCH) -> Iterator[Sample]:
+        """Samples in (t_s, channel, insertion) order, read ``batch_size`` rows at a time.
+
+        The lock is held per batch only, so the tracker can keep appending while a reader streams; samples
+        appended behind the reader's position are not returned.
+        """
+        with self._db("reading samples") as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise not_found_error(run_id)
+        return self._stream_samples(run_id, max(1, batch_size))
+
+    def _stream_samples(self, run_id: str, batch_size: int) -> Iterator[Sample]:
+        after: tuple[float, str, int] | None = None
+        while True:
+            with self._db("reading samples") as conn:
+                if after is None:
+                    rows = conn.execute(_SAMPLES + _SAMPLE_ORDER, (run_id, batch_size)).fetchall()
+                else:
+                    rows = conn.execute(
+                        _SAMPLES + " AND (t_s, channel, rowid) > (?, ?, ?)" + _SAMPLE_ORDER,
+                        (run_id, *after, batch_size),
+                    ).fetchall()
+            for _, t_s, channel, power_w, energy_j in rows:
+                yield Sample(t_s=t_s, channel=channel, power_w=power_w, energy_j=energy_j)
+            if len(rows) < batch_size:
+                return
+            last = rows[-1]
+            after = (last[1], last[2], last[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _create_file(path: Path) -> None:
+    """Create the parent directories and an empty private file if missing, or say in one line why not.
+
+    Done here rather than by SQLite, whose own error ("unable to open database file") does not say why.
+    The file is made readable by its owner only: stored commands may carry secrets in their arguments.
+    """
+    try:
+        if path.is_dir():
+            reason = "it is a directory"
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                path.touch(mode=0o600)
+            return
+    except OSError as exc:
+        reason = _file_in_the_way(path) or exc.strerror or type(exc).__name__
+    raise StoreError(f"cannot create run store at {path}: {reason}; {_FIX}")
+
+
+def _file_in_the_way(path: Path) -> str | None:
+    """The ancestor that is a file where a directory should be (mkdir only says "File exists")."""
+    for parent in path.parents:
+        try:
+            if parent.exists() and not parent.is_dir():
+                return f"{parent} is a file, not a directory"
+        except OSError:
+            return None
+    return None
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(value) for value in values)
+
+
+def _text(value: str) -> str:
+    """Column text that SQLite can hold: lone surrogates (undecodable file names) become "?".
+
+    The JSON record escapes them and keeps the exact value; only the filter columns are approximated.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _error(where: str, action: str, exc: BaseException) -> StoreError:
+    reason = _reason(exc)
+    if "locked" in reason or "busy" in reason:
+        return StoreError(
+            f"run store {where} stayed locked by another process for over {BUSY_TIMEOUT_S:.0f} s "
+            f"while {action}; try again"
+        )
+    if "readonly" in reason or "unable to open" in reason:
+        return StoreError(f"cannot write run store at {where} ({reason}) while {action}; {_FIX}")
+    return StoreError(f"run store {where}: {action} failed: {reason}")
