@@ -110,7 +110,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="wattwise-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
-    env.update(WATTWISE_HOME=str(tmp / "home"), PYTHONDONTWRITEBYTECODE="1")
+    env.update(WATTWISE_HOME=str(tmp / "home"))
     have_cc = (
         subprocess.run(
             [args.codecarbon_python, "-c", "import codecarbon"], env=env, capture_output=True, check=False

@@ -1,6 +1,7 @@
 """A small, real training job: a multi-layer perceptron on scikit-learn's bundled digits (no download).
 
 Run it under wattwise to measure it:  wattwise run --name digits -- python examples/train_digits.py
+Each epoch is reported to `wattwise run` (a no-op otherwise), which predicts the whole run from the first ones.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
+
+import wattwise
 
 
 def main() -> None:
@@ -29,6 +32,7 @@ def main() -> None:
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         model.partial_fit(x_train, y_train, classes=classes)
+        wattwise.report_epoch(planned=args.epochs)
         if epoch % 10 == 0 or epoch == args.epochs:
             print(
                 f"epoch {epoch:3d}  loss {model.loss_:.4f}  test accuracy {model.score(x_test, y_test):.3f}",

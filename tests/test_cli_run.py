@@ -151,3 +151,15 @@ def test_unwritable_store_directory(isolated_env: Path, tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "should not run" not in out.stdout
     assert out.stderr.strip().count("\n") == 0 and "WATTWISE_HOME" in out.stderr
+
+
+def test_epochs_reported_by_the_command_give_a_prediction(isolated_env: Path) -> None:
+    child = "import time, wattwise\nfor _ in range(3):\n    time.sleep(0.2)\n    wattwise.report_epoch()\n"
+    out = wattwise(isolated_env, "run", "--epochs", "10", "--", sys.executable, "-c", child)
+    assert out.returncode == 0, out.stderr
+    run = show_latest(isolated_env)
+    assert [w["name"] for w in run["windows"]] == ["epoch-1", "epoch-2", "epoch-3"]
+    prediction = run["prediction"]
+    assert prediction["epochs_done"] == 3 and prediction["epochs_planned"] == 10
+    assert prediction["energy_j"]["low"] <= prediction["energy_j"]["value"] <= prediction["energy_j"]["high"]
+    assert "predicted for 10 epochs" in out.stderr

@@ -30,6 +30,7 @@ __all__ = [
     "WindowRecord",
     "__version__",
     "open_store",
+    "report_epoch",
     "track",
 ]
 
@@ -53,6 +54,7 @@ _LAZY = {
     "Tracker": "wattwise.measure.tracker",
     "track": "wattwise.measure.tracker",
     "open_store": "wattwise.store",
+    "report_epoch": "wattwise.measure.epochs",
 }
 
 if TYPE_CHECKING:
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
         UnknownRegionError,
         WattwiseError,
     )
+    from wattwise.measure.epochs import report_epoch
     from wattwise.measure.tracker import LiveStatus, Tracker, track
     from wattwise.records import ComponentEnergy, Prediction, Range, Run, Sample, WindowRecord
     from wattwise.store import open_store

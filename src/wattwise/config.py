@@ -9,11 +9,9 @@ came from and what would be valid.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,10 +120,13 @@ class Settings:
 
 _FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV = {f"WATTWISE_{name.upper()}": name for name in _FIELDS}
-_ENV_IGNORED = {"WATTWISE_CONFIG"}  # consumed above, not a Settings field
+# consumed elsewhere, not Settings fields: the config file's path, and the socket `wattwise run` hands its command
+_ENV_IGNORED = {"WATTWISE_CONFIG", "WATTWISE_EPOCH_SOCKET"}
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a config file exists: start-up cost
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -136,11 +137,17 @@ def _read_file(path: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in _FIELDS:
-            hint = difflib.get_close_matches(key, list(_FIELDS), n=1)
+            hint = _close(key, list(_FIELDS))
             did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"unknown key {key!r} in {path}{did_you_mean}; valid keys: {', '.join(sorted(_FIELDS))}")
         values[key] = _coerce(key, value, f"{path}")
     return values
+
+
+def _close(word: str, choices: list[str]) -> list[str]:
+    import difflib  # only on the error path
+
+    return difflib.get_close_matches(word, choices, n=1)
 
 
 def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -150,7 +157,7 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
             continue
         name = _ENV.get(var)
         if name is None:
-            hint = difflib.get_close_matches(var, list(_ENV), n=1)
+            hint = _close(var, list(_ENV))
             did_you_mean = f"; did you mean {hint[0]}?" if hint else ""
             raise ConfigError(f"unknown environment variable {var}{did_you_mean} (unset it to continue)")
         if raw == "":

@@ -16,8 +16,11 @@ from wattwise.devices.host import ProcfsHost, PsutilHost
 TICKS = 100.0
 
 
-def write_proc(root: Path, procs: dict[int, tuple[int, int, int, int, int, int]], cpu: tuple[int, ...]) -> None:
-    """procs: pid → (ppid, utime, stime, cutime, cstime, rss_pages); cpu: the /proc/stat 'cpu' line values."""
+def write_proc(
+    root: Path, procs: dict[int, tuple[int, int, int, int, int, int]], cpu: tuple[int, ...], children: bool = False
+) -> None:
+    """procs: pid → (ppid, utime, stime, cutime, cstime, rss_pages); cpu: the /proc/stat 'cpu' line values.
+    children: also write /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN), split over two threads."""
     root.mkdir(parents=True, exist_ok=True)
     lines = ["cpu  " + " ".join(str(v) for v in cpu), "cpu0 0 0 0 0", "cpu1 0 0 0 0", "intr 0"]
     (root / "stat").write_text("\n".join(lines) + "\n")
@@ -33,9 +36,15 @@ def write_proc(root: Path, procs: dict[int, tuple[int, int, int, int, int, int]]
         d.mkdir(exist_ok=True)
         fields = ["S", str(ppid)] + ["0"] * 9 + [str(ut), str(st), str(cut), str(cst)] + ["0"] * 6 + [str(rss)]
         (d / "stat").write_text(f"{pid} (odd name) (x) " + " ".join(fields) + " 0 0 0\n")
+        if children:
+            kids = [str(c) for c, (pp, *_rest) in procs.items() if pp == pid]
+            for tid, share in ((pid, kids[::2]), (pid + 100000, kids[1::2])):
+                (d / "task" / str(tid)).mkdir(parents=True, exist_ok=True)
+                (d / "task" / str(tid) / "children").write_text(" ".join(share) + (" " if share else ""))
 
 
-def test_tree_cpu_time_rss_and_machine_counters(tmp_path: Path) -> None:
+@pytest.mark.parametrize("children", [False, True], ids=["scan", "children-files"])
+def test_tree_cpu_time_rss_and_machine_counters(tmp_path: Path, children: bool) -> None:
     root = tmp_path / "proc"
     write_proc(
         root,
@@ -44,15 +53,18 @@ def test_tree_cpu_time_rss_and_machine_counters(tmp_path: Path) -> None:
             100: (1, 50, 50, 20, 10, 1000),  # the measured process
             101: (100, 30, 10, 0, 0, 500),  # its child
             102: (101, 5, 5, 0, 0, 100),  # grandchild
+            103: (100, 1, 1, 0, 0, 1),  # a second child
             200: (1, 400, 0, 0, 0, 50),  # another tenant
         },
         cpu=(300, 0, 100, 600, 0, 0, 0, 0, 0, 0),
+        children=children,
     )
     host = ProcfsHost(100, root, ticks_per_s=TICKS)
+    assert host._children_files is children
     snap = host.snapshot()
-    assert snap.tree_pids == frozenset({100, 101, 102})
-    assert snap.tree_cpu_s == pytest.approx((50 + 50 + 20 + 10 + 30 + 10 + 5 + 5) / TICKS)
-    assert snap.tree_rss_bytes == (1000 + 500 + 100) * os.sysconf("SC_PAGE_SIZE")
+    assert snap.tree_pids == frozenset({100, 101, 102, 103})
+    assert snap.tree_cpu_s == pytest.approx((50 + 50 + 20 + 10 + 30 + 10 + 5 + 5 + 2) / TICKS)
+    assert snap.tree_rss_bytes == (1000 + 500 + 100 + 1) * os.sysconf("SC_PAGE_SIZE")
     assert snap.cpu_busy_s == pytest.approx(400 / TICKS)
     assert snap.cpu_total_s == pytest.approx(1000 / TICKS)
     assert snap.logical_cpus == 2

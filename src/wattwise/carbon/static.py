@@ -11,8 +11,8 @@ import csv
 import difflib
 import io
 from dataclasses import dataclass
-from importlib import resources
 
+from wattwise.data import read_text
 from wattwise.errors import UnknownRegionError
 
 WORLD = "WORLD"
@@ -46,7 +46,7 @@ class StaticIntensityTable:
 
     def __init__(self, text: str | None = None) -> None:
         if text is None:
-            text = resources.files("wattwise.data").joinpath(_TABLE).read_text(encoding="utf-8")
+            text = read_text(_TABLE)
         self._rows: list[_Row] = []
         for rec in csv.DictReader(io.StringIO(text)):
             gen = rec.get("generation_twh_2022") or ""

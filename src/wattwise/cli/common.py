@@ -27,7 +27,7 @@ def add_settings_flags(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for key in ("region", "pue", "interval_s", "attribution", "db", "gpu", "network"):
+    for key in ("region", "pue", "interval_s", "attribution", "db", "gpu", "network", "epochs"):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value

@@ -20,6 +20,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--name", help="name of the run (default: the command's name)")
     p.add_argument("--quiet", "-q", action="store_true", help="no live panel and no summary")
     p.add_argument("--json", action="store_true", help="print the stored run as JSON on stdout at the end")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="planned epochs: with wattwise.report_epoch() called by the command, predict the whole run",
+    )
     add_settings_flags(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="the command to run")
     p.set_defaults(handler=handle)

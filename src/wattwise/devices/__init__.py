@@ -10,8 +10,10 @@ Rules that keep totals honest:
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from wattwise.config import Settings
 from wattwise.devices.base import PowerSource, ProbeResult
@@ -33,7 +35,7 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
 
     env = os.environ if env is None else env
     found = Discovery()
-    if settings.gpu:
+    if settings.gpu and (settings.gpu_indices is not None or nvidia_driver_may_be_present()):
         from wattwise.devices.nvml import open_nvml
 
         try:
@@ -71,6 +73,17 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
     if settings.network:
         found.sources.append(NetworkSource(settings.network_kwh_per_gb))
     return found
+
+
+def nvidia_driver_may_be_present() -> bool:
+    """False only where we can tell cheaply that no NVIDIA driver is loaded, so NVML is not even imported.
+
+    Linux: the driver creates /proc/driver/nvidia and /dev/nvidiactl; macOS has had no NVIDIA driver since
+    10.14. Elsewhere (Windows) we cannot tell without asking NVML, so we ask.
+    """
+    if sys.platform.startswith("linux"):
+        return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists()
+    return sys.platform != "darwin"
 
 
 def probe_all(settings: Settings, env: Mapping[str, str] | None = None) -> list[ProbeResult]:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import platform
 import re
 import sys
 from collections.abc import Iterable
@@ -243,6 +242,8 @@ def read_cpuinfo(proc_root: Path = Path("/proc")) -> CpuInfo:
     try:
         text = (proc_root / "cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
+        import platform  # only off Linux
+
         name = platform.processor() if sys.platform == "win32" else platform.machine()
         return CpuInfo(name or "unknown", 1, os.cpu_count() or 1, False)
     return parse_cpuinfo(text)

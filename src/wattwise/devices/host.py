@@ -33,6 +33,8 @@ class ProcfsHost:
         self.ticks_per_s = ticks_per_s or float(os.sysconf("SC_CLK_TCK"))
         self.page_size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._mem_total = self._read_mem_total()
+        self._root_str = str(proc_root)
+        self._children_files = (proc_root / str(root_pid) / "task" / str(root_pid) / "children").exists()
 
     @staticmethod
     def available(proc_root: Path = Path("/proc")) -> bool:
@@ -101,15 +103,43 @@ class ProcfsHost:
         return total
 
     def _stat_fields(self, pid: int) -> list[str] | None:
-        try:
-            text = (self.proc_root / str(pid) / "stat").read_text()
-        except OSError:  # the process exited between listing and reading
+        text = _read_small(f"{self._root_str}/{pid}/stat")
+        if text is None:  # the process exited between listing and reading
             return None
         # comm may contain spaces and parentheses: split after the last ')'.
         return text[text.rfind(")") + 2 :].split()
 
     def _tree(self) -> dict[int, list[str]]:
         """pid → stat fields for the root and all its live descendants."""
+        if self._children_files:
+            return self._walk_tree()
+        return self._scan_tree()
+
+    def _walk_tree(self) -> dict[int, list[str]]:
+        """Follow ``/proc/<pid>/task/<tid>/children`` down from the root: a handful of reads, not one per
+        process on the machine (CONFIG_PROC_CHILDREN, present on mainstream kernels)."""
+        tree: dict[int, list[str]] = {}
+        stack = [self.root_pid]
+        while stack:
+            pid = stack.pop()
+            if pid in tree:
+                continue
+            fields = self._stat_fields(pid)
+            if fields is None:
+                continue
+            tree[pid] = fields
+            try:
+                tids = os.listdir(f"{self._root_str}/{pid}/task")  # noqa: PTH208 (hot path: no Path objects)
+            except OSError:
+                continue
+            for tid in tids:
+                children = _read_small(f"{self._root_str}/{pid}/task/{tid}/children")
+                if children:
+                    stack.extend(int(c) for c in children.split())
+        return tree
+
+    def _scan_tree(self) -> dict[int, list[str]]:
+        """Read every process's parent: the fallback where the kernel has no ``children`` files."""
         parents: dict[int, list[int]] = {}
         stats: dict[int, list[str]] = {}
         for pid in _pids(self.proc_root):
@@ -127,6 +157,20 @@ class ProcfsHost:
             tree[pid] = stats[pid]
             stack.extend(parents.get(pid, ()))
         return tree
+
+
+def _read_small(path: str) -> str | None:
+    """A small /proc file in one read (cheaper than pathlib on the sampling path); None if it is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 65536).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _pids(proc_root: Path) -> Iterable[int]:

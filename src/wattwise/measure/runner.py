@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from wattwise.errors import CommandError
+from wattwise.measure.epochs import EpochListener
 
 if TYPE_CHECKING:
     from wattwise.measure.tracker import Tracker
@@ -110,6 +112,20 @@ def _relay(fd: int, write: Callable[[str], None]) -> None:
         write(pending.rsplit(b"\r", 1)[-1].decode(errors="replace") + "\n")
 
 
+def _epoch_listener(tracker: Tracker) -> EpochListener | None:
+    """Listen for ``wattwise.report_epoch()`` calls from the command (Unix only)."""
+    if not hasattr(socket, "AF_UNIX"):
+        return None
+
+    def on_epoch(planned: int | None) -> None:
+        if planned is not None and tracker.epochs_planned is None:
+            tracker.epochs_planned = planned
+        if tracker.running:
+            tracker.epoch_end()
+
+    return EpochListener(on_epoch)
+
+
 @dataclass(frozen=True)
 class CommandResult:
     exit_code: int
@@ -132,6 +148,8 @@ def run_command(
     signals.install()
     relay: threading.Thread | None = None
     master = -1
+    listener = _epoch_listener(tracker)
+    env = {**os.environ, **(listener.env() if listener is not None else {})}
     try:
         try:
             if output is not None:
@@ -139,13 +157,13 @@ def run_command(
 
                 master, slave = pty.openpty()
                 try:
-                    proc = subprocess.Popen([executable, *argv[1:]], stdout=slave, stderr=slave)
+                    proc = subprocess.Popen([executable, *argv[1:]], stdout=slave, stderr=slave, env=env)
                 finally:
                     os.close(slave)
                 relay = threading.Thread(target=_relay, args=(master, output), daemon=True)
                 relay.start()
             else:
-                proc = subprocess.Popen([executable, *argv[1:]])
+                proc = subprocess.Popen([executable, *argv[1:]], env=env)
         except OSError as exc:
             run = tracker.stop("failed", error=f"could not start {argv[0]}: {exc.strerror}", exit_code=126)
             raise CommandError(f"cannot execute {argv[0]}: {exc.strerror} (run {run.id} recorded as failed)") from exc
@@ -161,6 +179,8 @@ def run_command(
             relay.join(timeout=2.0)
     finally:
         signals.restore()
+        if listener is not None:
+            listener.close()
         if master >= 0:
             os.close(master)
     code = proc.returncode

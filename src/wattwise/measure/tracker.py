@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import secrets
-import socket
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -33,8 +31,8 @@ from wattwise.errors import StoreError, TrackerStateError
 from wattwise.measure import accounting
 from wattwise.measure.accounting import Carbon
 from wattwise.measure.meters import MeterSet, Reading
-from wattwise.measure.prediction import predict
 from wattwise.records import Attribution, Prediction, Run, RunStatus, Sample, WindowRecord
+from wattwise.store.base import this_host
 
 if TYPE_CHECKING:
     from wattwise.devices.base import PowerSource
@@ -59,7 +57,7 @@ class LiveStatus:
 
 
 def _new_run_id(now: datetime) -> str:
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"{now:%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
 
 
 class Tracker:
@@ -276,6 +274,8 @@ class Tracker:
             self._epoch_duration_s.append(duration_s)
             self._epoch_mark = reading
             if self.epochs_planned:
+                from wattwise.measure.prediction import predict
+
                 so_far, _ = accounting.totals(
                     accounting.components(meters.channels, self._origin, reading, self.attribution)
                 )
@@ -410,7 +410,7 @@ class Tracker:
             command=self.command,
             exit_code=exit_code,
             error=error,
-            host=socket.gethostname(),
+            host=this_host(),
             pid=os.getpid(),
             notes=tuple(dict.fromkeys(self._notes)),
             wattwise_version=__version__,

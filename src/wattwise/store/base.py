@@ -97,7 +97,10 @@ class RunStore(Protocol):
 
 def this_host() -> str:
     """The host name the tracker records in ``Run.host`` and the stale rule compares against."""
-    import socket  # deferred: the store is imported by every CLI command
+    # os.uname() is what socket.gethostname() returns on POSIX, without importing socket (start-up cost)
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
 
     return socket.gethostname()
 
