@@ -70,6 +70,38 @@ def calibrate(seconds: float) -> int:
         n *= 2
 
 
+def fixed_costs(env: dict[str, str], reps: int = 15) -> list[tuple[str, float, float]]:
+    """Start-up + shut-down alone, and the sampler's cost per second, measured without the noisy workload.
+
+    Each pair runs interleaved ``reps`` times; the rows are median differences (tracked − untracked)."""
+    py = sys.executable
+    pairs = {
+        "API start+stop (import included)": (
+            [py, "-c", "import wattwise\nwith wattwise.track('fixed'):\n    pass"],
+            [py, "-c", "pass"],
+        ),
+        "CLI start+stop (an interpreter more)": (
+            [py, "-m", "wattwise", "run", "--quiet", "--", "/bin/true"],
+            ["/bin/true"],
+        ),
+        "API over a 10 s sleep (fixed + 10 ticks)": (
+            [py, "-c", "import time, wattwise\nwith wattwise.track('idle'):\n    time.sleep(10)"],
+            [py, "-c", "import time\ntime.sleep(10)"],
+        ),
+    }
+    rows = []
+    for label, (tracked, base) in pairs.items():
+        n = 3 if "sleep" in label else reps
+        walls, cpus = [], []
+        for _ in range(n):
+            w1, c1 = run_child(tracked, env)
+            w0, c0 = run_child(base, env)
+            walls.append(w1 - w0)
+            cpus.append(c1 - c0)
+        rows.append((label, statistics.median(walls), statistics.median(cpus)))
+    return rows
+
+
 def import_time(python: str, env: dict[str, str], reps: int = 7) -> float:
     code = "import time; t=time.perf_counter(); import wattwise; print(time.perf_counter()-t)"
     values = [float(subprocess.check_output([python, "-c", code], env=env, text=True)) for _ in range(reps)]
@@ -174,6 +206,11 @@ def main() -> None:
     spread = (max(base_wall) - min(base_wall)) / statistics.median(base_wall) * 100
     print(f"(untracked wall spread across repetitions: {spread:.1f}% — overheads below that are within noise)")
 
+    print()
+    print("fixed costs, measured apart from the workload (median differences, interleaved):")
+    print(f"{'':44} {'extra wall ms':>14} {'extra CPU ms':>13}")
+    for label, wall, cpu in fixed_costs(env):
+        print(f"{label:44} {wall * 1000:14.1f} {cpu * 1000:13.1f}")
     print()
     print(f"import wattwise: {import_time(sys.executable, env) * 1000:.0f} ms (median of 7 fresh interpreters)")
     if not args.skip_memory:

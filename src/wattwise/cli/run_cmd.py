@@ -31,11 +31,8 @@ def add_parser(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from wattwise.measure.runner import resolve_command, run_command
     from wattwise.measure.tracker import Tracker
-    from wattwise.report.terminal import live_panel, run_summary
 
     argv = list(args.cmd)
     if argv[:1] == ["--"]:
@@ -44,12 +41,15 @@ def handle(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     name = args.name or argv[0].rsplit("/", 1)[-1]
     tracker = Tracker(name, settings=settings, command=argv)
-    console = Console(stderr=True)
-    live_on = not args.quiet and console.is_terminal
-    if not live_on:
-        result = run_command(argv, tracker)
+    if args.quiet or not sys.stderr.isatty():
+        result = run_command(argv, tracker)  # no rich import on this path: it costs start-up time
     else:
+        from rich.console import Console
         from rich.live import Live
+
+        from wattwise.report.terminal import live_panel
+
+        console = Console(stderr=True)
 
         with Live(console=console, refresh_per_second=2, transient=True) as live:
 
@@ -62,7 +62,11 @@ def handle(args: argparse.Namespace) -> int:
 
             result = run_command(argv, tracker, output=write, on_tick=refresh)
     if not args.quiet:
-        console.print(run_summary(result.run, details=False))
+        from rich.console import Console
+
+        from wattwise.report.terminal import run_summary
+
+        Console(stderr=True).print(run_summary(result.run, details=False))
     if args.json:
         json.dump(result.run.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")

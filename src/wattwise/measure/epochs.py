@@ -18,6 +18,7 @@ from pathlib import Path
 
 ENV_VAR = "WATTWISE_EPOCH_SOCKET"
 _MAX_DATAGRAM = 256
+_STOP = b"\0stop"
 
 
 def report_epoch(planned: int | None = None) -> bool:
@@ -46,7 +47,6 @@ class EpochListener:
         self.path = str(self._dir / "epochs.sock")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(self.path)
-        self._sock.settimeout(0.2)
         self._closing = threading.Event()
         self.errors: list[str] = []
         self._thread = threading.Thread(target=self._serve, name="wattwise-epochs", daemon=True)
@@ -56,12 +56,12 @@ class EpochListener:
         return {ENV_VAR: self.path}
 
     def _serve(self) -> None:
-        while not self._closing.is_set():
+        while True:
             try:
                 data = self._sock.recv(_MAX_DATAGRAM)
-            except TimeoutError:
-                continue
             except OSError:
+                break
+            if data == _STOP and self._closing.is_set():
                 break
             self._handle(data)
 
@@ -81,11 +81,9 @@ class EpochListener:
     def close(self) -> None:
         """Stop listening after handling what was already sent; remove the socket and its directory."""
         self._closing.set()
-        self._thread.join(timeout=2.0)
-        with contextlib.suppress(OSError):
-            self._sock.setblocking(False)
-            while True:
-                self._handle(self._sock.recv(_MAX_DATAGRAM))
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as waker:
+            waker.sendto(_STOP, self.path)  # datagrams arrive in order: everything sent before is handled
+        self._thread.join(timeout=5.0)
         self._sock.close()
         with contextlib.suppress(OSError):
             Path(self.path).unlink()

@@ -112,6 +112,25 @@ def _relay(fd: int, write: Callable[[str], None]) -> None:
         write(pending.rsplit(b"\r", 1)[-1].decode(errors="replace") + "\n")
 
 
+class _Ticker:
+    """Calls ``on_tick`` every ``tick_s`` seconds from a thread, so the main thread can block on the child."""
+
+    def __init__(self, on_tick: Callable[[], None], tick_s: float) -> None:
+        self._on_tick = on_tick
+        self._tick_s = tick_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="wattwise-live", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._tick_s):
+            self._on_tick()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _epoch_listener(tracker: Tracker) -> EpochListener | None:
     """Listen for ``wattwise.report_epoch()`` calls from the command (Unix only)."""
     if not hasattr(socket, "AF_UNIX"):
@@ -168,13 +187,12 @@ def run_command(
             run = tracker.stop("failed", error=f"could not start {argv[0]}: {exc.strerror}", exit_code=126)
             raise CommandError(f"cannot execute {argv[0]}: {exc.strerror} (run {run.id} recorded as failed)") from exc
         signals.proc = proc
-        while True:
-            try:
-                proc.wait(timeout=tick_s)
-                break
-            except subprocess.TimeoutExpired:
-                if on_tick is not None:
-                    on_tick()
+        ticker = _Ticker(on_tick, tick_s) if on_tick is not None else None
+        try:
+            proc.wait()  # blocks until exit (signal handlers still run: PEP 475 retries the wait)
+        finally:
+            if ticker is not None:
+                ticker.stop()
         if relay is not None:
             relay.join(timeout=2.0)
     finally:
