@@ -80,3 +80,12 @@ def test_missing_explicit_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_unknown_override() -> None:
     with pytest.raises(ConfigError, match="unknown setting 'colour'"):
         Settings.load({"colour": "green"})
+
+
+def test_replace_checks_names_and_types() -> None:
+    s = Settings()
+    assert s.replace(pue="1.2").pue == 1.2
+    with pytest.raises(ConfigError, match="unknown setting 'regoin'"):
+        s.replace(regoin="DE")
+    with pytest.raises(ConfigError, match="pue must be between"):
+        s.replace(pue=0.2)

@@ -39,7 +39,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
         assert f"wattwise {name}" in readme, name
         for action in cmd_parser._actions:
             if action.dest == "runs_command":
-                for sub_name in action.choices:  # type: ignore[union-attr]
+                for sub_name in action.choices:
                     assert f"wattwise {name} {sub_name}" in readme, sub_name
             for flag in action.option_strings:
                 if flag.startswith("--") and flag not in {"--help"}:

@@ -113,7 +113,12 @@ class Settings:
             raise ConfigError(f"epochs must be a positive whole number (got {self.epochs})")
 
     def replace(self, **changes: Any) -> Settings:
-        updated = dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (setting names → values, checked and converted as arguments are)."""
+        for key in changes:
+            if key not in _FIELDS:
+                raise ConfigError(f"unknown setting {key!r}; valid settings: {', '.join(sorted(_FIELDS))}")
+        coerced: dict[str, Any] = {k: None if v is None else _coerce(k, v, "argument") for k, v in changes.items()}
+        updated = dataclasses.replace(self, **coerced)
         updated.validate()
         return updated
 

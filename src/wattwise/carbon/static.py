@@ -8,7 +8,6 @@ an IP address (which goes wrong offline: CodeCarbon falls back to Quebec's 3.9 g
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 from dataclasses import dataclass
 
@@ -87,6 +86,8 @@ class StaticIntensityTable:
         row = self._index.get(key)
         if row is None:
             candidates = sorted(self._index)
+            import difflib  # the error path only
+
             close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.5)
             names = [f"{self._index[c].alpha2} ({self._index[c].name})" for c in close]
             hint = f"closest: {', '.join(dict.fromkeys(names))}" if names else "use an ISO 3166 country code"

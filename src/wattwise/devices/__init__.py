@@ -31,7 +31,6 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
     from wattwise.devices.cpu_model import CpuModelSource
     from wattwise.devices.memory_model import MemoryModelSource
     from wattwise.devices.network import NetworkSource
-    from wattwise.devices.rapl import RaplSource
 
     env = os.environ if env is None else env
     found = Discovery()
@@ -57,11 +56,16 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
                 f"gpu_indices={list(settings.gpu_indices)} was set but no NVIDIA GPU is visible; run `wattwise doctor`"
             )
 
-    rapl: RaplSource | None = None
-    try:
-        rapl = RaplSource.open(settings.rapl_root)
-    except DeviceError as exc:
-        reason = str(exc).split(";")[0]
+    rapl: PowerSource | None = None
+    reason = f"RAPL: {settings.rapl_root} does not exist: a VM, a container without the host's powercap, or no RAPL"
+    if settings.rapl_root.is_dir():  # the module is imported only where RAPL may be (start-up cost)
+        from wattwise.devices.rapl import RaplSource
+
+        try:
+            rapl = RaplSource.open(settings.rapl_root)
+        except DeviceError as exc:
+            reason = str(exc).split(";")[0]
+    if rapl is None:
         found.notes.append(f"CPU energy estimated from a model ({reason}); `wattwise doctor` says how to measure it")
     components = {ch.component for ch in rapl.channels()} if rapl is not None else set()
     if rapl is not None:

@@ -81,21 +81,24 @@ HIGH_FACTOR = 1.5  # ASSUMPTION (see the module docstring), not a published figu
 
 DEFAULT_TDP_TABLE = Path(__file__).resolve().parent.parent / "data" / "cpu_tdp.csv"
 
-# Normalisation of model names, applied alike to /proc/cpuinfo strings and table rows.
-_MARKS = re.compile(r"\((?:r|tm|c)\)|®|™")
-_PARENS = re.compile(r"\([^)]*\)")  # (OEM Only), (125W), (AF)
-_FREQ = re.compile(r"@?\s*\d+(?:\.\d+)?\s*[gm]hz\b")
-_GEN = re.compile(r"\b\d+(?:st|nd|rd|th)\s+gen(?:eration)?\b")
-_CORES = re.compile(r"\b[a-z0-9]+-cores?\b")  # 64-Core, Quad-Core
-_GRAPHICS = re.compile(r"\s(?:with|w/)\s.*$")  # with Radeon Graphics, w/ Radeon Vega Mobile Gfx
+# Normalisation of model names, applied alike to /proc/cpuinfo strings and table rows. Compiled on first use:
+# a VM never matches the table, and start-up time counts.
+_MARKS = r"\((?:r|tm|c)\)|®|™"
+_STRIPPED = (
+    r"\([^)]*\)",  # (OEM Only), (125W), (AF)
+    r"@?\s*\d+(?:\.\d+)?\s*[gm]hz\b",
+    r"\b\d+(?:st|nd|rd|th)\s+gen(?:eration)?\b",
+    r"\s(?:with|w/)\s.*$",  # with Radeon Graphics, w/ Radeon Vega Mobile Gfx
+    r"\b[a-z0-9]+-cores?\b",  # 64-Core, Quad-Core
+)
 _NOISE = frozenset({"intel", "amd", "cpu", "processor", "apu", "genuineintel", "authenticamd"})
 
 
 def normalise_model_name(name: str) -> str:
     """Lower case without vendor words, marks, frequency, core count or parentheses; single spaces."""
-    text = _MARKS.sub(" ", name.lower())
-    for pattern in (_PARENS, _FREQ, _GEN, _GRAPHICS, _CORES):
-        text = pattern.sub(" ", text)
+    text = re.sub(_MARKS, " ", name.lower())  # re caches compiled patterns itself
+    for pattern in _STRIPPED:
+        text = re.sub(pattern, " ", text)
     return " ".join(t for t in text.split() if t not in _NOISE)
 
 
