@@ -163,3 +163,19 @@ def test_epochs_reported_by_the_command_give_a_prediction(isolated_env: Path) ->
     assert prediction["epochs_done"] == 3 and prediction["epochs_planned"] == 10
     assert prediction["energy_j"]["low"] <= prediction["energy_j"]["value"] <= prediction["energy_j"]["high"]
     assert "predicted for 10 epochs" in out.stderr
+
+
+def test_output_through_a_pty_keeps_every_line_and_progress_bars_final_state(isolated_env: Path) -> None:
+    from wattwise.config import Settings
+    from wattwise.measure.runner import run_command
+    from wattwise.measure.tracker import Tracker
+
+    from tests.fakes.power import ConstantPowerSource, FakeHost
+
+    got: list[str] = []
+    code = "import sys\nprint('hello')\nsys.stdout.write('10%\\r50%\\r100%\\n')\nprint('no newline at end', end='')\n"
+    settings = Settings.load({"gpu": False, "rapl_root": str(isolated_env / "none")})
+    tracker = Tracker("pty", settings=settings, sources=[ConstantPowerSource({"cpu": 1.0})], host=FakeHost())
+    result = run_command([sys.executable, "-c", code], tracker, output=got.append)
+    assert result.exit_code == 0
+    assert "".join(got) == "hello\n100%\nno newline at end\n"

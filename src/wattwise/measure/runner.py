@@ -94,6 +94,12 @@ class _Signals:
             proc.send_signal(signum)
 
 
+def _visible(line: bytes) -> str:
+    """What a terminal leaves on screen for one line: the text after its last carriage return. A pty turns
+    every newline into CR LF, so a trailing CR is not one of those."""
+    return line.rstrip(b"\r").rsplit(b"\r", 1)[-1].decode(errors="replace")
+
+
 def _relay(fd: int, write: Callable[[str], None]) -> None:
     """Copy a pty's output to ``write`` line by line, keeping what a terminal shows after carriage returns."""
     pending = b""
@@ -107,9 +113,9 @@ def _relay(fd: int, write: Callable[[str], None]) -> None:
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
-            write(line.rsplit(b"\r", 1)[-1].decode(errors="replace") + "\n")
+            write(_visible(line) + "\n")
     if pending:
-        write(pending.rsplit(b"\r", 1)[-1].decode(errors="replace") + "\n")
+        write(_visible(pending) + "\n")
 
 
 class _Ticker:
@@ -203,12 +209,13 @@ def run_command(
             os.close(master)
     code = proc.returncode
     exit_code = 128 - code if code < 0 else code
+    received = ", ".join(dict.fromkeys(signal.Signals(s).name for s in signals.received))
     if code < 0:
         name = signal.Signals(-code).name
-        run = tracker.stop("incomplete", error=f"command killed by {name}", exit_code=exit_code)
+        why = f"command killed by {name}" + (f" after wattwise received {received}" if received else "")
+        run = tracker.stop("incomplete", error=why, exit_code=exit_code)
     elif signals.received:
-        names = ", ".join(dict.fromkeys(signal.Signals(s).name for s in signals.received))
-        run = tracker.stop("incomplete", error=f"interrupted by {names}", exit_code=exit_code)
+        run = tracker.stop("incomplete", error=f"interrupted by {received}", exit_code=exit_code)
     elif code != 0:
         run = tracker.stop("failed", error=f"command exited with code {code}", exit_code=exit_code)
     else:

@@ -91,11 +91,16 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
         wt = Table(box=None, header_style="bold", pad_edge=False)
         for col in ("window", "duration", "energy", "CO2e"):
             wt.add_column(col, justify="left" if col == "window" else "right")
-        for w in run.windows[:50]:
+        shown = list(run.windows)
+        hidden = 0
+        if len(shown) > 12:  # long trainings: the first epochs and the last ones
+            hidden = len(shown) - 11
+            shown = shown[:6] + shown[-5:]
+        for i, w in enumerate(shown):
+            if hidden and i == 6:
+                wt.add_row(f"… {hidden} more (--json shows all)", "", "", "")
             name = f"{w.parent} / {w.name}" if w.parent else w.name
             wt.add_row(name, fmt_duration(w.duration_s), fmt_energy(w.energy_j), fmt_mass_g(w.co2e_g))
-        if len(run.windows) > 50:
-            wt.add_row(f"… {len(run.windows) - 50} more (--json shows all)", "", "", "")
         parts.append(wt)
     if run.prediction is not None:
         p = run.prediction
