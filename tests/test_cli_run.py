@@ -166,11 +166,10 @@ def test_epochs_reported_by_the_command_give_a_prediction(isolated_env: Path) ->
 
 
 def test_output_through_a_pty_keeps_every_line_and_progress_bars_final_state(isolated_env: Path) -> None:
+    from tests.fakes.power import ConstantPowerSource, FakeHost
     from wattwise.config import Settings
     from wattwise.measure.runner import run_command
     from wattwise.measure.tracker import Tracker
-
-    from tests.fakes.power import ConstantPowerSource, FakeHost
 
     got: list[str] = []
     code = "import sys\nprint('hello')\nsys.stdout.write('10%\\r50%\\r100%\\n')\nprint('no newline at end', end='')\n"
