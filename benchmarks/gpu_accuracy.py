@@ -21,34 +21,17 @@ import argparse
 import importlib
 import importlib.util
 import os
-import random
 import sys
 import threading
 import time
 from typing import Any
 
+from gpu_load import drive_gpu  # benchmarks/ is on sys.path when a script here runs
 from wattwise.devices.base import HostSnapshot
 from wattwise.devices.nvml import NvmlSource, PynvmlBackend, open_nvml, probe_nvml, visible_gpu_indices
 from wattwise.units import mj_to_j, mw_to_w
 
 TARGET_PERCENT = 2.0
-
-
-def drive_gpu(torch: Any, stop: threading.Event, seed: int) -> None:
-    """Matmuls of changing sizes with idle gaps on cuda:0 until ``stop`` is set."""
-    rng = random.Random(seed)
-    while not stop.is_set():
-        size = rng.choice([0, 0, 1024, 2048, 4096, 8192])
-        until = time.monotonic() + rng.uniform(0.5, 4.0)
-        if size == 0:
-            stop.wait(max(0.0, until - time.monotonic()))
-            continue
-        a = torch.randn(size, size, device="cuda", dtype=torch.float16)
-        b = torch.randn(size, size, device="cuda", dtype=torch.float16)
-        while time.monotonic() < until and not stop.is_set():
-            for _ in range(8):
-                torch.matmul(a, b)
-            torch.cuda.synchronize()
 
 
 class PowerIntegrator(threading.Thread):

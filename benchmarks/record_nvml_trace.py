@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import random
 import sys
 import threading
 import time
@@ -21,24 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gpu_load import drive_gpu  # benchmarks/ is on sys.path when a script here runs
 from wattwise.devices.nvml import EnergyCounterUnsupported, NvmlError, PynvmlBackend, visible_gpu_indices
-
-
-def drive_gpu(torch: Any, stop: threading.Event, seed: int) -> None:
-    """Matmuls of changing sizes with idle gaps on cuda:0 until ``stop`` is set."""
-    rng = random.Random(seed)
-    while not stop.is_set():
-        size = rng.choice([0, 0, 1024, 2048, 4096, 8192])
-        until = time.monotonic() + rng.uniform(0.5, 3.0)
-        if size == 0:
-            stop.wait(max(0.0, until - time.monotonic()))
-            continue
-        a = torch.randn(size, size, device="cuda", dtype=torch.float16)
-        b = torch.randn(size, size, device="cuda", dtype=torch.float16)
-        while time.monotonic() < until and not stop.is_set():
-            for _ in range(8):
-                torch.matmul(a, b)
-            torch.cuda.synchronize()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +76,7 @@ def record(backend: PynvmlBackend, indices: list[int], args: argparse.Namespace)
         if not torch.cuda.is_available():
             print("--load needs a CUDA build of torch (torch.cuda.is_available() is False)")
             return 2
-        loader = threading.Thread(target=drive_gpu, args=(torch, stop, args.seed), daemon=True)
+        loader = threading.Thread(target=drive_gpu, args=(torch, stop, args.seed, 3.0), daemon=True)
         loader.start()
 
     lines = [*header, "t_s,index,power_mw,energy_mj"]
