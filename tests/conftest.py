@@ -15,7 +15,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     import os
 
     for var in list(os.environ):
-        if var.startswith("WATTWISE_") or var in {"CUDA_VISIBLE_DEVICES", "ELECTRICITYMAPS_API_KEY"}:
+        if var.startswith("WATTWISE_") or var in {
+            "CUDA_VISIBLE_DEVICES",
+            "ELECTRICITYMAPS_API_KEY",
+            "WATTTIME_USERNAME",
+            "WATTTIME_PASSWORD",
+        }:
             monkeypatch.delenv(var, raising=False)
     home = tmp_path / "wattwise-home"
     monkeypatch.setenv("WATTWISE_HOME", str(home))

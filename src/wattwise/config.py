@@ -20,6 +20,12 @@ from typing import Any
 from wattwise.errors import ConfigError
 
 ATTRIBUTIONS = ("process", "machine")
+PROVIDERS = ("static", "fixed", "csv", "electricitymaps", "watttime", "ukgrid")
+_PROVIDER_ENV = {
+    "ELECTRICITYMAPS_API_KEY": "electricitymaps_api_key",
+    "WATTTIME_USERNAME": "watttime_username",
+    "WATTTIME_PASSWORD": "watttime_password",
+}
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -64,6 +70,15 @@ class Settings:
     cpu_tdp_w: float | None = None  # overrides the CPU table; per socket
     memory_w_per_gb: float | None = None  # overrides the memory model's figure
     epochs: int | None = None  # planned epochs, for the early prediction
+    provider: str | None = None  # carbon-intensity provider: electricitymaps, watttime, ukgrid, csv, fixed, static
+    trace: Path | None = None  # a CSV intensity series (implies provider "csv")
+    intensity: float | None = None  # a fixed intensity in g/kWh (implies provider "fixed")
+    # secrets: from the config file, WATTWISE_* or the providers' usual variables; never printed (repr=False)
+    electricitymaps_api_key: str | None = field(default=None, repr=False)  # also ELECTRICITYMAPS_API_KEY
+    watttime_username: str | None = field(default=None, repr=False)  # also WATTTIME_USERNAME
+    watttime_password: str | None = field(default=None, repr=False)  # also WATTTIME_PASSWORD
+    offline: bool = False  # never touch the network: cached or packaged data only
+    http_timeout_s: float = 10.0
 
     @property
     def db_url(self) -> str:
@@ -84,6 +99,9 @@ class Settings:
             values.update(_read_file(path))
         elif config_file is not None or env.get("WATTWISE_CONFIG"):
             raise ConfigError(f"config file {path} does not exist; create it or unset WATTWISE_CONFIG")
+        for var, name in _PROVIDER_ENV.items():  # the providers' own variable names, below WATTWISE_*
+            if env.get(var):
+                values[name] = env[var]
         values.update(_read_env(env))
         for key, value in (overrides or {}).items():
             if key not in _FIELDS:
@@ -109,6 +127,12 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a non-negative number (got {value})")
+        if self.provider is not None and self.provider not in PROVIDERS:
+            raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
+        if self.intensity is not None and not (math.isfinite(self.intensity) and 0 <= self.intensity <= 5000):
+            raise ConfigError(f"intensity must be between 0 and 5000 g/kWh (got {self.intensity})")
+        if not (0 < self.http_timeout_s <= 300):
+            raise ConfigError(f"http_timeout_s must be between 0 and 300 seconds (got {self.http_timeout_s})")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be a positive whole number (got {self.epochs})")
 

@@ -11,6 +11,7 @@ says what went wrong and what to do about it. The CLI prints that line and exits
     │       └── EnergyCounterUnsupported   this GPU has no total-energy counter (power sampling is used)
     ├── StoreError               the run store cannot be opened, read or written
     │   └── RunNotFoundError     no stored run matches the id or prefix
+    ├── ProviderError            a carbon-intensity provider could not answer (network, auth, quota, bad data)
     ├── TrackerStateError        the tracker was used out of order (stop before start, window never opened)
     └── CommandError             `wattwise run` could not start the command (not found, not executable)
 """
@@ -21,6 +22,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "DeviceError",
+    "ProviderError",
     "RunNotFoundError",
     "StoreError",
     "TrackerStateError",
@@ -47,6 +49,16 @@ class DeviceError(WattwiseError):
 
 class StoreError(WattwiseError):
     """The run store cannot be opened, read or written."""
+
+
+class ProviderError(WattwiseError):
+    """A carbon-intensity provider could not answer. ``retryable`` says whether trying later may help
+    (timeouts, 429, 5xx) as opposed to a wrong key or an unknown zone."""
+
+    def __init__(self, message: str, *, provider: str = "", retryable: bool = False) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.retryable = retryable
 
 
 class RunNotFoundError(StoreError):
