@@ -178,3 +178,27 @@ def test_output_through_a_pty_keeps_every_line_and_progress_bars_final_state(iso
     result = run_command([sys.executable, "-c", code], tracker, output=got.append)
     assert result.exit_code == 0
     assert "".join(got) == "hello\n100%\nno newline at end\n"
+
+
+def test_run_without_a_command_is_a_usage_error(isolated_env: Path) -> None:
+    out = wattwise(isolated_env, "run", "--quiet")
+    assert out.returncode == 2 and "no command given" in out.stderr
+
+
+def test_a_store_that_fails_at_the_end_still_returns_the_commands_code(isolated_env: Path) -> None:
+    from tests.fakes.power import ConstantPowerSource, FakeHost
+    from tests.measure.test_tracker import FailingStore
+    from wattwise.config import Settings
+    from wattwise.measure.runner import run_command
+    from wattwise.measure.tracker import Tracker
+    from wattwise.store import open_store
+
+    settings = Settings.load({"gpu": False, "rapl_root": str(isolated_env / "none")})
+    inner = open_store(settings.db_url)
+    tracker = Tracker(
+        "x", settings=settings, sources=[ConstantPowerSource({"cpu": 1.0})], host=FakeHost(), store=FailingStore(inner)
+    )
+    result = run_command([sys.executable, "-c", "raise SystemExit(4)"], tracker)
+    assert result.exit_code == 4 and result.run.status == "failed"
+    assert (settings.home / "unsaved" / f"{result.run.id}.json").is_file()
+    inner.close()

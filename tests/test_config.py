@@ -89,3 +89,17 @@ def test_replace_checks_names_and_types() -> None:
         s.replace(regoin="DE")
     with pytest.raises(ConfigError, match="pue must be between"):
         s.replace(pue=0.2)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"wattwise = 3\n", "must be a table"), (b"region = '\xff\xfe'\n", "not UTF-8")],
+)
+def test_odd_config_files_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, message: str
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(content)
+    monkeypatch.setenv("WATTWISE_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match=message):
+        Settings.load()

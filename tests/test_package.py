@@ -14,7 +14,15 @@ import wattwise
 from wattwise.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_FILES = ("country_intensity.csv", "cpu_tdp.csv", "SOURCES.md")
+DATA_FILES = (
+    "country_intensity.csv",
+    "cpu_tdp.csv",
+    "cloud_regions.csv",
+    "cloud_providers.csv",
+    "grid_zones.csv",
+    "water_intensity.csv",
+    "SOURCES.md",
+)
 
 
 def test_all_lists_exactly_the_public_names() -> None:

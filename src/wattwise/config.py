@@ -115,18 +115,21 @@ class Settings:
     def validate(self) -> None:
         if not (math.isfinite(self.pue) and 1.0 <= self.pue <= 5.0):
             raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue}); 1.0 means no facility overhead")
-        if not (0.01 <= self.interval_s <= 3600):
-            raise ConfigError(f"interval_s must be between 0.01 and 3600 seconds (got {self.interval_s})")
+        if not (0.01 <= self.interval_s <= 10.0):
+            raise ConfigError(
+                f"interval_s must be between 0.01 and 10 seconds (got {self.interval_s}); samples reach the store "
+                "at least every 10 s"
+            )
         if not (self.interval_s <= self.flush_s <= 10.0):
             raise ConfigError(
                 f"flush_s must be between interval_s ({self.interval_s}) and 10 seconds (got {self.flush_s})"
             )
         if self.attribution not in ATTRIBUTIONS:
             raise ConfigError(f"attribution must be one of {', '.join(ATTRIBUTIONS)} (got {self.attribution!r})")
-        for name in ("network_kwh_per_gb", "cpu_tdp_w", "memory_w_per_gb"):
+        for name, most in (("network_kwh_per_gb", 1.0), ("cpu_tdp_w", 2000.0), ("memory_w_per_gb", 10.0)):
             value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{name} must be a non-negative number (got {value})")
+            if value is not None and not (math.isfinite(value) and 0 <= value <= most):
+                raise ConfigError(f"{name} must be between 0 and {most:g} (got {value})")
         if self.provider is not None and self.provider not in PROVIDERS:
             raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
         if self.intensity is not None and not (math.isfinite(self.intensity) and 0 <= self.intensity <= 5000):
@@ -160,9 +163,13 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     table = data.get("wattwise", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [wattwise] must be a table of settings (got {type(table).__name__})")
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in _FIELDS:

@@ -188,6 +188,16 @@ class Run:
     pid: int = 0
     notes: tuple[str, ...] = ()
     wattwise_version: str = ""
+    emissions_method: str = "annual-average"  # "time-resolved" when an intensity series covered the run
+    signal: str = "average"  # "marginal" for marginal-emissions providers (WattTime)
+    intensity_fallback: bool = False  # the chosen provider failed and the packaged table answered
+    water_onsite_l: float = 0.0  # cooling water at the facility: IT energy × WUE
+    water_offsite_l: float = 0.0  # water consumed generating the electricity: facility energy × L/kWh of the grid
+    water_source: str = ""
+
+    @property
+    def water_l(self) -> float:
+        return self.water_onsite_l + self.water_offsite_l
 
     @property
     def source(self) -> Literal["measured", "estimated", "mixed", "none"]:
@@ -230,6 +240,13 @@ class Run:
             "pid": self.pid,
             "notes": list(self.notes),
             "wattwise_version": self.wattwise_version,
+            "emissions_method": self.emissions_method,
+            "signal": self.signal,
+            "intensity_fallback": self.intensity_fallback,
+            "water_l": self.water_l,
+            "water_onsite_l": self.water_onsite_l,
+            "water_offsite_l": self.water_offsite_l,
+            "water_source": self.water_source,
         }
 
     @classmethod
@@ -263,4 +280,10 @@ class Run:
             pid=int(data.get("pid", 0)),
             notes=tuple(str(n) for n in data.get("notes", [])),
             wattwise_version=str(data.get("wattwise_version", "")),
+            emissions_method=str(data.get("emissions_method", "annual-average")),
+            signal=str(data.get("signal", "average")),
+            intensity_fallback=bool(data.get("intensity_fallback", False)),
+            water_onsite_l=float(data.get("water_onsite_l", 0.0)),
+            water_offsite_l=float(data.get("water_offsite_l", 0.0)),
+            water_source=str(data.get("water_source", "")),
         )

@@ -64,3 +64,21 @@ def emissions_g(energy_j: float, pue: float, intensity_g_per_kwh: float) -> floa
 def ticks_to_s(ticks: float, ticks_per_s: float) -> float:
     """Kernel clock ticks (``/proc/*/stat`` CPU times) to seconds."""
     return ticks / ticks_per_s
+
+
+L_PER_US_GAL = 3.785411784  # US liquid gallon, exact by definition (231 cubic inches)
+
+
+def kg_per_kwh_to_g_per_kwh(intensity_kg_per_kwh: float) -> float:
+    """Kilograms of CO2 per kWh (and tonnes per MWh, the same ratio) to grams per kWh."""
+    return intensity_kg_per_kwh * 1000.0
+
+
+def g_per_mwh_to_g_per_kwh(intensity_g_per_mwh: float) -> float:
+    """Grams per MWh to grams per kWh (kg/MWh needs no conversion: it equals g/kWh)."""
+    return intensity_g_per_mwh / 1000.0
+
+
+def gal_per_mwh_to_l_per_kwh(water_gal_per_mwh: float) -> float:
+    """US gallons of water per MWh generated (NREL, EIA factors) to litres per kWh."""
+    return water_gal_per_mwh * L_PER_US_GAL / 1000.0

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
+import math
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -8,9 +11,11 @@ import pytest
 import wattwise
 from tests.fakes.power import ConstantPowerSource, FakeHost
 from wattwise.config import Settings
-from wattwise.errors import StoreError, TrackerStateError, UnknownRegionError
+from wattwise.devices.base import HostSnapshot, MeterReading
+from wattwise.errors import ConfigError, DeviceError, StoreError, TrackerStateError, UnknownRegionError
 from wattwise.measure.tracker import Tracker
-from wattwise.store import open_store
+from wattwise.records import Run, Sample
+from wattwise.store import RunStore, open_store
 from wattwise.units import emissions_g
 
 
@@ -226,3 +231,128 @@ def test_live_status_reports_power_by_component(settings: Settings) -> None:
     assert status.power_w["gpu"] == pytest.approx(150.0, rel=1e-6)
     assert status.power_w["cpu"] == pytest.approx(30.0, rel=1e-6)
     assert status.energy_j > 0 and status.source == "measured"
+
+
+class FailingStore(RunStore):
+    """Wraps a real store; refuses to save the final record (as a locked or full disk would)."""
+
+    def __init__(self, inner: RunStore, fail_final: bool = True, fail_checkpoints: bool = False) -> None:
+        self.inner = inner
+        self.fail_final = fail_final
+        self.fail_checkpoints = fail_checkpoints
+
+    def begin(self, run: Run) -> None:
+        self.inner.begin(run)
+
+    def save(self, run: Run) -> None:
+        if (run.status != "running" and self.fail_final) or (run.status == "running" and self.fail_checkpoints):
+            raise StoreError("database is locked")
+        self.inner.save(run)
+
+    def append_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
+        if self.fail_checkpoints:
+            raise StoreError("database is locked")
+        self.inner.append_samples(run_id, samples)
+
+    def get(self, ref: str) -> Run:
+        return self.inner.get(ref)
+
+    def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
+        return self.inner.list_runs(limit, status, name)
+
+    def iter_samples(self, run_id: str) -> Iterator[Sample]:
+        return self.inner.iter_samples(run_id)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_store_failure_at_stop_keeps_the_record_in_a_file(settings: Settings) -> None:
+    inner = open_store(settings.db_url)
+    t = Tracker(
+        "x",
+        settings=settings,
+        sources=[ConstantPowerSource({"gpu:0": 5.0})],
+        host=FakeHost(),
+        store=FailingStore(inner),
+    )
+    t.start()
+    with pytest.raises(StoreError, match=r"wattwise runs import .*\.json") as info:
+        t.stop()
+    assert t.result is not None and t.result.energy_j > 0
+    saved = settings.home / "unsaved" / f"{t.result.id}.json"
+    assert str(saved) in str(info.value)
+    assert Run.from_dict(json.loads(saved.read_text())) == t.result
+    inner.close()
+
+
+def test_failed_checkpoints_keep_their_samples_for_the_next_one(settings: Settings) -> None:
+    inner = open_store(settings.db_url)
+    store = FailingStore(inner, fail_final=False, fail_checkpoints=True)
+    t = Tracker("x", settings=settings, sources=[ConstantPowerSource({"gpu:0": 5.0})], host=FakeHost(), store=store)
+    t.start()
+    with pytest.warns(UserWarning, match="checkpoint of run .* failed, will retry"):
+        time.sleep(0.5)
+        store.fail_checkpoints = False
+        run = t.stop()
+    with open_store(settings.db_url) as check:
+        samples = list(check.iter_samples(run.id))
+    assert samples[0].t_s < 0.2  # the earliest samples survived the failed checkpoints
+    assert samples[-1].energy_j == pytest.approx(run.energy_j)
+    inner.close()
+
+
+class NaNSource(ConstantPowerSource):
+    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+        return (MeterReading(float("nan"), float("nan")),)
+
+
+def test_a_source_returning_nan_is_a_failure_not_a_poisoned_record(settings: Settings) -> None:
+    t = Tracker(
+        "x",
+        settings=settings,
+        sources=[NaNSource({"gpu:0": 1.0}, name="nan"), ConstantPowerSource({"cpu": 10.0})],
+        host=FakeHost(),
+    )
+    with t:
+        time.sleep(0.25)
+    assert t.result is not None and math.isfinite(t.result.energy_j) and t.result.energy_j > 0
+    assert any("nan stopped reporting" in n and "not a finite number" in n for n in t.result.notes)
+
+
+def test_one_transient_error_skips_a_reading_not_the_source(settings: Settings) -> None:
+    class Flaky(ConstantPowerSource):
+        calls = 0
+
+        def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+            self.calls += 1
+            if self.calls == 2:
+                raise DeviceError("NVML: GPU is busy")
+            return super().read(snapshot)
+
+    source = Flaky({"gpu:0": 100.0}, name="flaky")
+    with make(settings, source) as t:
+        time.sleep(0.3)
+    assert t.result is not None
+    assert t.result.energy_j == pytest.approx(100.0 * t.result.duration_s, rel=1e-9)  # counters lose nothing
+    assert any("flaky: 1 reading(s) failed" in n for n in t.result.notes)
+
+
+def test_bare_decorator(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATTWISE_GPU", "0")
+    monkeypatch.setenv("WATTWISE_RAPL_ROOT", str(settings.rapl_root))
+
+    @wattwise.track
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double(21) == 42
+    assert double.last_run.status == "complete"  # type: ignore[attr-defined]
+
+
+def test_proc_root_of_another_namespace_is_a_config_error(settings: Settings, tmp_path: Path) -> None:
+    fake_proc = tmp_path / "proc"
+    fake_proc.mkdir()
+    (fake_proc / "stat").write_text("cpu  1 0 0 1 0 0 0 0\n")
+    with pytest.raises(ConfigError, match="another pid namespace"):
+        Tracker("x", settings=settings.replace(proc_root=fake_proc), sources=[]).start()

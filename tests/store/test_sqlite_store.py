@@ -274,3 +274,15 @@ def test_closed_store_says_so(db_path: Path) -> None:
         assert other.path == db_path
     with pytest.raises(StoreError, match=r"is closed"):
         other.get("latest")
+
+
+def test_one_damaged_record_does_not_hide_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with SQLiteStore(path) as store:
+        store.begin(make_run("20260101-000000-aaaaaa"))
+        store.begin(make_run("20260101-000001-bbbbbb", started_at=T0 + timedelta(seconds=1)))
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE runs SET record = '{}' WHERE id = '20260101-000000-aaaaaa'")
+    with SQLiteStore(path) as store, pytest.warns(UserWarning, match="skipped run 20260101-000000-aaaaaa"):
+        runs = store.list_runs()
+    assert [r.id for r in runs] == ["20260101-000001-bbbbbb"]

@@ -33,7 +33,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             overrides[key] = value
     if overrides.get("interval_s") is not None:
         # keep flush_s valid when a long interval is asked for on the command line
-        overrides.setdefault("flush_s", max(5.0, min(10.0, overrides["interval_s"])))
+        overrides.setdefault("flush_s", max(5.0, min(10.0, float(overrides["interval_s"]))))
     return Settings.load(overrides)
 
 

@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:  # `wattwise runs export | head`
         return 0
+    except KeyboardInterrupt:
+        print("wattwise: interrupted", file=sys.stderr)
+        return 130
     return code
 
 

@@ -31,36 +31,41 @@ def add_parser(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from wattwise.errors import ConfigError
     from wattwise.measure.runner import resolve_command, run_command
+    from wattwise.measure.signals import SignalRelay
     from wattwise.measure.tracker import Tracker
 
     argv = list(args.cmd)
     if argv[:1] == ["--"]:
         argv = argv[1:]
+    if not argv:
+        raise ConfigError("no command given; usage: wattwise run [options] -- COMMAND [ARGS...]")
     resolve_command(argv)  # a missing command fails before anything is measured or stored
     settings = settings_from_args(args)
     name = args.name or argv[0].rsplit("/", 1)[-1]
     tracker = Tracker(name, settings=settings, command=argv)
-    if args.quiet or not sys.stderr.isatty():
-        result = run_command(argv, tracker)  # no rich import on this path: it costs start-up time
-    else:
-        from rich.console import Console
-        from rich.live import Live
+    # The relay blocks the signals it forwards before any thread exists, so no thread can catch them by mistake.
+    with SignalRelay() as relay:
+        if args.quiet or not (sys.stdout.isatty() and sys.stderr.isatty()):
+            result = run_command(argv, tracker, relay=relay)  # no rich import on this path: start-up time counts
+        else:
+            from rich.console import Console
+            from rich.live import Live
 
-        from wattwise.report.terminal import live_panel
+            from wattwise.report.terminal import live_panel
 
-        console = Console(stderr=True)
+            console = Console(stderr=True)
+            with Live(console=console, auto_refresh=False, transient=True) as live:  # refreshed by our ticker
 
-        with Live(console=console, refresh_per_second=2, transient=True) as live:
+                def refresh() -> None:
+                    if tracker.running and tracker.run_id is not None:
+                        live.update(live_panel(name, tracker.run_id, tracker.live_status()), refresh=True)
 
-            def refresh() -> None:
-                if tracker.running and tracker.run_id is not None:
-                    live.update(live_panel(name, tracker.run_id, tracker.live_status()))
+                def write(text: str) -> None:
+                    live.console.out(text, end="", highlight=False)
 
-            def write(text: str) -> None:
-                live.console.out(text, end="", highlight=False)
-
-            result = run_command(argv, tracker, output=write, on_tick=refresh)
+                result = run_command(argv, tracker, relay=relay, output=write, on_tick=refresh)
     if not args.quiet:
         from rich.console import Console
 

@@ -40,6 +40,34 @@ def add_parser(sub: Any) -> None:
     exp.add_argument("--db", help="run store URL")
     exp.set_defaults(handler=handle_export)
 
+    imp = runs_sub.add_parser(
+        "import", help="store run records from a JSON file (e.g. one saved when the store failed)"
+    )
+    imp.add_argument("file", type=Path, help="a JSON run record, or a list of them (as `runs export --format json`)")
+    imp.add_argument("--db", help="run store URL")
+    imp.set_defaults(handler=handle_import)
+
+
+def handle_import(args: argparse.Namespace) -> int:
+    from wattwise.records import Run
+
+    try:
+        data = json.loads(args.file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{args.file} is not a JSON run record: {exc}") from exc
+    records = data if isinstance(data, list) else [data]
+    try:
+        runs = [Run.from_dict(r) for r in records]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{args.file} is not a wattwise run record (missing or bad field: {exc})") from exc
+    with _open(args) as store:
+        for run in runs:
+            store.save(run)
+    print(f"stored {len(runs)} run(s): {', '.join(r.id for r in runs)}", file=sys.stderr)
+    return 0
+
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)

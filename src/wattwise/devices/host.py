@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from wattwise.devices.base import HostSnapshot
+from wattwise.errors import ConfigError
 from wattwise.units import ticks_to_s
 
 _LOOPBACK_PREFIXES = ("lo",)
@@ -69,9 +70,10 @@ class ProcfsHost:
         for line in text.splitlines():
             if line.startswith("cpu "):
                 values = [int(v) for v in line.split()[1:]]
-                # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+                # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice].
+                # Steal is time the hypervisor gave another guest: neither our work nor our idle, so left out.
                 idle = values[3] + (values[4] if len(values) > 4 else 0)
-                total = sum(values[:8])
+                total = sum(values[:7])
                 busy_s = ticks_to_s(total - idle, self.ticks_per_s)
                 total_s = ticks_to_s(total, self.ticks_per_s)
             elif line.startswith("cpu"):
@@ -241,8 +243,27 @@ class PsutilHost:
         )
 
 
+def descendants(root_pid: int, proc_root: Path = Path("/proc")) -> list[int]:
+    """Live descendants of ``root_pid`` (not itself), parents before children."""
+    if ProcfsHost.available(proc_root) and (proc_root / str(root_pid)).is_dir():
+        tree = ProcfsHost(root_pid, proc_root)._tree()
+        return [pid for pid in tree if pid != root_pid]
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(root_pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
 def open_host(root_pid: int, proc_root: Path = Path("/proc")) -> HostReader:
-    """The fastest reader that works here."""
+    """The fastest reader that works here. A ``proc_root`` that does not show the measured process (another
+    pid namespace) would attribute nothing to it: that is a configuration error, not a zero."""
     if ProcfsHost.available(proc_root):
+        if not (proc_root / str(root_pid) / "stat").is_file():
+            raise ConfigError(
+                f"proc_root {proc_root} does not show this process (pid {root_pid}): it belongs to another pid "
+                "namespace; unset WATTWISE_PROC_ROOT, or run in the host's pid namespace"
+            )
         return ProcfsHost(root_pid, proc_root)
     return PsutilHost(root_pid)

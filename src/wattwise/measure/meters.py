@@ -1,15 +1,18 @@
 """A set of power sources read together, against one host snapshot per read.
 
 ``MeterSet.read()`` returns a :class:`Reading`: the cumulative energy of every channel at one instant. The
-tracker's windows, samples and totals are differences of two readings. A source that fails mid-run is dropped;
-its energy up to the failure is kept and the failure is reported (never a silent zero).
+tracker's windows, samples and totals are differences of two readings. A reading that fails (an error, or a
+number that is not finite) is skipped; a source that fails three readings in a row is dropped, its energy up to
+then is kept, and the run's notes say so (never a silent zero).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wattwise.devices.base import Channel, HostSnapshot, MeterReading, PowerSource
@@ -26,13 +29,33 @@ class Reading:
     machine_j: tuple[float, ...]
     attributed_j: tuple[float, ...]
     snapshot: HostSnapshot
+    co2e_g: float = 0.0  # cumulative emissions since the meter set opened (see MeterSet's ``carbon``)
+
+
+CarbonIntegrator = Callable[["Reading", "Reading"], float]
+MAX_CONSECUTIVE_FAILURES = 3
 
 
 class MeterSet:
-    """Reads every source against one host snapshot, under a lock, so any thread may call ``read``."""
+    """Reads every source against one host snapshot, under a lock, so any thread may call ``read``.
 
-    def __init__(self, host: HostReader, sources: Sequence[PowerSource]) -> None:
+    ``carbon(previous, current)`` returns the emissions of the interval between two readings; readings are taken
+    in time order under the lock, so the cumulative ``Reading.co2e_g`` integrates power × intensity exactly
+    once over every interval, whichever thread (sampler, window, epoch, stop) took the reading.
+    """
+
+    def __init__(
+        self,
+        host: HostReader,
+        sources: Sequence[PowerSource],
+        *,
+        carbon: CarbonIntegrator | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._host = host
+        self._carbon = carbon
+        self._wall_clock = wall_clock
+        self._previous: Reading | None = None
         self._sources = list(sources)
         self._spans: list[tuple[int, int]] = []
         channels: list[Channel] = []
@@ -43,7 +66,24 @@ class MeterSet:
         self.channels: tuple[Channel, ...] = tuple(channels)
         self._last: list[MeterReading] = [MeterReading(0.0, 0.0)] * len(channels)
         self._failed: dict[str, str] = {}
+        self._consecutive: dict[str, int] = {}
+        self._errors: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+
+    def _record_failure(self, name: str, message: str, t_s: float) -> None:
+        """A source that fails ``MAX_CONSECUTIVE_FAILURES`` reads in a row is dropped (its energy so far is kept);
+        a transient error only skips one reading, and is noted."""
+        count = self._consecutive.get(name, 0) + 1
+        self._consecutive[name] = count
+        self._errors.setdefault(name, []).append(message)
+        if count >= MAX_CONSECUTIVE_FAILURES:
+            self._failed[name] = message
+
+    @property
+    def transient_errors(self) -> dict[str, int]:
+        """Source name → how many of its readings failed (including those before it was dropped)."""
+        with self._lock:
+            return {name: len(errors) for name, errors in self._errors.items()}
 
     @property
     def failures(self) -> dict[str, str]:
@@ -59,20 +99,27 @@ class MeterSet:
                     continue
                 try:
                     values = source.read(snapshot)
+                    if len(values) != stop - start:
+                        raise DeviceError(f"returned {len(values)} readings for {stop - start} channels")
+                    if not all(math.isfinite(v.energy_j) and math.isfinite(v.attributed_j) for v in values):
+                        raise DeviceError("returned a reading that is not a finite number")
                 except (DeviceError, OSError, ValueError) as exc:
-                    self._failed[source.name] = str(exc) or type(exc).__name__
+                    self._record_failure(source.name, str(exc) or type(exc).__name__, snapshot.t_s)
                     continue
-                if len(values) != stop - start:
-                    self._failed[source.name] = f"returned {len(values)} readings for {stop - start} channels"
-                    continue
+                self._consecutive.pop(source.name, None)
                 self._last[start:stop] = values
-            return Reading(
+            reading = Reading(
                 t_s=snapshot.t_s,
-                wall_s=time.time(),
+                wall_s=self._wall_clock(),
                 machine_j=tuple(r.energy_j for r in self._last),
                 attributed_j=tuple(r.attributed_j for r in self._last),
                 snapshot=snapshot,
             )
+            previous = self._previous
+            if previous is not None and self._carbon is not None:
+                reading = dataclasses.replace(reading, co2e_g=previous.co2e_g + self._carbon(previous, reading))
+            self._previous = reading
+            return reading
 
     def notes(self) -> list[str]:
         """Notes the sources gathered while running (fallbacks they took), for the run record."""

@@ -1,37 +1,39 @@
 """``wattwise run -- COMMAND``: run a command, measure it and its children until they exit, keep the record.
 
-The tracker measures this process's tree, which holds the command and everything it starts. Signals: SIGTERM,
-SIGHUP and SIGQUIT sent to wattwise are forwarded to the command. Ctrl-C in a terminal already reaches the
-command (same foreground process group), so it is not sent twice; a SIGINT from elsewhere is forwarded. A third
-interrupt kills the command. However the command ends, the run is stored (``incomplete`` when interrupted or
-killed by a signal, ``failed`` on a non-zero exit), and wattwise exits with the command's own code (128 + N for
-a command killed by signal N, as shells do).
+The tracker measures this process's tree, which holds the command and everything it starts. Signals are relayed
+by :class:`~wattwise.measure.signals.SignalRelay` (forward what was sent to wattwise, never repeat what the
+terminal already delivered). The command is started with ``posix_spawn`` so that it gets a clean signal mask.
+However the command ends, the run is stored (``incomplete`` when interrupted or killed by a signal, ``failed``
+on a non-zero exit), and wattwise exits with the command's own code (128 + N for a command killed by signal N,
+as shells do).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import shutil
 import signal
 import socket
-import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
-from wattwise.errors import CommandError
+from wattwise.devices.host import descendants
+from wattwise.errors import CommandError, StoreError
 from wattwise.measure.epochs import EpochListener
+from wattwise.measure.signals import SignalRelay
 
 if TYPE_CHECKING:
     from wattwise.measure.tracker import Tracker
-    from wattwise.records import Run
+    from wattwise.records import Run, RunStatus
 
-_FORWARDED = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)
-)
+_PARTIAL_FLUSH_S = 0.5  # show a line without its newline (a prompt, a progress bar) after this long
+_MAX_PENDING = 64 * 1024
 
 
 def resolve_command(argv: Sequence[str]) -> str:
@@ -52,48 +54,6 @@ def resolve_command(argv: Sequence[str]) -> str:
     return found
 
 
-def _terminal_delivers_sigint() -> bool:
-    """True when we are the terminal's foreground process group: Ctrl-C then reaches the command directly."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
-    except OSError:
-        return False
-    try:
-        return os.tcgetpgrp(fd) == os.getpgrp()
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-@dataclass
-class _Signals:
-    """Forwards signals to the child; counts interrupts."""
-
-    proc: subprocess.Popen[bytes] | None = None
-    sigint_from_terminal: bool = False
-    received: list[int] = field(default_factory=list)
-    _previous: dict[int, object] = field(default_factory=dict)
-
-    def install(self) -> None:
-        for signum in _FORWARDED:
-            self._previous[signum] = signal.signal(signum, self._handle)
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.received.append(signum)
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        if len(self.received) >= 3:
-            proc.kill()
-        elif not (signum == signal.SIGINT and self.sigint_from_terminal):
-            proc.send_signal(signum)
-
-
 def _visible(line: bytes) -> str:
     """What a terminal leaves on screen for one line: the text after its last carriage return. A pty turns
     every newline into CR LF, so a trailing CR is not one of those."""
@@ -101,9 +61,15 @@ def _visible(line: bytes) -> str:
 
 
 def _relay(fd: int, write: Callable[[str], None]) -> None:
-    """Copy a pty's output to ``write`` line by line, keeping what a terminal shows after carriage returns."""
+    """Copy a pty's output to ``write`` line by line (what a terminal shows after carriage returns). A partial
+    line (a prompt, a progress bar) is shown once the command has been quiet for half a second."""
     pending = b""
     while True:
+        ready, _, _ = select.select([fd], [], [], _PARTIAL_FLUSH_S if pending else None)
+        if not ready:
+            write(_visible(pending) + "\n")
+            pending = b""
+            continue
         try:
             chunk = os.read(fd, 65536)
         except OSError:
@@ -114,6 +80,9 @@ def _relay(fd: int, write: Callable[[str], None]) -> None:
         *lines, pending = pending.split(b"\n")
         for line in lines:
             write(_visible(line) + "\n")
+        if len(pending) > _MAX_PENDING:
+            write(_visible(pending) + "\n")
+            pending = b""
     if pending:
         write(_visible(pending) + "\n")
 
@@ -161,63 +130,123 @@ def run_command(
     argv: Sequence[str],
     tracker: Tracker,
     *,
+    relay: SignalRelay | None = None,
     output: Callable[[str], None] | None = None,
     on_tick: Callable[[], None] | None = None,
     tick_s: float = 0.5,
 ) -> CommandResult:
-    """Run ``argv`` under ``tracker`` (not yet started). ``output`` set: the command writes to a pty whose
-    lines go to ``output`` (for the live panel); otherwise it inherits this process's stdout and stderr."""
+    """Run ``argv`` under ``tracker`` (not yet started) and return its exit code and stored run.
+
+    ``relay``: a SignalRelay the caller entered before starting any thread (the CLI does); without one, signals
+    are left alone. ``output``: the command writes to a pty whose lines go to ``output`` (for the live panel);
+    otherwise it inherits this process's stdout and stderr. A store failure at the end is printed, not raised:
+    the command's exit code is what counts, and the record is kept in a file (see ``Tracker.stop``).
+    """
     executable = resolve_command(argv)
     tracker.start()
-    signals = _Signals(sigint_from_terminal=_terminal_delivers_sigint())
-    signals.install()
-    relay: threading.Thread | None = None
-    master = -1
-    listener = _epoch_listener(tracker)
-    env = {**os.environ, **(listener.env() if listener is not None else {})}
+    if relay is not None and relay.interrupted:
+        run = _stop(tracker, "incomplete", f"interrupted by {relay.describe()} before the command started", 130)
+        return CommandResult(exit_code=130, run=run)
+    master = slave = -1
+    pump: threading.Thread | None = None
+    listener: EpochListener | None = None
+    env = dict(os.environ)
     try:
-        try:
-            if output is not None:
-                import pty
+        listener = _epoch_listener(tracker)
+        if listener is not None:
+            env.update(listener.env())
+    except OSError as exc:  # e.g. AF_UNIX path too long under a deep TMPDIR
+        tracker.note(f"epoch reports from the command are off: {exc}")
+    file_actions: list[tuple[int, int, int] | tuple[int, int]] = []
+    try:
+        if output is not None:
+            import pty
 
-                master, slave = pty.openpty()
-                try:
-                    proc = subprocess.Popen([executable, *argv[1:]], stdout=slave, stderr=slave, env=env)
-                finally:
-                    os.close(slave)
-                relay = threading.Thread(target=_relay, args=(master, output), daemon=True)
-                relay.start()
-            else:
-                proc = subprocess.Popen([executable, *argv[1:]], env=env)
+            master, slave = pty.openpty()
+            _copy_window_size(slave)
+            file_actions = [(os.POSIX_SPAWN_DUP2, slave, 1), (os.POSIX_SPAWN_DUP2, slave, 2)]
+        try:
+            pid = os.posix_spawn(
+                executable,
+                [executable, *argv[1:]],
+                env,
+                file_actions=file_actions,
+                setsigmask=set(),
+                setsigdef=relay.signals if relay is not None else (),
+            )
         except OSError as exc:
-            run = tracker.stop("failed", error=f"could not start {argv[0]}: {exc.strerror}", exit_code=126)
+            run = _stop(tracker, "failed", f"could not start {argv[0]}: {exc.strerror}", 126)
             raise CommandError(f"cannot execute {argv[0]}: {exc.strerror} (run {run.id} recorded as failed)") from exc
-        signals.proc = proc
+        if slave >= 0:
+            os.close(slave)
+            slave = -1
+            pump = threading.Thread(target=_relay, args=(master, output), name="wattwise-output", daemon=True)
+            pump.start()
+        if relay is not None:
+            relay.attach(lambda: [pid, *descendants(pid)])
         ticker = _Ticker(on_tick, tick_s) if on_tick is not None else None
         try:
-            proc.wait()  # blocks until exit (signal handlers still run: PEP 475 retries the wait)
+            _, status = _wait(pid)
         finally:
             if ticker is not None:
                 ticker.stop()
+        survivors = descendants(os.getpid())
+        if survivors:
+            shown = ", ".join(str(p) for p in survivors[:10])
+            tracker.note(
+                f"{len(survivors)} process(es) the command started were still running when it exited "
+                f"(pids {shown}); they were not measured after that"
+            )
         if relay is not None:
-            relay.join(timeout=2.0)
+            relay.detach()
+        if pump is not None:
+            pump.join(timeout=2.0)
     finally:
-        signals.restore()
         if listener is not None:
             listener.close()
-        if master >= 0:
-            os.close(master)
-    code = proc.returncode
+        for fd in (slave, master):
+            if fd >= 0:
+                os.close(fd)
+    code = os.waitstatus_to_exitcode(status)
     exit_code = 128 - code if code < 0 else code
-    received = ", ".join(dict.fromkeys(signal.Signals(s).name for s in signals.received))
+    received = relay.describe() if relay is not None and relay.interrupted else ""
     if code < 0:
-        name = signal.Signals(-code).name
-        why = f"command killed by {name}" + (f" after wattwise received {received}" if received else "")
-        run = tracker.stop("incomplete", error=why, exit_code=exit_code)
-    elif signals.received:
-        run = tracker.stop("incomplete", error=f"interrupted by {received}", exit_code=exit_code)
+        why = f"command killed by {signal.Signals(-code).name}" + (
+            f" after wattwise got {received}" if received else ""
+        )
+        run = _stop(tracker, "incomplete", why, exit_code)
+    elif received:
+        run = _stop(tracker, "incomplete", f"interrupted by {received}", exit_code)
     elif code != 0:
-        run = tracker.stop("failed", error=f"command exited with code {code}", exit_code=exit_code)
+        run = _stop(tracker, "failed", f"command exited with code {code}", exit_code)
     else:
-        run = tracker.stop("complete", exit_code=0)
+        run = _stop(tracker, "complete", None, 0)
     return CommandResult(exit_code=exit_code, run=run)
+
+
+def _wait(pid: int) -> tuple[int, int]:
+    while True:
+        try:
+            return os.waitpid(pid, 0)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
+            continue
+
+
+def _stop(tracker: Tracker, status: RunStatus, error: str | None, exit_code: int) -> Run:
+    """Stop the tracker; a store that refuses the record is reported in one line, not raised."""
+    try:
+        return tracker.stop(status, error=error, exit_code=exit_code)
+    except StoreError as exc:
+        print(f"wattwise: error: {exc}", file=sys.stderr)
+        assert tracker.result is not None
+        return tracker.result
+
+
+def _copy_window_size(fd: int) -> None:
+    """Give the pty the size of the real terminal, so the command formats for it."""
+    with contextlib.suppress(OSError, ImportError, AttributeError):
+        import fcntl
+        import termios
+
+        size = fcntl.ioctl(sys.stderr.fileno(), termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, size)

@@ -24,7 +24,8 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from wattwise.config import Settings
 from wattwise.errors import StoreError, TrackerStateError
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from wattwise.store.base import RunStore
 
 P = ParamSpec("P")
+_MAX_BACKLOG = 100_000  # samples kept for a retry while the store refuses checkpoints (a few MB)
+_CHECKPOINT_WINDOWS = 1_000  # checkpoints carry at most this many windows; the final record has them all
 R = TypeVar("R")
 
 
@@ -92,6 +95,7 @@ class Tracker:
         self._started_at: datetime | None = None
         self._notes: list[str] = []
         self._lock = threading.Lock()
+        self._stop_lock = threading.Lock()
         self._buffer: list[Sample] = []
         self._last_flush_t = 0.0
         self._store_failed = False
@@ -154,35 +158,74 @@ class Tracker:
         return self
 
     def stop(self, status: RunStatus | None = None, *, error: str | None = None, exit_code: int | None = None) -> Run:
-        """End the run, store its final record and return it. ``status`` defaults to ``complete``."""
+        """End the run, store its final record and return it. ``status`` defaults to ``complete``.
+
+        If the store cannot take the record, the record is written as JSON under ``<home>/unsaved/`` and a
+        StoreError says where (``wattwise runs import FILE`` stores it later); ``self.result`` holds it either way.
+        """
         if self._origin is None or self._meters is None:
             raise TrackerStateError("tracker.stop() called before start(); use `with wattwise.track(...)`")
-        if self.result is not None:
-            return self.result
-        self._stop_event.set()
-        if self._thread is not None:
-            self._thread.join()
-        final = self._meters.read()
-        with self._lock:
-            self._buffer.extend(self._interval_samples(self._last, final))
-            self._previous, self._last = self._last, final
-            for name in reversed(list(self._window_order)):
-                self._close_window(name, final, note=" (closed at stop)")
-        self._notes.extend(self._meters.notes())
-        failures = self._meters.failures
-        for source_name, message in failures.items():
-            self._notes.append(f"{source_name} stopped reporting during the run: {message}; energy up to then kept")
-        run = self._record(status or "complete", final, ended=True, error=error, exit_code=exit_code)
-        self.result = run
-        try:
-            self._flush(run)
-        finally:
-            self._meters.close()
-            if self._owns_store and self._store is not None:
-                self._store.close()
+        with self._stop_lock:
+            if self.result is not None:
+                return self.result
+            self._stop_event.set()
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join()
+            final = self._meters.read()
+            with self._lock:
+                self._buffer.extend(self._interval_samples(self._last, final))
+                self._previous, self._last = self._last, final
+                for name in reversed(list(self._window_order)):
+                    self._close_window(name, final, note=" (closed at stop)")
+            self._notes.extend(self._meters.notes())
+            for source_name, count in self._meters.transient_errors.items():
+                if source_name not in self._meters.failures:
+                    self._notes.append(f"{source_name}: {count} reading(s) failed and were skipped")
+            for source_name, message in self._meters.failures.items():
+                self._notes.append(f"{source_name} stopped reporting during the run: {message}; energy up to then kept")
+            run = self._record(status or "complete", final, ended=True, error=error, exit_code=exit_code)
+            self.result = run
+            try:
+                self._final_save(run)
+            finally:
+                self._meters.close()
+                if self._owns_store and self._store is not None:
+                    self._store.close()
         if self._thread_error is not None:
             raise self._thread_error
         return run
+
+    def _final_save(self, run: Run) -> None:
+        """The record first (it matters most), then the samples; a record the store refuses goes to a file."""
+        store = self._store
+        assert store is not None
+        try:
+            store.save(run)
+        except StoreError as exc:
+            path = self._save_unsaved(run)
+            where = f"its record was written to {path}; store it later with `wattwise runs import {path}`"
+            if path is None:
+                where = "and it could not be written to a file either"
+            raise StoreError(f"run {run.id} could not be stored ({exc}); {where}") from exc
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if batch:
+            try:
+                store.append_samples(run.id, batch)
+            except StoreError as exc:
+                raise StoreError(f"run {run.id} was stored, but {len(batch)} of its samples were not: {exc}") from exc
+
+    def _save_unsaved(self, run: Run) -> Path | None:
+        import json
+
+        folder = self.settings.home / "unsaved"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{run.id}.json"
+            path.write_text(json.dumps(run.to_dict(), indent=2), encoding="utf-8")
+        except (OSError, ValueError):
+            return None
+        return path
 
     def _abort(self) -> None:
         if self._meters is not None:
@@ -247,8 +290,16 @@ class Tracker:
         try:
             yield
         finally:
-            if self.running and name in self._open_windows:
-                self.end_window(name)
+            self._end_window_if_open(name)
+
+    def _end_window_if_open(self, name: str) -> None:
+        """End ``name`` unless stop() (maybe from another thread) already closed it."""
+        with self._stop_lock:
+            if self.result is None and self._meters is not None:
+                reading = self._meters.read()
+                with self._lock:
+                    if name in self._open_windows:
+                        self._close_window(name, reading)
 
     def epoch_end(self) -> WindowRecord:
         """Mark the end of an epoch: records window ``epoch-N`` and updates the prediction of the whole run."""
@@ -289,6 +340,11 @@ class Tracker:
                     carbon.intensity_g_per_kwh,
                 )
             return record
+
+    def note(self, text: str) -> None:
+        """Add a line to the run's notes (what a caller wants the record to say about how it was measured)."""
+        with self._lock:
+            self._notes.append(text)
 
     @property
     def prediction(self) -> Prediction | None:
@@ -380,6 +436,7 @@ class Tracker:
         ended: bool = False,
         error: str | None = None,
         exit_code: int | None = None,
+        max_windows: int | None = None,
     ) -> Run:
         assert self._meters is not None and self._origin is not None and self._started_at is not None
         assert self.run_id is not None
@@ -405,7 +462,7 @@ class Tracker:
             pue=carbon.pue,
             attribution=self.attribution,
             components=parts,
-            windows=tuple(self._windows),
+            windows=tuple(self._windows if max_windows is None else self._windows[-max_windows:]),
             prediction=self._prediction,
             command=self.command,
             exit_code=exit_code,
@@ -433,7 +490,7 @@ class Tracker:
                     self._buffer.extend(self._interval_samples(self._last, reading))
                     self._previous, self._last = self._last, reading
                     due = reading.t_s - self._last_flush_t >= self.settings.flush_s
-                    checkpoint = self._record("running", reading) if due else None
+                    checkpoint = self._record("running", reading, max_windows=_CHECKPOINT_WINDOWS) if due else None
                 if checkpoint is not None:
                     self._last_flush_t = reading.t_s
                     self._flush(checkpoint)
@@ -441,36 +498,50 @@ class Tracker:
             self._thread_error = exc
 
     def _flush(self, run: Run) -> None:
-        """Write buffered samples and the run's record. Samples are dropped after a write, so memory stays flat."""
+        """Checkpoint from the sampler thread: the partial record, then the buffered samples. If the store fails,
+        the samples stay buffered (up to ``_MAX_BACKLOG``) and are retried at the next checkpoint."""
         store = self._store
         assert store is not None
         with self._lock:
             batch, self._buffer = self._buffer, []
         try:
+            store.save(run)
             if batch:
                 store.append_samples(run.id, batch)
-            store.save(run)
         except StoreError as exc:
-            if run.status == "running":
-                if not self._store_failed:
-                    self._store_failed = True
-                    warnings.warn(f"wattwise: could not write run {run.id} to the store: {exc}", stacklevel=2)
-                return
-            raise
+            with self._lock:
+                self._buffer = (batch + self._buffer)[-_MAX_BACKLOG:]
+            if not self._store_failed:
+                self._store_failed = True
+                warnings.warn(f"wattwise: checkpoint of run {run.id} failed, will retry: {exc}", stacklevel=2)
+            return
+        self._store_failed = False
+
+
+@overload
+def track(name: Callable[P, R]) -> Callable[P, R]: ...
+
+
+@overload
+def track(
+    name: str | None = None, *, settings: Settings | None = None, epochs: int | None = None, **overrides: Any
+) -> Tracker: ...
 
 
 def track(
-    name: str | None = None,
+    name: str | Callable[..., Any] | None = None,
     *,
     settings: Settings | None = None,
     epochs: int | None = None,
     **overrides: Any,
-) -> Tracker:
+) -> Any:
     """A tracker for a code block, a function or explicit ``start()``/``stop()`` calls.
 
     ``overrides`` are :class:`~wattwise.config.Settings` fields (``region="DE"``, ``pue=1.2``,
     ``interval_s=0.5``…) applied on top of the config file and ``WATTWISE_*`` environment.
     """
+    if callable(name):  # used bare: @wattwise.track
+        return track(settings=settings, epochs=epochs, **overrides)(name)
     if settings is None:
         settings = Settings.load(overrides)
     elif overrides:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -119,6 +120,11 @@ class SQLiteStore(RunStore):
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+                raise StoreError(
+                    f"run store {self._where} cannot be written here ({_reason(exc)}): its file or directory is "
+                    f"read-only for this user; it was left untouched; {_FIX}"
+                ) from None
             raise StoreError(
                 f"{self._where} is not a SQLite database ({_reason(exc)}); it was left untouched; "
                 "point WATTWISE_DB to another file or move this one away"
@@ -182,7 +188,10 @@ class SQLiteStore(RunStore):
         for run_id, heartbeat_at, record in conn.execute(
             "SELECT id, heartbeat_at, record FROM runs WHERE status = 'running'"
         ):
-            run = decode_record(record, self._where)
+            try:
+                run = decode_record(record, self._where)
+            except StoreError:
+                continue  # an unreadable record is reported by whoever lists it
             reason = stale_reason(
                 run,
                 datetime.fromisoformat(heartbeat_at),
@@ -275,10 +284,17 @@ class SQLiteStore(RunStore):
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
         params.append(-1 if limit is None else limit)
+        query = query.replace("SELECT record FROM runs", "SELECT id, record FROM runs", 1)
         with self._db("listing runs") as conn:
             self._reap_stale(conn)
-            records = [row[0] for row in conn.execute(query, params)]
-        return [decode_record(record, self._where) for record in records]
+            rows = [(row[0], row[1]) for row in conn.execute(query, params)]
+        runs = []
+        for run_id, record in rows:
+            try:
+                runs.append(decode_record(record, self._where))
+            except StoreError as exc:  # one damaged row must not hide the others
+                warnings.warn(f"skipped run {run_id}: {exc}", stacklevel=2)
+        return runs
 
     def iter_samples(self, run_id: str, *, batch_size: int = SAMPLE_BATCH) -> Iterator[Sample]:
         """Samples in (t_s, channel, insertion) order, read ``batch_size`` rows at a time.

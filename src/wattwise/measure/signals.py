@@ -1,0 +1,139 @@
+"""Signals for ``wattwise run``: forward what was meant for the command, never deliver anything twice.
+
+A terminal sends Ctrl-C (and Ctrl-\\, and a hang-up) to its whole foreground process group: the command gets it
+straight from the terminal, so wattwise must not send it again. A signal sent with ``kill`` to wattwise alone must
+be forwarded. On Linux the two are told apart exactly: the forwarded signals are blocked in every thread and one
+thread takes them with ``sigtimedwait``, whose ``si_code`` says whether the kernel (a terminal) or a process sent
+them. Where ``sigtimedwait`` does not exist (macOS) a handler forwards a SIGINT only when wattwise is not the
+terminal's foreground group.
+
+Forwarding goes to the command and every process it started (what a terminal's Ctrl-C reaches), so children
+do not outlive an interrupted run. Signals that were ignored when wattwise started (``nohup``, ``&`` in a script)
+stay ignored, for wattwise and for the command. The third interrupt kills the command's whole tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+_SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel generated (terminal keys, hang-up)
+_KILL_AFTER = 3
+
+
+def forwardable() -> set[int]:
+    """The signals wattwise relays: those that exist here and were not ignored when it started."""
+    found = set()
+    for name in _NAMES:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            found.add(int(signum))
+    return found
+
+
+def _terminal_is_ours() -> bool:
+    """True when we are the terminal's foreground process group (Ctrl-C then reaches the command directly)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class SignalRelay:
+    """Use as a context manager around everything ``wattwise run`` does, before any thread is started.
+
+    ``targets`` returns the pids to signal (the command and its descendants); ``received`` lists the signals
+    wattwise got, so the run can be recorded as interrupted.
+    """
+
+    def __init__(self) -> None:
+        self.signals = forwardable()
+        self.received: list[int] = []
+        self.from_terminal: list[bool] = []
+        self._targets: Callable[[], list[int]] = list
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._previous: dict[int, object] = {}
+        self.exact = hasattr(signal, "sigtimedwait") and hasattr(signal, "pthread_sigmask")
+
+    def __enter__(self) -> SignalRelay:
+        if self.exact:
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+            self._thread = threading.Thread(target=self._wait_loop, name="wattwise-signals", daemon=True)
+            self._thread.start()
+        else:
+            for signum in self.signals:
+                self._previous[signum] = signal.signal(signum, self._on_handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            with contextlib.suppress(OSError, ValueError):  # drain what arrived after the loop: nothing to do
+                while signal.sigtimedwait(self.signals, 0) is not None:
+                    pass
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.signals)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+    def attach(self, targets: Callable[[], list[int]]) -> None:
+        """From now on, forward to ``targets()`` (the command's process tree)."""
+        with self._lock:
+            self._targets = targets
+
+    def detach(self) -> None:
+        with self._lock:
+            self._targets = list
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.received)
+
+    def _wait_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                info = signal.sigtimedwait(self.signals, 0.2)
+            except (OSError, InterruptedError):
+                continue
+            if info is not None:
+                self._handle(info.si_signo, from_terminal=info.si_code == _SI_KERNEL)
+
+    def _on_handler(self, signum: int, frame: FrameType | None) -> None:
+        self._handle(signum, from_terminal=signum == signal.SIGINT and _terminal_is_ours())
+
+    def _handle(self, signum: int, *, from_terminal: bool) -> None:
+        with self._lock:
+            self.received.append(signum)
+            self.from_terminal.append(from_terminal)
+            targets = self._targets()
+        if len(self.received) >= _KILL_AFTER:
+            _send(targets, signal.SIGKILL)
+        elif not from_terminal:
+            _send(targets, signum)
+
+    def describe(self) -> str:
+        """'SIGINT (terminal), SIGTERM' — for the run's error line."""
+        parts = [
+            signal.Signals(s).name + (" (terminal)" if t else "")
+            for s, t in zip(self.received, self.from_terminal, strict=True)
+        ]
+        return ", ".join(dict.fromkeys(parts))
+
+
+def _send(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
