@@ -57,7 +57,8 @@ class Settings:
     home: Path = field(default_factory=lambda: default_home(os.environ))
     db: str | None = None  # a database URL; None means sqlite:///<home>/wattwise.db
     region: str | None = None  # ISO 3166 alpha-2/alpha-3 country code; None means the world average, said so
-    pue: float = 1.0  # 1.0 on a local machine; set your data centre's figure
+    pue: float | None = None  # None: the cloud provider's published figure for a cloud region, else 1.0 (local)
+    wue_l_per_kwh: float | None = None  # on-site water; None: the cloud provider's figure, else 0 (local machine)
     interval_s: float = 1.0  # sampling period of the background thread
     flush_s: float = 5.0  # samples and partial totals reach the store at least this often (≤ 10 s)
     attribution: str = "process"  # totals use the measured process tree's share, or the whole machine
@@ -113,8 +114,10 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if not (math.isfinite(self.pue) and 1.0 <= self.pue <= 5.0):
+        if self.pue is not None and not (math.isfinite(self.pue) and 1.0 <= self.pue <= 5.0):
             raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue}); 1.0 means no facility overhead")
+        if self.wue_l_per_kwh is not None and not (math.isfinite(self.wue_l_per_kwh) and 0 <= self.wue_l_per_kwh <= 20):
+            raise ConfigError(f"wue_l_per_kwh must be between 0 and 20 litres per kWh (got {self.wue_l_per_kwh})")
         if not (0.01 <= self.interval_s <= 10.0):
             raise ConfigError(
                 f"interval_s must be between 0.01 and 10 seconds (got {self.interval_s}); samples reach the store "

@@ -30,7 +30,7 @@ def _settings_report() -> dict[str, Any]:
         return {"settings_error": str(exc)}
     report["settings"] = {
         "attribution": settings.attribution,
-        "pue": settings.pue,
+        "pue": settings.pue if settings.pue is not None else "auto",
         "interval_s": settings.interval_s,
     }
     try:

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from wattwise.config import Settings
 from wattwise.errors import StoreError, TrackerStateError
 from wattwise.measure import accounting
-from wattwise.measure.accounting import Carbon
 from wattwise.measure.meters import MeterSet, Reading
 from wattwise.records import Attribution, Prediction, Run, RunStatus, Sample, WindowRecord
 from wattwise.store.base import this_host
@@ -38,6 +38,7 @@ from wattwise.store.base import this_host
 if TYPE_CHECKING:
     from wattwise.devices.base import PowerSource
     from wattwise.devices.host import HostReader
+    from wattwise.measure.emissions import CarbonAccount, CarbonPlan
     from wattwise.store.base import RunStore
 
 P = ParamSpec("P")
@@ -76,8 +77,10 @@ class Tracker:
         sources: Sequence[PowerSource] | None = None,
         host: HostReader | None = None,
         command: Sequence[str] | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name or "run"
+        self._wall_clock = wall_clock
         self.settings = settings if settings is not None else Settings.load()
         self.epochs_planned = epochs if epochs is not None else self.settings.epochs
         self.command = tuple(command) if command is not None else None
@@ -88,7 +91,8 @@ class Tracker:
         self.result: Run | None = None
         self.run_id: str | None = None
         self._meters: MeterSet | None = None
-        self._carbon: Carbon | None = None
+        self._plan: CarbonPlan | None = None
+        self._account: CarbonAccount | None = None
         self._origin: Reading | None = None
         self._last: Reading | None = None
         self._previous: Reading | None = None
@@ -126,11 +130,18 @@ class Tracker:
     def start(self) -> Tracker:
         if self._origin is not None:
             raise TrackerStateError("tracker already started; build a new one with wattwise.track() for a new run")
-        self._carbon = self._resolve_carbon()  # bad region fails here, before anything is opened
+        from wattwise.measure.emissions import CarbonPlan
+
+        self._plan = CarbonPlan(self.settings)  # a bad region or provider fails here, before anything is opened
+        self._notes.extend(self._plan.notes)
         if self._store is None:
             from wattwise.store import open_store
 
-            self._store = open_store(self.settings.db_url)
+            try:
+                self._store = open_store(self.settings.db_url)
+            except BaseException:
+                self._plan.close()
+                raise
         try:
             sources = self._sources
             if sources is None:
@@ -144,7 +155,9 @@ class Tracker:
                 from wattwise.devices.host import open_host
 
                 host = open_host(os.getpid(), self.settings.proc_root)
-            self._meters = MeterSet(host, sources)
+            channels = [ch for source in sources for ch in source.channels()]
+            self._account = self._plan.account(channels, self.attribution)
+            self._meters = MeterSet(host, sources, carbon=self._account, wall_clock=self._wall_clock)
             self._started_at = datetime.now(UTC)
             self._origin = self._last = self._previous = self._epoch_mark = self._meters.read()
             self.run_id = _new_run_id(self._started_at)
@@ -155,6 +168,7 @@ class Tracker:
         self._last_flush_t = self._origin.t_s
         self._thread = threading.Thread(target=self._loop, name=f"wattwise-sampler-{self.run_id}", daemon=True)
         self._thread.start()
+        self._plan.start_refresh(self._account)
         return self
 
     def stop(self, status: RunStatus | None = None, *, error: str | None = None, exit_code: int | None = None) -> Run:
@@ -172,6 +186,8 @@ class Tracker:
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join()
             final = self._meters.read()
+            if self._plan is not None:
+                self._plan.close()
             with self._lock:
                 self._buffer.extend(self._interval_samples(self._last, final))
                 self._previous, self._last = self._last, final
@@ -228,6 +244,8 @@ class Tracker:
         return path
 
     def _abort(self) -> None:
+        if self._plan is not None:
+            self._plan.close()
         if self._meters is not None:
             self._meters.close()
         elif self._sources is not None:
@@ -305,7 +323,7 @@ class Tracker:
         """Mark the end of an epoch: records window ``epoch-N`` and updates the prediction of the whole run."""
         meters = self._require_running()
         reading = meters.read()
-        carbon = self._require_carbon()
+        account = self._require_account()
         with self._lock:
             assert self._epoch_mark is not None and self._origin is not None
             parts = accounting.components(meters.channels, self._epoch_mark, reading, self.attribution)
@@ -317,7 +335,7 @@ class Tracker:
                 started_at=datetime.now(UTC) - timedelta(seconds=duration_s),
                 duration_s=duration_s,
                 energy_j=energy_j,
-                co2e_g=carbon.co2e_g(energy_j),
+                co2e_g=reading.co2e_g - self._epoch_mark.co2e_g,
                 components={c.name: c.energy_j for c in parts},
             )
             self._windows.append(record)
@@ -336,8 +354,8 @@ class Tracker:
                     self.epochs_planned,
                     so_far,
                     reading.t_s - self._origin.t_s,
-                    carbon.pue,
-                    carbon.intensity_g_per_kwh,
+                    account.pue,
+                    account.effective_intensity(),
                 )
             return record
 
@@ -357,7 +375,6 @@ class Tracker:
         meters = self._meters
         if meters is None or self._origin is None:
             raise TrackerStateError("live_status() needs a started tracker")
-        carbon = self._require_carbon()
         with self._lock:
             origin, previous, last = self._origin, self._previous, self._last
             prediction = self._prediction
@@ -377,26 +394,13 @@ class Tracker:
             elapsed_s=last.t_s - origin.t_s,
             power_w=power,
             energy_j=energy_j,
-            co2e_g=carbon.co2e_g(energy_j),
+            co2e_g=last.co2e_g - origin.co2e_g,
             source="mixed" if len(kinds) > 1 else (next(iter(kinds)) if kinds else "none"),
             prediction=prediction,
             failures=meters.failures,
         )
 
     # -- internals -------------------------------------------------------------------------------------------
-
-    def _resolve_carbon(self) -> Carbon:
-        from wattwise.carbon.static import StaticIntensityTable
-
-        grid = StaticIntensityTable().lookup(self.settings.region)
-        if grid.note:
-            self._notes.append(grid.note)
-        return Carbon(
-            region=grid.region,
-            intensity_g_per_kwh=grid.intensity_g_per_kwh,
-            intensity_source=grid.source,
-            pue=self.settings.pue,
-        )
 
     def _require_running(self) -> MeterSet:
         if self._meters is None or self._origin is None:
@@ -405,10 +409,10 @@ class Tracker:
             raise TrackerStateError("the tracker has stopped; start a new run with wattwise.track()")
         return self._meters
 
-    def _require_carbon(self) -> Carbon:
-        if self._carbon is None:
+    def _require_account(self) -> CarbonAccount:
+        if self._account is None:
             raise TrackerStateError("the tracker is not running")
-        return self._carbon
+        return self._account
 
     def _close_window(self, name: str, reading: Reading, note: str = "") -> WindowRecord:
         assert self._meters is not None
@@ -421,7 +425,7 @@ class Tracker:
             started_at=self._window_started.pop(name),
             duration_s=reading.t_s - start.t_s,
             energy_j=energy_j,
-            co2e_g=self._require_carbon().co2e_g(energy_j),
+            co2e_g=reading.co2e_g - start.co2e_g,
             components={c.name: c.energy_j for c in parts},
             parent=self._window_parents.pop(name),
         )
@@ -440,10 +444,13 @@ class Tracker:
     ) -> Run:
         assert self._meters is not None and self._origin is not None and self._started_at is not None
         assert self.run_id is not None
-        carbon = self._require_carbon()
+        account, plan = self._require_account(), self._plan
+        assert plan is not None
         parts = accounting.components(self._meters.channels, self._origin, reading, self.attribution)
         energy_j, machine_j = accounting.totals(parts)
         duration_s = reading.t_s - self._origin.t_s
+        onsite_l, offsite_l = plan.water_l(energy_j)
+        series = account.series
         from wattwise import __version__
 
         return Run(
@@ -455,11 +462,11 @@ class Tracker:
             duration_s=duration_s,
             energy_j=energy_j,
             machine_energy_j=machine_j,
-            co2e_g=carbon.co2e_g(energy_j),
-            region=carbon.region,
-            intensity_g_per_kwh=carbon.intensity_g_per_kwh,
-            intensity_source=carbon.intensity_source,
-            pue=carbon.pue,
+            co2e_g=reading.co2e_g - self._origin.co2e_g,
+            region=plan.region.code,
+            intensity_g_per_kwh=account.effective_intensity(),
+            intensity_source=series.source,
+            pue=account.pue,
             attribution=self.attribution,
             components=parts,
             windows=tuple(self._windows if max_windows is None else self._windows[-max_windows:]),
@@ -471,6 +478,12 @@ class Tracker:
             pid=os.getpid(),
             notes=tuple(dict.fromkeys(self._notes)),
             wattwise_version=__version__,
+            emissions_method=account.method(),
+            signal=series.signal,
+            intensity_fallback=series.fallback,
+            water_onsite_l=onsite_l,
+            water_offsite_l=offsite_l,
+            water_source=plan.water_source(),
         )
 
     def _interval_samples(self, previous: Reading | None, current: Reading) -> list[Sample]:
