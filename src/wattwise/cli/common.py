@@ -10,8 +10,24 @@ from wattwise.config import Settings
 
 def add_settings_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("measurement settings (override config file and WATTWISE_* environment)")
-    g.add_argument("--region", help="ISO country code of the grid (default: world average, said so)")
-    g.add_argument("--pue", type=float, help="power usage effectiveness of the facility (default 1.0)")
+    g.add_argument(
+        "--region", help="ISO country code, grid zone (US-CAL-CISO) or cloud region (aws:eu-west-1); default: world"
+    )
+    g.add_argument(
+        "--provider",
+        choices=["static", "electricitymaps", "watttime", "ukgrid", "csv", "fixed"],
+        help="where the grid intensity comes from (default: static, the packaged annual table)",
+    )
+    g.add_argument("--trace", help="a CSV intensity series for time-resolved emissions (implies --provider csv)")
+    g.add_argument("--intensity", type=float, help="a fixed grid intensity in g/kWh (implies --provider fixed)")
+    g.add_argument("--pue", type=float, help="facility PUE (default: the cloud's published figure, else 1.0)")
+    g.add_argument(
+        "--wue",
+        dest="wue_l_per_kwh",
+        type=float,
+        metavar="L_PER_KWH",
+        help="on-site water per kWh (default: the cloud's published figure, else 0)",
+    )
     g.add_argument("--interval", dest="interval_s", type=float, metavar="SECONDS", help="sampling period (1.0)")
     g.add_argument("--attribution", choices=["process", "machine"], help="what the totals count (process)")
     g.add_argument("--db", help="run store URL, e.g. sqlite:///runs.db (default under WATTWISE_HOME)")
@@ -27,7 +43,20 @@ def add_settings_flags(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for key in ("region", "pue", "interval_s", "attribution", "db", "gpu", "network", "epochs"):
+    for key in (
+        "region",
+        "pue",
+        "interval_s",
+        "attribution",
+        "db",
+        "gpu",
+        "network",
+        "epochs",
+        "provider",
+        "trace",
+        "intensity",
+        "wue_l_per_kwh",
+    ):
         value = getattr(args, key, None)
         if value is not None:
             overrides[key] = value

@@ -19,7 +19,7 @@ def add_parser(sub: Any) -> None:
 
 def _settings_report() -> dict[str, Any]:
     """Settings, grid figure and store, each with the problem instead of a traceback when it is broken."""
-    from wattwise.carbon.static import StaticIntensityTable
+    from wattwise.carbon.service import IntensityService
     from wattwise.config import Settings
     from wattwise.store import open_store
 
@@ -34,12 +34,19 @@ def _settings_report() -> dict[str, Any]:
         "interval_s": settings.interval_s,
     }
     try:
-        grid = StaticIntensityTable().lookup(settings.region)
+        service = IntensityService(settings)
+        grid = service.region.intensity
+        facility = service.facility()
         report["grid"] = {
-            "region": grid.region,
+            "region": service.region.code,
+            "provider": service.provider_name,
             "intensity_g_per_kwh": round(grid.intensity_g_per_kwh, 1),
             "source": grid.source,
-            "note": grid.note,
+            "note": service.region.note or grid.note,
+            "pue": facility.pue,
+            "pue_source": facility.pue_source,
+            "wue_l_per_kwh": facility.wue_l_per_kwh,
+            "offsite_water_l_per_kwh": facility.offsite_water_l_per_kwh,
         }
     except WattwiseError as exc:
         report["grid_error"] = str(exc)
@@ -58,9 +65,9 @@ def handle(args: argparse.Namespace) -> int:
     from wattwise.devices import probe_all
 
     if args.regions:
-        from wattwise.carbon.static import StaticIntensityTable
+        from wattwise.carbon.regions import RegionResolver
 
-        print(" ".join(StaticIntensityTable().regions()))
+        print("\n".join(RegionResolver().names()))
         return 0
     try:
         settings = Settings.load()
@@ -103,7 +110,10 @@ def handle(args: argparse.Namespace) -> int:
             console.print(f"[red]{extra[key]}[/red]")
     if "grid" in extra:
         g = extra["grid"]
-        console.print(f"grid: {g['region']} {g['intensity_g_per_kwh']} g/kWh ({g['source']})")
+        console.print(
+            f"grid: {g['region']} {g['intensity_g_per_kwh']} g/kWh annual ({g['source']}); provider {g['provider']}; "
+            f"PUE {g['pue']:g} ({g['pue_source']})"
+        )
         if g["note"]:
             console.print(f"[yellow]note:[/yellow] {g['note']}")
     store = extra.get("store", {})

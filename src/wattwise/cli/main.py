@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from wattwise.cli import doctor_cmd, run_cmd, runs_cmd
+    from wattwise.cli import doctor_cmd, intensity_cmd, run_cmd, runs_cmd
 
     parser = _Parser(prog="wattwise", description="Measure the energy and carbon of code, commands and runs.")
     parser.add_argument("--version", action="version", version=f"wattwise {__version__}")
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parser(sub)
     doctor_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
+    intensity_cmd.add_parser(sub)
     return parser
 
 
@@ -47,10 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"wattwise: error: {exc}", file=sys.stderr)
         return 127 if "not found" in str(exc) else 126
-    except (ConfigError, RunNotFoundError) as exc:
+    except (ConfigError, RunNotFoundError) as exc:  # bad input: a flag, a setting, a region, an id
         print(f"wattwise: error: {exc}", file=sys.stderr)
         return 2
-    except WattwiseError as exc:
+    except WattwiseError as exc:  # the store, a device, a provider that failed with no fallback
         print(f"wattwise: error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `wattwise runs export | head`

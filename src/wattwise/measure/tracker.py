@@ -78,6 +78,7 @@ class Tracker:
         host: HostReader | None = None,
         command: Sequence[str] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        carbon: CarbonPlan | None = None,
     ) -> None:
         self.name = name or "run"
         self._wall_clock = wall_clock
@@ -91,7 +92,7 @@ class Tracker:
         self.result: Run | None = None
         self.run_id: str | None = None
         self._meters: MeterSet | None = None
-        self._plan: CarbonPlan | None = None
+        self._plan: CarbonPlan | None = carbon
         self._account: CarbonAccount | None = None
         self._origin: Reading | None = None
         self._last: Reading | None = None
@@ -132,7 +133,8 @@ class Tracker:
             raise TrackerStateError("tracker already started; build a new one with wattwise.track() for a new run")
         from wattwise.measure.emissions import CarbonPlan
 
-        self._plan = CarbonPlan(self.settings)  # a bad region or provider fails here, before anything is opened
+        if self._plan is None:  # a bad region or provider fails here, before anything is opened
+            self._plan = CarbonPlan(self.settings)
         self._notes.extend(self._plan.notes)
         if self._store is None:
             from wattwise.store import open_store

@@ -61,11 +61,18 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
     totals.add_row("energy", f"{fmt_energy(run.energy_j)}  ({source}; attribution: {run.attribution})")
     if run.attribution == "process" and abs(run.machine_energy_j - run.energy_j) > 1e-9:
         totals.add_row("machine", f"{fmt_energy(run.machine_energy_j)} drawn by the whole machine")
+    fallback = " [yellow](provider failed: packaged annual figure)[/yellow]" if run.intensity_fallback else ""
     totals.add_row(
         "emissions",
         f"{fmt_mass_g(run.co2e_g)} CO2e  = energy × PUE {run.pue:g} × {run.intensity_g_per_kwh:,.1f} g/kWh "
-        f"({run.region}: {run.intensity_source})",
+        f"{run.signal} ({run.region}: {run.intensity_source}){fallback}",
     )
+    totals.add_row("method", run.emissions_method)
+    if run.water_l > 0 or run.water_source:
+        totals.add_row(
+            "water",
+            f"{run.water_l:,.3f} L  (on-site {run.water_onsite_l:,.3f} L, off-site {run.water_offsite_l:,.3f} L)",
+        )
     parts: list[RenderableType] = [head, totals]
     if run.components:
         table = Table(title=None, box=None, header_style="bold", pad_edge=False)
