@@ -36,6 +36,8 @@ def test_zones_in_each_providers_terms() -> None:
     assert IntensityService(Settings(provider="electricitymaps", region="aws:us-west-1")).zone() == "US-CAL-CISO"
     assert IntensityService(Settings(provider="ukgrid", region="GB")).zone() == "GB"
     assert IntensityService(Settings(provider="ukgrid", region="gcp:europe-west2")).zone() == "GB"
+    postcode = IntensityService(Settings(provider="ukgrid", region="GB-postcode:sw1a 1aa"))
+    assert postcode.zone() == "GB-postcode:SW1A" and postcode.region.code == "GB"
     with pytest.raises(ConfigError, match="Great Britain only"):
         IntensityService(Settings(provider="ukgrid", region="FR")).zone()
     with pytest.raises(ConfigError, match="WattTime finds its region from a location"):

@@ -65,8 +65,11 @@ class IntensityService:
         self, settings: Settings, *, resolver: RegionResolver | None = None, provider: IntensityProvider | None = None
     ) -> None:
         self.settings = settings
-        self.region = (resolver or RegionResolver()).resolve(settings.region)
         self.provider_name = _provider_name(settings)
+        self.postcode = _uk_postcode(settings.region)
+        # A GB postcode (the UK Carbon Intensity API's regional data) is a place in Great Britain for everything
+        # else: the annual figure, water, the facility.
+        self.region = (resolver or RegionResolver()).resolve("GB" if self.postcode else settings.region)
         self._provider = provider
 
     @property
@@ -104,8 +107,8 @@ class IntensityService:
                 raise ConfigError("Electricity Maps needs a region: set --region to a country, zone or cloud region")
             return zone
         if name == "ukgrid":
-            if region.code.upper().startswith("GB-POSTCODE:"):
-                return region.code
+            if self.postcode:
+                return f"GB-postcode:{self.postcode}"
             if region.country != "GB":
                 raise ConfigError(
                     f"the UK Carbon Intensity API covers Great Britain only, not {region.code}; "
@@ -181,6 +184,16 @@ class IntensityService:
         close = getattr(self._provider, "close", None)
         if callable(close):
             close()
+
+
+def _uk_postcode(region: str | None) -> str | None:
+    """The outward code of ``GB-postcode:SW1A 1AA`` (the form the UK provider takes), or None."""
+    if region and region.upper().startswith("GB-POSTCODE:"):
+        code = region.split(":", 1)[1].strip().upper().split()
+        if not code:
+            raise ConfigError("GB-postcode: needs a postcode, e.g. GB-postcode:SW1")
+        return code[0]
+    return None
 
 
 def _provider_name(settings: Settings) -> str:
