@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from wattwise.cli import doctor_cmd, intensity_cmd, run_cmd, runs_cmd
+    from wattwise.cli import doctor_cmd, estimate_cmd, hardware_cmd, intensity_cmd, run_cmd, runs_cmd
 
     parser = _Parser(prog="wattwise", description="Measure the energy and carbon of code, commands and runs.")
     parser.add_argument("--version", action="version", version=f"wattwise {__version__}")
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
     intensity_cmd.add_parser(sub)
+    hardware_cmd.add_parser(sub)
+    estimate_cmd.add_parser(sub)
     return parser
 
 

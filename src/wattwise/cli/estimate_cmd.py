@@ -1,0 +1,162 @@
+"""``wattwise estimate training|inference``: a footprint before anything runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from wattwise.records import Range
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("estimate", help="energy, carbon, water and cost of training or serving, before it runs")
+    verbs = p.add_subparsers(dest="estimate_command", metavar="SUBCOMMAND", parser_class=type(p))
+    p.set_defaults(handler=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+    t = verbs.add_parser("training", help="a training run, from accelerator time or from the model")
+    t.add_argument("--hardware", required=True, help="catalogue name (`wattwise hardware list`), e.g. H100-SXM")
+    t.add_argument("--devices", type=int, help="number of accelerators")
+    t.add_argument("--hours", type=float, help="wall-clock hours (with --devices)")
+    t.add_argument("--accelerator-hours", type=float, help="accelerator-hours, instead of devices × hours")
+    t.add_argument("--params", type=float, help="parameters, e.g. 70e9")
+    t.add_argument("--active-params", type=float, help="active parameters per token (mixture-of-experts)")
+    t.add_argument("--tokens", type=float, help="training tokens, e.g. 2e12")
+    t.add_argument("--flops", type=float, help="total training FLOPs, instead of 6 × params × tokens")
+    t.add_argument("--mfu", type=float, help="model FLOPs utilisation, 0-1 (default: by hardware, with source)")
+    t.add_argument("--dtype", default="bf16", help="precision of the peak FLOPS (default bf16)")
+    t.add_argument("--power-w", type=float, help="average power per device if known (replaces the power model)")
+    t.add_argument("--host-overhead", type=float, help="with --power-w: host power as a fraction of it")
+    _grid_flags(t)
+    t.add_argument("--price-kwh", type=float, help="electricity price, USD per kWh")
+    t.add_argument("--price-device-hour", type=float, help="accelerator price, USD per device-hour")
+    t.add_argument("--name", default="the model", help="the model's name, for --format statements")
+    t.add_argument(
+        "--format",
+        choices=["table", "markdown", "latex"],
+        default="table",
+        help="a footprint statement for a paper or model card",
+    )
+    t.add_argument("--json", action="store_true", help="machine-readable estimate")
+    t.set_defaults(handler=handle_training)
+
+    i = verbs.add_parser("inference", help="serving a model: per request, per 1k tokens and per day")
+    i.add_argument("--hardware", required=True)
+    i.add_argument("--params", type=float, required=True)
+    i.add_argument("--active-params", type=float)
+    i.add_argument("--tokens-per-request", type=float, required=True, help="output tokens per request")
+    i.add_argument("--prompt-tokens", type=float, default=0.0, help="input tokens per request")
+    i.add_argument("--requests-per-day", type=float, required=True)
+    i.add_argument("--devices", type=int, help="a fixed deployment of this many accelerators (counts idle power)")
+    i.add_argument("--utilisation", type=float, help="share of peak FLOPS sustained while serving, 0-1")
+    i.add_argument("--dtype", default="bf16")
+    _grid_flags(i)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(handler=handle_inference)
+
+
+def _grid_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pue", type=float, help="facility PUE (default: the cloud's figure, else 1.2 with a range)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--region", help="ISO country code, grid zone or cloud region (aws:us-east-1)")
+    where.add_argument("--intensity", type=float, help="grid intensity in g/kWh, instead of the region's")
+
+
+def handle_training(args: argparse.Namespace) -> int:
+    from wattwise.estimate.model import TrainingInputs, estimate_training
+    from wattwise.estimate.statement import latex, markdown
+
+    inputs = TrainingInputs(
+        hardware=args.hardware,
+        devices=args.devices,
+        hours=args.hours,
+        accelerator_hours=args.accelerator_hours,
+        params=args.params,
+        active_params=args.active_params,
+        tokens=args.tokens,
+        flops=args.flops,
+        mfu=args.mfu,
+        dtype=args.dtype,
+        power_w=args.power_w,
+        host_overhead=args.host_overhead,
+        pue=args.pue,
+        region=args.region,
+        intensity_g_per_kwh=args.intensity,
+        price_usd_per_kwh=args.price_kwh,
+        price_usd_per_device_hour=args.price_device_hour,
+    )
+    estimate = estimate_training(inputs)
+    if args.json:
+        json.dump(estimate.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.format == "markdown":
+        sys.stdout.write(markdown(estimate, args.name))
+    elif args.format == "latex":
+        sys.stdout.write(latex(estimate, args.name))
+    else:
+        rows = [
+            ("accelerator-hours", estimate.accelerator_hours, ""),
+            ("energy", estimate.energy_kwh, "kWh"),
+            ("operational", estimate.operational_co2e_kg, "kg CO2e"),
+            ("embodied", estimate.embodied_co2e_kg, "kg CO2e"),
+            ("total", estimate.total_co2e_kg, "kg CO2e"),
+            ("water", estimate.water_l, "L"),
+        ]
+        if estimate.cost_usd is not None:
+            rows.append(("cost", estimate.cost_usd, "USD"))
+        _print_table(rows, estimate.assumptions)
+    return 0
+
+
+def handle_inference(args: argparse.Namespace) -> int:
+    from wattwise.estimate.inference import InferenceInputs, estimate_inference
+
+    inputs = InferenceInputs(
+        hardware=args.hardware,
+        params=args.params,
+        active_params=args.active_params,
+        tokens_per_request=args.tokens_per_request,
+        prompt_tokens=args.prompt_tokens,
+        requests_per_day=args.requests_per_day,
+        devices=args.devices,
+        utilisation=args.utilisation,
+        dtype=args.dtype,
+        pue=args.pue,
+        region=args.region,
+        intensity_g_per_kwh=args.intensity,
+    )
+    e = estimate_inference(inputs)
+    if args.json:
+        json.dump(e.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    _print_table(
+        [
+            ("energy per request", e.energy_wh_per_request, "Wh"),
+            ("energy per 1k tokens", e.energy_wh_per_1k_tokens, "Wh"),
+            ("CO2e per request", e.co2e_g_per_request, "g"),
+            ("CO2e per 1k tokens", e.co2e_g_per_1k_tokens, "g"),
+            ("energy per day", e.energy_kwh_per_day, "kWh"),
+            ("CO2e per day", e.co2e_kg_per_day, "kg"),
+            ("water per day", e.water_l_per_day, "L"),
+        ],
+        e.assumptions,
+    )
+    return 0
+
+
+def _print_table(rows: list[tuple[str, Range, str]], assumptions: tuple[str, ...]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col, justify in (("", "left"), ("estimate", "right"), ("low", "right"), ("high", "right"), ("", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for label, r, unit in rows:
+        table.add_row(label, f"{r.value:,.4g}", f"{r.low:,.4g}", f"{r.high:,.4g}", unit)
+    console = Console()
+    console.print(table)
+    console.print("assumptions:", style="bold")
+    for a in assumptions:
+        console.print(f"  - {a}", style="dim", highlight=False)

@@ -1,0 +1,164 @@
+"""Serving footprint: energy and emissions per request, per 1,000 tokens and per day for a deployment.
+
+A request costs ``2 · N · (prompt + output tokens)`` FLOPs (a forward pass; Kaplan et al. 2020; N = active
+parameters). Serving sustains a much smaller share of peak than training — decoding is bound by memory
+bandwidth and batches are small — so accelerator time per request = FLOPs ÷ (dense peak × serving utilisation),
+with serving utilisation 15 % by default and a range of 5–40 % (an ASSUMPTION, stated in every estimate; give
+``--utilisation`` when you have measured it). Power per busy accelerator comes from the same model as training.
+A deployment of a fixed number of devices also draws power while idle: its daily energy is the larger of the
+busy energy and the devices' idle draw, taken as 30 % of their average training power (an ASSUMPTION).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from wattwise.errors import ConfigError
+from wattwise.estimate.hardware import HardwareCatalogue
+from wattwise.estimate.power import system_power
+from wattwise.records import Range
+
+SERVING_UTILISATION = (0.15, 0.05, 0.40)  # ASSUMPTION, see the module docstring
+IDLE_FRACTION = 0.30  # ASSUMPTION: idle draw as a share of the average training draw
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceInputs:
+    hardware: str
+    params: float
+    tokens_per_request: float
+    requests_per_day: float
+    prompt_tokens: float = 0.0
+    active_params: float | None = None
+    devices: int | None = None  # a fixed deployment; None: only the busy time counts
+    utilisation: float | None = None
+    dtype: str = "bf16"
+    pue: float | None = None
+    region: str | None = None
+    intensity_g_per_kwh: float | None = None
+
+    def validate(self) -> None:
+        for name in ("params", "tokens_per_request", "requests_per_day"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number (got {value})")
+        if not (math.isfinite(self.prompt_tokens) and self.prompt_tokens >= 0):
+            raise ConfigError(f"prompt_tokens must be zero or more (got {self.prompt_tokens})")
+        if self.utilisation is not None and not (0 < self.utilisation <= 1):
+            raise ConfigError(f"utilisation is a fraction of peak: between 0 and 1 (got {self.utilisation})")
+        if self.devices is not None and self.devices < 1:
+            raise ConfigError(f"devices must be at least 1 (got {self.devices})")
+        if self.pue is not None and not (1.0 <= self.pue <= 5.0):
+            raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue})")
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceEstimate:
+    energy_wh_per_request: Range
+    energy_wh_per_1k_tokens: Range
+    co2e_g_per_request: Range
+    co2e_g_per_1k_tokens: Range
+    energy_kwh_per_day: Range
+    co2e_kg_per_day: Range
+    water_l_per_day: Range
+    pue: float
+    intensity_g_per_kwh: float
+    region: str
+    assumptions: tuple[str, ...]
+    inputs: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        names = (
+            "energy_wh_per_request",
+            "energy_wh_per_1k_tokens",
+            "co2e_g_per_request",
+            "co2e_g_per_1k_tokens",
+            "energy_kwh_per_day",
+            "co2e_kg_per_day",
+            "water_l_per_day",
+        )
+        data: dict[str, Any] = {n: getattr(self, n).value for n in names}
+        data["low"] = {n: getattr(self, n).low for n in names}
+        data["high"] = {n: getattr(self, n).high for n in names}
+        data.update(
+            pue=self.pue,
+            intensity_g_per_kwh=self.intensity_g_per_kwh,
+            region=self.region,
+            assumptions=list(self.assumptions),
+            inputs=self.inputs,
+        )
+        return data
+
+
+def _scale(r: Range, k: float) -> Range:
+    return Range(r.value * k, r.low * k, r.high * k)
+
+
+def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue | None = None) -> InferenceEstimate:
+    inputs.validate()
+    catalogue = catalogue or HardwareCatalogue()
+    hw = catalogue.get(inputs.hardware)
+    n = inputs.active_params or inputs.params
+    tokens = inputs.prompt_tokens + inputs.tokens_per_request
+    flops = 2.0 * n * tokens
+    peak = catalogue.peak_flops(hw, inputs.dtype)
+    u = (inputs.utilisation,) * 3 if inputs.utilisation is not None else SERVING_UTILISATION
+    seconds = Range(flops / (peak * u[0]), flops / (peak * u[2]), flops / (peak * u[1]))
+    power = system_power(hw)
+    notes = [
+        f"hardware: {hw.name} ({hw.sources})",
+        f"FLOPs per request = 2 × {n:.3g} × {tokens:g} tokens = {flops:.3g} (forward pass; Kaplan et al. 2020)",
+        f"serving utilisation {u[0]:.0%} of dense {inputs.dtype} peak ({peak / 1e12:,.0f} TFLOP/s)"
+        + (" as given" if inputs.utilisation is not None else f", range {u[1]:.0%}-{u[2]:.0%} (ASSUMPTION)"),
+        f"power {power.watts:,.0f} W per busy accelerator, hosts included: {power.basis}",
+    ]
+    from wattwise.carbon.service import IntensityService
+    from wattwise.config import Settings
+
+    service = IntensityService(Settings(region=inputs.region))
+    facility = service.facility()
+    pue = inputs.pue or service.region.pue or 1.2
+    g = (
+        inputs.intensity_g_per_kwh
+        if inputs.intensity_g_per_kwh is not None
+        else service.region.intensity.intensity_g_per_kwh
+    )
+    notes.append(f"PUE {pue:g}; grid {g:,.0f} g/kWh ({service.region.code})")
+    it_wh = Range(seconds.value * power.watts / 3600, seconds.low * power.low / 3600, seconds.high * power.high / 3600)
+    wh = _scale(it_wh, pue)
+    per_1k = _scale(wh, 1000 / inputs.tokens_per_request)
+    busy_kwh_day = _scale(wh, inputs.requests_per_day / 1000)
+    if inputs.devices is not None:
+        idle_kwh = inputs.devices * 24 * power.watts * IDLE_FRACTION * pue / 1000
+        busy_hours = seconds.value * inputs.requests_per_day / 3600
+        if busy_hours > inputs.devices * 24:
+            notes.append(
+                f"{busy_hours:,.0f} busy accelerator-hours a day exceed {inputs.devices} devices × 24 h: "
+                "the deployment cannot serve this load at this utilisation"
+            )
+        day = Range(
+            max(busy_kwh_day.value, idle_kwh), max(busy_kwh_day.low, idle_kwh), max(busy_kwh_day.high, idle_kwh)
+        )
+        notes.append(
+            f"idle floor {idle_kwh:,.1f} kWh/day: {inputs.devices} devices at {IDLE_FRACTION:.0%} of their "
+            "average draw (ASSUMPTION)"
+        )
+    else:
+        day = busy_kwh_day
+    water_per_kwh = facility.wue_l_per_kwh / pue + facility.offsite_water_l_per_kwh
+    return InferenceEstimate(
+        energy_wh_per_request=wh,
+        energy_wh_per_1k_tokens=per_1k,
+        co2e_g_per_request=_scale(wh, g / 1000),
+        co2e_g_per_1k_tokens=_scale(per_1k, g / 1000),
+        energy_kwh_per_day=day,
+        co2e_kg_per_day=_scale(day, g / 1000),
+        water_l_per_day=_scale(day, water_per_kwh),
+        pue=pue,
+        intensity_g_per_kwh=g,
+        region=service.region.code,
+        assumptions=tuple(notes),
+        inputs={f.name: getattr(inputs, f.name) for f in fields(inputs) if getattr(inputs, f.name) is not None},
+    )

@@ -1,0 +1,319 @@
+"""Training footprint before the run: FLOPs → accelerator-hours → energy → emissions, embodied carbon, water, cost.
+
+- FLOPs: given, or ``6 · N · D`` (Kaplan et al. 2020; N = active parameters for mixture-of-experts, D = tokens).
+- Accelerator-hours: given (devices × hours, or accelerator_hours), or FLOPs ÷ (dense peak FLOP/s × MFU). MFU,
+  the share of peak a large training run sustains, defaults by hardware generation from published runs (see
+  ``_MFU``); ``--mfu`` overrides it.
+- Energy: accelerator-hours × average system power per accelerator (``wattwise.estimate.power``: measured
+  draw is well under TDP, and hosts add power) × PUE. ``power_w`` overrides the power model: it is then taken as
+  everything per device unless ``host_overhead`` adds a share for hosts.
+- Operational emissions: facility energy × grid intensity (given, or the region's annual figure).
+- Embodied: each accelerator's and its share of the server's manufacturing emissions, amortised over the
+  hardware's life, for the hours the job holds it.
+- Water: on-site (IT energy × WUE) + off-site (facility energy × the grid's litres per kWh).
+- Ranges: every total carries low and high values from the spread of its inputs (MFU, power draw, PUE, intensity,
+  hardware life); inputs the user gives are taken as exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from wattwise.errors import ConfigError
+from wattwise.estimate.hardware import Hardware, HardwareCatalogue
+from wattwise.estimate.power import system_power
+from wattwise.records import Range
+
+HOURS_PER_YEAR = 8760.0
+
+# MFU by hardware family: (default, low, high, source). Published model-FLOPs utilisation of large runs.
+_MFU: tuple[tuple[str, float, float, float, str], ...] = (
+    ("P100", 0.21, 0.15, 0.30, "assumed as V100 (no published large-scale P100 MFU)"),
+    ("V100", 0.21, 0.15, 0.35, "GPT-3 on V100: 21.3 % MFU (Chowdhery et al. 2022, PaLM, Table 3)"),
+    ("TPUV2", 0.325, 0.2, 0.45, "assumed as TPU v3"),
+    ("TPUV3", 0.325, 0.2, 0.45, "Gopher on TPU v3: 32.5 % MFU (Chowdhery et al. 2022, Table 3)"),
+    ("TPUV4", 0.462, 0.35, 0.55, "PaLM on TPU v4: 46.2 % MFU (Chowdhery et al. 2022)"),
+    ("TPUV5", 0.462, 0.35, 0.6, "assumed as TPU v4 (PaLM 46.2 %)"),
+    (
+        "A100",
+        0.40,
+        0.30,
+        0.50,
+        "MT-NLG 30.2 % (Chowdhery et al. 2022 Table 3); LLaMA-65B ~47 % (380 tokens/s/GPU, Touvron et al. 2023)",
+    ),
+    ("H100", 0.40, 0.30, 0.50, "Llama 3 405B: 38-43 % BF16 MFU on H100 (Dubey et al. 2024, Table 4)"),
+    ("H200", 0.40, 0.30, 0.50, "assumed as H100"),
+)
+_MFU_DEFAULT = (0.35, 0.25, 0.50, "ASSUMPTION: no published large-scale MFU for this hardware")
+
+# Embodied carbon when the catalogue has none (kg CO2e), and server share per accelerator
+_GPU_EMBODIED_KG = (150.0, "Luccioni et al. 2022 (BLOOM) estimate for an A100 GPU")
+_SERVER_EMBODIED_KG = (2500.0 / 8, "Luccioni et al. 2022: 2,500 kg per 8-GPU HPE Apollo 6500 server, ÷ 8")
+_LIFETIME_YEARS = (5.0, 4.0, 6.0, "4 years (Morrison et al. 2025) to 6 years (Luccioni et al. 2022)")
+
+_DEFAULT_PUE = (
+    1.2,
+    1.1,
+    1.58,
+    "1.2: between hyperscale fleets (~1.1: Google, Meta) and the Uptime Institute 2023 average (1.58)",
+)
+_INTENSITY_SPREAD = 0.10  # ASSUMPTION: an annual average stands for a grid whose year-to-year figure moves ±10 %
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingInputs:
+    """What a user knows before training; see the module docstring for how each is used."""
+
+    hardware: str
+    devices: int | None = None
+    hours: float | None = None
+    accelerator_hours: float | None = None
+    params: float | None = None
+    active_params: float | None = None
+    tokens: float | None = None
+    flops: float | None = None
+    mfu: float | None = None
+    dtype: str = "bf16"
+    power_w: float | None = None
+    host_overhead: float | None = None
+    pue: float | None = None
+    region: str | None = None
+    intensity_g_per_kwh: float | None = None
+    price_usd_per_kwh: float | None = None
+    price_usd_per_device_hour: float | None = None
+
+    def validate(self) -> None:
+        positive = ("devices", "hours", "accelerator_hours", "params", "active_params", "tokens", "flops", "power_w")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number (got {value})")
+        if self.mfu is not None and not (0 < self.mfu <= 1):
+            raise ConfigError(f"mfu is a fraction of peak: between 0 and 1 (got {self.mfu})")
+        if self.pue is not None and not (1.0 <= self.pue <= 5.0):
+            raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue})")
+        if self.host_overhead is not None and not (0 <= self.host_overhead <= 5):
+            raise ConfigError(f"host_overhead is a fraction of device power: 0 to 5 (got {self.host_overhead})")
+        for name in ("intensity_g_per_kwh", "price_usd_per_kwh", "price_usd_per_device_hour"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a non-negative number (got {value})")
+        if self.active_params is not None and self.params is not None and self.active_params > self.params:
+            raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")
+        if self.hours is not None and self.devices is None and self.accelerator_hours is None:
+            raise ConfigError("hours needs devices (accelerator-hours = devices × hours), or give accelerator_hours")
+        no_time = self.accelerator_hours is None and (self.devices is None or self.hours is None)
+        no_model = self.tokens is None or (self.params is None and self.active_params is None)
+        if no_time and self.flops is None and no_model:
+            raise ConfigError("say how much compute: devices and hours, accelerator_hours, flops, or params and tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A footprint with its range and every assumption it rests on."""
+
+    energy_kwh: Range
+    operational_co2e_kg: Range
+    embodied_co2e_kg: Range
+    total_co2e_kg: Range
+    water_l: Range
+    accelerator_hours: Range
+    cost_usd: Range | None
+    flops: float | None
+    power_w_per_device: Range
+    pue: float
+    intensity_g_per_kwh: float
+    region: str
+    assumptions: tuple[str, ...]
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        totals = (
+            "energy_kwh",
+            "operational_co2e_kg",
+            "embodied_co2e_kg",
+            "total_co2e_kg",
+            "water_l",
+            "accelerator_hours",
+        )
+        data: dict[str, Any] = {name: getattr(self, name).value for name in totals}
+        data["cost_usd"] = None if self.cost_usd is None else self.cost_usd.value
+        data["low"] = {name: getattr(self, name).low for name in totals}
+        data["high"] = {name: getattr(self, name).high for name in totals}
+        if self.cost_usd is not None:
+            data["low"]["cost_usd"], data["high"]["cost_usd"] = self.cost_usd.low, self.cost_usd.high
+        data.update(
+            flops=self.flops,
+            power_w_per_device=self.power_w_per_device.to_dict(),
+            pue=self.pue,
+            intensity_g_per_kwh=self.intensity_g_per_kwh,
+            region=self.region,
+            assumptions=list(self.assumptions),
+            inputs=dict(self.inputs),
+        )
+        return data
+
+
+def _family(hw: Hardware, table: tuple[tuple[str, float, float, float, str], ...]) -> tuple[float, float, float, str]:
+    key = hw.name.upper().replace("-", "").replace(" ", "")
+    for prefix, value, low, high, source in table:
+        if key.startswith(prefix):
+            return value, low, high, source
+    return _MFU_DEFAULT
+
+
+def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | None = None) -> Estimate:
+    """The footprint of a training run (see the module docstring)."""
+    inputs.validate()
+    hw = (catalogue or HardwareCatalogue()).get(inputs.hardware)
+    notes: list[str] = [f"hardware: {hw.name} ({hw.sources})"]
+
+    # -- compute: FLOPs and accelerator-hours --------------------------------------------------------------
+    flops = inputs.flops
+    if flops is None and inputs.tokens is not None and (inputs.active_params or inputs.params):
+        n = inputs.active_params or inputs.params
+        assert n is not None
+        flops = 6.0 * n * inputs.tokens
+        kind = "active parameters" if inputs.active_params else "parameters"
+        notes.append(f"FLOPs = 6 × {n:.3g} {kind} × {inputs.tokens:.3g} tokens = {flops:.3g} (Kaplan et al. 2020)")
+    if inputs.accelerator_hours is not None:
+        hours = Range(inputs.accelerator_hours, inputs.accelerator_hours, inputs.accelerator_hours)
+        notes.append(f"accelerator-hours as given: {inputs.accelerator_hours:,.0f}")
+    elif inputs.devices is not None and inputs.hours is not None:
+        value = inputs.devices * inputs.hours
+        hours = Range(value, value, value)
+        notes.append(f"accelerator-hours = {inputs.devices} devices × {inputs.hours:g} h")
+    else:
+        assert flops is not None
+        peak = (catalogue or HardwareCatalogue()).peak_flops(hw, inputs.dtype)
+        if inputs.mfu is not None:
+            mfu = Range(inputs.mfu, inputs.mfu, inputs.mfu)
+            notes.append(f"MFU {inputs.mfu:.0%} as given")
+        else:
+            value, low, high, source = _family(hw, _MFU)
+            mfu = Range(value, low, high)
+            notes.append(f"MFU {value:.1%} (range {low:.0%}-{high:.0%}): {source}")
+        per_hour = peak * 3600.0
+        hours = Range(flops / (per_hour * mfu.value), flops / (per_hour * mfu.high), flops / (per_hour * mfu.low))
+        notes.append(f"accelerator-hours = FLOPs ÷ ({peak / 1e12:,.0f} TFLOP/s dense {inputs.dtype} × MFU)")
+
+    # -- power per accelerator ----------------------------------------------------------------------------
+    if inputs.power_w is not None:
+        overhead = inputs.host_overhead or 0.0
+        watts = inputs.power_w * (1 + overhead)
+        power = Range(watts, watts, watts)
+        notes.append(
+            f"power {inputs.power_w:g} W per device as given"
+            + (f", + {overhead:.0%} for hosts" if overhead else " (taken as everything per device)")
+        )
+    else:
+        model = system_power(hw)
+        if inputs.host_overhead is not None:
+            notes.append(f"host_overhead {inputs.host_overhead:.0%} ignored: the power model already includes hosts")
+        power = Range(model.watts, model.low, model.high)
+        notes.append(
+            f"power {model.watts:,.0f} W per accelerator, hosts included ({model.low:,.0f}-{model.high:,.0f}"
+            f" W): {model.basis}"
+        )
+
+    # -- facility and grid -----------------------------------------------------------------------------------
+    from wattwise.carbon.service import IntensityService
+    from wattwise.config import Settings
+
+    service = IntensityService(Settings(region=inputs.region))
+    region = service.region
+    facility = service.facility()
+    if inputs.pue is not None:
+        pue = Range(inputs.pue, inputs.pue, inputs.pue)
+        notes.append(f"PUE {inputs.pue:g} as given")
+    elif region.pue is not None:
+        pue = Range(region.pue, region.pue, region.pue)
+        notes.append(f"PUE {region.pue:g}: {facility.pue_source}")
+    else:
+        pue = Range(*_DEFAULT_PUE[:3])
+        notes.append(f"PUE {_DEFAULT_PUE[0]:g} (range {_DEFAULT_PUE[1]:g}-{_DEFAULT_PUE[2]:g}): {_DEFAULT_PUE[3]}")
+    if inputs.intensity_g_per_kwh is not None:
+        g = inputs.intensity_g_per_kwh
+        intensity = Range(g, g, g)
+        notes.append(f"grid intensity {g:g} g/kWh as given")
+    else:
+        g = region.intensity.intensity_g_per_kwh
+        intensity = Range(g, g * (1 - _INTENSITY_SPREAD), g * (1 + _INTENSITY_SPREAD))
+        notes.append(
+            f"grid intensity {g:,.0f} g/kWh ±{_INTENSITY_SPREAD:.0%}: {region.intensity.source} "
+            f"({region.code}){'; ' + region.note if region.note else ''}"
+        )
+
+    it_kwh = Range(hours.value * power.value / 1000, hours.low * power.low / 1000, hours.high * power.high / 1000)
+    energy = Range(it_kwh.value * pue.value, it_kwh.low * pue.low, it_kwh.high * pue.high)
+    operational = Range(
+        energy.value * intensity.value / 1000, energy.low * intensity.low / 1000, energy.high * intensity.high / 1000
+    )
+
+    # -- embodied ------------------------------------------------------------------------------------------
+    device_kg, device_source = (hw.embodied_kgco2e, hw.embodied_source) if hw.embodied_kgco2e else _GPU_EMBODIED_KG
+    if not hw.embodied_kgco2e:
+        device_source = f"no published figure for {hw.name}: {device_source}"
+    server_kg, server_source = _SERVER_EMBODIED_KG
+    if hw.embodied_kgco2e and hw.embodied_includes_server:
+        server_kg, server_source = 0.0, "already in the per-device figure"
+    life, life_low, life_high, life_source = _LIFETIME_YEARS
+    per_hour = (device_kg + server_kg) / HOURS_PER_YEAR
+    embodied = Range(hours.value * per_hour / life, hours.low * per_hour / life_high, hours.high * per_hour / life_low)
+    notes.append(
+        f"embodied {device_kg:g} kg per accelerator ({device_source}) + {server_kg:g} kg server share "
+        f"({server_source}), over {life:g} years ({life_source})"
+    )
+    total = Range(operational.value + embodied.value, operational.low + embodied.low, operational.high + embodied.high)
+
+    # -- water and cost ------------------------------------------------------------------------------------
+    wue, offsite = facility.wue_l_per_kwh, facility.offsite_water_l_per_kwh
+    water = Range(
+        it_kwh.value * wue + energy.value * offsite,
+        it_kwh.low * wue + energy.low * offsite,
+        it_kwh.high * wue + energy.high * offsite,
+    )
+    notes.append(
+        f"water: on-site {wue:g} L/kWh ({facility.wue_source}); off-site {offsite:g} L/kWh "
+        f"({facility.offsite_water_source})"
+    )
+    cost = _cost(inputs, energy, hours, notes)
+
+    return Estimate(
+        energy_kwh=energy,
+        operational_co2e_kg=operational,
+        embodied_co2e_kg=embodied,
+        total_co2e_kg=total,
+        water_l=water,
+        accelerator_hours=hours,
+        cost_usd=cost,
+        flops=flops,
+        power_w_per_device=power,
+        pue=pue.value,
+        intensity_g_per_kwh=intensity.value,
+        region=region.code,
+        assumptions=tuple(notes),
+        inputs={f.name: getattr(inputs, f.name) for f in fields(inputs) if getattr(inputs, f.name) is not None},
+    )
+
+
+def _cost(inputs: TrainingInputs, energy: Range, hours: Range, notes: list[str]) -> Range | None:
+    if inputs.price_usd_per_kwh is None and inputs.price_usd_per_device_hour is None:
+        return None
+    kwh_price = inputs.price_usd_per_kwh or 0.0
+    hour_price = inputs.price_usd_per_device_hour or 0.0
+    if kwh_price:
+        notes.append(f"electricity ${kwh_price:g}/kWh of facility energy")
+    if hour_price:
+        notes.append(f"accelerators ${hour_price:g} per device-hour")
+    return Range(
+        energy.value * kwh_price + hours.value * hour_price,
+        energy.low * kwh_price + hours.low * hour_price,
+        energy.high * kwh_price + hours.high * hour_price,
+    )
+
+
+__all__ = ["Estimate", "TrainingInputs", "estimate_training"]
