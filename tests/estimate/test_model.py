@@ -1,0 +1,223 @@
+"""The estimate model's arithmetic, checked by hand, and its ranges, statements and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wattwise.cli.main import main
+from wattwise.errors import ConfigError
+from wattwise.estimate.hardware import HardwareCatalogue
+from wattwise.estimate.inference import InferenceInputs, estimate_inference
+from wattwise.estimate.model import TrainingInputs, estimate_training
+from wattwise.estimate.statement import latex, markdown
+
+
+def test_published_inputs_are_reproduced_exactly() -> None:
+    # LLaMA-65B style accounting: GPU-hours × 400 W × PUE 1.1 × 0.385 kg/kWh (Touvron et al. 2023, Table 15)
+    e = estimate_training(
+        TrainingInputs(
+            hardware="A100-SXM4-80GB",
+            accelerator_hours=1_022_362,
+            power_w=400,
+            host_overhead=0.0,
+            pue=1.1,
+            intensity_g_per_kwh=385,
+        )
+    )
+    assert e.energy_kwh.value == pytest.approx(1_022_362 * 0.4 * 1.1)
+    assert e.operational_co2e_kg.value == pytest.approx(1_022_362 * 0.4 * 1.1 * 0.385)
+    assert e.energy_kwh.low == e.energy_kwh.value == e.energy_kwh.high  # everything given: no spread
+    assert e.total_co2e_kg.value == pytest.approx(e.operational_co2e_kg.value + e.embodied_co2e_kg.value)
+
+
+def test_power_model_includes_hosts_and_matches_a_measured_v100() -> None:
+    e = estimate_training(
+        TrainingInputs(hardware="V100-SXM2-32GB", devices=10, hours=10, pue=1.0, intensity_g_per_kwh=100)
+    )
+    assert e.power_w_per_device.value == pytest.approx(0.76 * 3500 / 8)  # ≈ 333 W; Patterson measured 330 W
+    assert e.energy_kwh.value == pytest.approx(100 * 0.76 * 3500 / 8 / 1000)
+    assert e.power_w_per_device.low < e.power_w_per_device.value < e.power_w_per_device.high
+
+
+def test_from_the_model_uses_6nd_and_mfu() -> None:
+    catalogue = HardwareCatalogue()
+    peak = catalogue.peak_flops(catalogue.get("H100-SXM"), "bf16")
+    e = estimate_training(
+        TrainingInputs(hardware="H100-SXM", params=8e9, tokens=1e12, mfu=0.5, pue=1.0, intensity_g_per_kwh=0)
+    )
+    assert e.flops == pytest.approx(6 * 8e9 * 1e12)
+    assert e.accelerator_hours.value == pytest.approx(6 * 8e9 * 1e12 / (peak * 0.5) / 3600)
+    moe = estimate_training(TrainingInputs(hardware="H100-SXM", params=47e9, active_params=13e9, tokens=1e12))
+    assert moe.flops == pytest.approx(6 * 13e9 * 1e12)
+    default = estimate_training(TrainingInputs(hardware="H100-SXM", params=8e9, tokens=1e12))
+    assert default.accelerator_hours.low < default.accelerator_hours.value < default.accelerator_hours.high
+    assert any("MFU 40.0%" in a and "Llama 3" in a for a in default.assumptions)
+
+
+def test_every_total_has_a_range_around_it() -> None:
+    e = estimate_training(TrainingInputs(hardware="A100-SXM4-40GB", devices=64, hours=100, region="FR"))
+    for r in (e.energy_kwh, e.operational_co2e_kg, e.embodied_co2e_kg, e.total_co2e_kg, e.water_l):
+        assert 0 < r.low <= r.value <= r.high
+    assert e.region == "FR"
+
+
+def test_embodied_is_not_counted_twice_when_the_figure_covers_the_server() -> None:
+    h100 = estimate_training(
+        TrainingInputs(hardware="H100-SXM", accelerator_hours=8760 * 4, pue=1.0, intensity_g_per_kwh=0)
+    )
+    # 462.5 kg per GPU, server included, amortised over 5 years; 4 GPU-years use 4/5 of it
+    assert h100.embodied_co2e_kg.value == pytest.approx(462.5 * 4 / 5)
+    a100 = estimate_training(
+        TrainingInputs(hardware="A100-SXM4-80GB", accelerator_hours=8760 * 5, pue=1.0, intensity_g_per_kwh=0)
+    )
+    assert a100.embodied_co2e_kg.value == pytest.approx(150 + 2500 / 8)
+
+
+def test_cost_and_water() -> None:
+    e = estimate_training(
+        TrainingInputs(
+            hardware="H100-SXM",
+            devices=8,
+            hours=10,
+            pue=1.5,
+            region="aws:us-east-1",
+            price_usd_per_kwh=0.1,
+            price_usd_per_device_hour=2.0,
+        )
+    )
+    assert e.cost_usd is not None
+    assert e.cost_usd.value == pytest.approx(e.energy_kwh.value * 0.1 + 80 * 2.0)
+    it_kwh = e.energy_kwh.value / 1.5
+    assert e.water_l.value > it_kwh * 0.18  # on-site at AWS's WUE, plus off-site generation water
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mfu": 1.2}, "mfu is a fraction"),
+        ({"pue": 0.8}, "pue must be between"),
+        ({"devices": -1, "hours": 1}, "devices must be a positive"),
+        ({"hours": 5}, "hours needs devices"),
+        ({}, "say how much compute"),
+        ({"params": 1e9, "active_params": 2e9, "tokens": 1e9}, "active_params cannot exceed"),
+    ],
+)
+def test_bad_inputs(changes: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        estimate_training(TrainingInputs(hardware="H100-SXM", **changes))  # type: ignore[arg-type]
+
+
+def test_unknown_hardware_lists_close_names() -> None:
+    with pytest.raises(ConfigError, match="H100"):
+        estimate_training(TrainingInputs(hardware="H100-SXN", devices=1, hours=1))
+
+
+def test_statements_carry_the_numbers_and_assumptions() -> None:
+    e = estimate_training(TrainingInputs(hardware="H100-SXM", devices=512, hours=100, region="DE"))
+    md = markdown(e, "Model-X")
+    assert "Training Model-X used an estimated 51,200 accelerator-hours" in md
+    assert "| Total emissions (kg CO2e) |" in md and "Assumptions:" in md
+    tex = latex(e, "Model_X")
+    assert (
+        r"\begin{tabular}{lrr}" in tex and r"Model\_X" in tex and "CO$_2$e" in tex and "%" not in tex.replace(r"\%", "")
+    )
+
+
+def test_inference_per_request_and_per_day() -> None:
+    catalogue = HardwareCatalogue()
+    peak = catalogue.peak_flops(catalogue.get("H100-SXM"), "bf16")
+    e = estimate_inference(
+        InferenceInputs(
+            hardware="H100-SXM",
+            params=8e9,
+            tokens_per_request=500,
+            requests_per_day=1e6,
+            utilisation=0.1,
+            pue=1.0,
+            intensity_g_per_kwh=400,
+        )
+    )
+    seconds = 2 * 8e9 * 500 / (peak * 0.1)
+    assert e.energy_wh_per_request.value == pytest.approx(seconds * 0.76 * 10_200 / 8 / 3600)
+    assert e.energy_wh_per_1k_tokens.value == pytest.approx(e.energy_wh_per_request.value * 2)
+    assert e.energy_kwh_per_day.value == pytest.approx(e.energy_wh_per_request.value * 1e6 / 1000)
+    assert e.co2e_g_per_request.value == pytest.approx(e.energy_wh_per_request.value * 0.4)
+    idle = estimate_inference(
+        InferenceInputs(
+            hardware="H100-SXM",
+            params=8e9,
+            tokens_per_request=500,
+            requests_per_day=10,
+            devices=8,
+            pue=1.0,
+            intensity_g_per_kwh=400,
+        )
+    )
+    assert idle.energy_kwh_per_day.value == pytest.approx(8 * 24 * 0.76 * 10_200 / 8 * 0.3 / 1000)
+
+
+def test_cli_json_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "estimate",
+                "training",
+                "--hardware",
+                "H100-SXM",
+                "--devices",
+                "1024",
+                "--hours",
+                "240",
+                "--power-w",
+                "550",
+                "--pue",
+                "1.1",
+                "--intensity",
+                "385",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    for key in (
+        "energy_kwh",
+        "operational_co2e_kg",
+        "embodied_co2e_kg",
+        "total_co2e_kg",
+        "water_l",
+        "accelerator_hours",
+        "cost_usd",
+        "low",
+        "high",
+    ):
+        assert key in data
+    assert data["energy_kwh"] == pytest.approx(1024 * 240 * 0.55 * 1.1)
+    assert (
+        main(["estimate", "training", "--hardware", "H100-SXM", "--devices", "8", "--hours", "1", "--format", "latex"])
+        == 0
+    )
+    assert r"\begin{table}" in capsys.readouterr().out
+    assert (
+        main(
+            [
+                "estimate",
+                "inference",
+                "--hardware",
+                "A100-SXM4-80GB",
+                "--params",
+                "7e9",
+                "--tokens-per-request",
+                "300",
+                "--requests-per-day",
+                "1e5",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert "energy_wh_per_1k_tokens" in json.loads(capsys.readouterr().out)
+    assert main(["estimate", "training", "--hardware", "Z80", "--devices", "1", "--hours", "1"]) == 2
+    assert "unknown hardware" in capsys.readouterr().err.lower()
