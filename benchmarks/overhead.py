@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -183,9 +184,12 @@ def main() -> None:
     ]
     conditions["wattwise run: bare python"] = [sys.executable, str(cli_script)]  # the CLI's own baseline
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in conditions}
+    order = list(conditions)
+    shuffle = random.Random(2026).shuffle
     for rep in range(args.reps):
-        for name, argv in conditions.items():
-            results[name].append(run_child(argv, env))
+        shuffle(order)  # a fixed order would favour whichever condition runs in the same slot each round
+        for name in order:
+            results[name].append(run_child(conditions[name], env))
         print(f"  repetition {rep + 1}/{args.reps} done", flush=True)
 
     base_wall = [w for w, _ in results["untracked"]]

@@ -23,6 +23,7 @@ from types import FrameType
 
 _NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 _SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel generated (terminal keys, hang-up)
+_SI_TKILL = -6  # siginfo si_code of tgkill/pthread_kill: a signal aimed at one thread
 _KILL_AFTER = 3
 
 
@@ -69,6 +70,8 @@ class SignalRelay:
         self.exact = hasattr(signal, "sigtimedwait") and hasattr(signal, "pthread_sigmask")
 
     def __enter__(self) -> SignalRelay:
+        if not self.signals:  # every one of them ignored (nohup and &): nothing to relay
+            return self
         if self.exact:
             signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
             self._thread = threading.Thread(target=self._wait_loop, name="wattwise-signals", daemon=True)
@@ -81,6 +84,10 @@ class SignalRelay:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
+            if self._thread.ident is not None and self._thread.is_alive():
+                # wake the waiting thread now (a signal aimed at that thread alone), rather than at its next timeout
+                with contextlib.suppress(OSError, ProcessLookupError):
+                    signal.pthread_kill(self._thread.ident, next(iter(self.signals)))
             self._thread.join()
             with contextlib.suppress(OSError, ValueError):  # drain what arrived after the loop: nothing to do
                 while signal.sigtimedwait(self.signals, 0) is not None:
@@ -105,11 +112,14 @@ class SignalRelay:
     def _wait_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                info = signal.sigtimedwait(self.signals, 0.2)
+                info = signal.sigtimedwait(self.signals, 1.0)
             except (OSError, InterruptedError):
                 continue
-            if info is not None:
-                self._handle(info.si_signo, from_terminal=info.si_code == _SI_KERNEL)
+            if info is None:
+                continue
+            if self._stop.is_set() and info.si_code == _SI_TKILL and info.si_pid == os.getpid():
+                break  # our own wake-up call from __exit__
+            self._handle(info.si_signo, from_terminal=info.si_code == _SI_KERNEL)
 
     def _on_handler(self, signum: int, frame: FrameType | None) -> None:
         self._handle(signum, from_terminal=signum == signal.SIGINT and _terminal_is_ours())
