@@ -119,7 +119,7 @@ class CarbonPlan:
         self.refresh_s = refresh_s
         self.notes: list[str] = [self.region.note] if self.region.note else []
         self.series = self._initial_series()
-        if self.series.note:
+        if self.series.note and self.series.note != self.region.note:
             self.notes.append(f"intensity: {self.series.note}")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -32,6 +32,14 @@ def fmt_mass_g(mass_g: float) -> str:
     return f"{mass_g * 1000:,.2f} mg"
 
 
+def fmt_volume_l(litres: float) -> str:
+    if litres >= 1000:
+        return f"{litres / 1000:,.2f} m³"
+    if litres >= 1:
+        return f"{litres:,.2f} L"
+    return f"{litres * 1000:,.3g} mL"
+
+
 def fmt_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -71,7 +79,8 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
     if run.water_l > 0 or run.water_source:
         totals.add_row(
             "water",
-            f"{run.water_l:,.3f} L  (on-site {run.water_onsite_l:,.3f} L, off-site {run.water_offsite_l:,.3f} L)",
+            f"{fmt_volume_l(run.water_l)}  (on-site {fmt_volume_l(run.water_onsite_l)}, "
+            f"off-site {fmt_volume_l(run.water_offsite_l)})",
         )
     parts: list[RenderableType] = [head, totals]
     if run.components:
