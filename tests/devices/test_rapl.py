@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.sysfs import MAX_RANGE_UJ, FakeZone, make_powercap, write_zone
+from tests.fakes.unprivileged import as_unprivileged
 from wattwise.devices.base import HostSnapshot, MeterReading, PowerSource
 from wattwise.devices.rapl import DEFAULT_RAPL_ROOT, RaplSource, probe_rapl
 from wattwise.errors import DeviceError
@@ -187,20 +189,31 @@ def test_unreadable_counter_at_open_names_the_file(tmp_path: Path) -> None:
     assert not probe.available and bad in probe.summary
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0,
-    reason="root reads files whatever their mode, so chmod 000 cannot produce EACCES here",
-)
-def test_permission_denied_gives_the_exact_fix(tmp_path: Path) -> None:
-    zones = make_powercap(tmp_path, sockets=1, dram=False, core=False)
-    zones["cpu:package-0"].energy_file.chmod(0)
-    with pytest.raises(DeviceError, match="CVE-2020-8694") as info:
-        RaplSource.open(tmp_path)
-    assert "sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj" in str(info.value)
-    assert "\n" not in str(info.value)
-    probe = probe_rapl(tmp_path)
-    assert not probe.available and probe.fix is not None
-    assert "99-wattwise-rapl.rules" in probe.fix
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions")
+def test_permission_denied_gives_the_exact_fix() -> None:
+    root = Path(tempfile.mkdtemp(prefix="wattwise-rapl-"))  # outside pytest's 0700 tmp: "nobody" must traverse it
+    try:
+        zones = make_powercap(root, sockets=1, dram=False, core=False)
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        zones["cpu:package-0"].energy_file.chmod(0o400 if os.geteuid() == 0 else 0)
+
+        def check() -> str:
+            try:
+                RaplSource.open(root)
+            except DeviceError as exc:
+                error = str(exc)
+            else:
+                return "opened"
+            probe = probe_rapl(root)
+            return "\x00".join([error, str(probe.available), probe.fix or ""])
+
+        error, available, fix = as_unprivileged(check).split("\x00")
+    finally:
+        shutil.rmtree(root)
+    assert "CVE-2020-8694" in error and "\n" not in error
+    assert "sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj" in error
+    assert available == "False" and "99-wattwise-rapl.rules" in fix
 
 
 def test_permission_fix_text() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import wattwise.store
+from tests.fakes.unprivileged import as_unprivileged
 from wattwise.config import Settings
 from wattwise.errors import ConfigError, StoreError
 from wattwise.store import SQLiteStore, open_store
@@ -129,37 +130,16 @@ def test_a_directory_where_the_file_should_be(tmp_path: Path) -> None:
 
 def open_as_unprivileged(path: Path) -> str:
     """Try to open a store at ``path`` as a user who may not write there; return the error message."""
-    if os.geteuid() != 0:
+    this_host()  # imports socket now: the child may not be allowed to read the standard library
+
+    def check() -> str:
         try:
             SQLiteStore(path).close()
         except StoreError as exc:
             return str(exc)
         return "opened"
-    this_host()  # imports socket now: the child may not be allowed to read the standard library
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child drops to "nobody", tries, reports through the pipe and exits at once
-        try:
-            os.close(read_end)
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                SQLiteStore(path).close()
-                message = "opened"
-            except StoreError as exc:
-                message = str(exc)
-            except BaseException as exc:
-                message = f"unexpected {exc!r}"
-            os.write(write_end, message.encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    chunks = []
-    while chunk := os.read(read_end, 65536):
-        chunks.append(chunk)
-    os.close(read_end)
-    os.waitpid(pid, 0)
-    return b"".join(chunks).decode()
+
+    return as_unprivileged(check)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions")
