@@ -135,6 +135,10 @@ class Settings:
                 raise ConfigError(f"{name} must be between 0 and {most:g} (got {value})")
         if self.provider is not None and self.provider not in PROVIDERS:
             raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
+        if self.provider == "fixed" and self.intensity is None:
+            raise ConfigError("provider fixed needs a value: --intensity G (g/kWh) or WATTWISE_INTENSITY")
+        if self.provider == "csv" and self.trace is None:
+            raise ConfigError("provider csv needs a file: --trace FILE or WATTWISE_TRACE")
         if self.intensity is not None and not (math.isfinite(self.intensity) and 0 <= self.intensity <= 5000):
             raise ConfigError(f"intensity must be between 0 and 5000 g/kWh (got {self.intensity})")
         if not (0 < self.http_timeout_s <= 300):

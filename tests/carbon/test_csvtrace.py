@@ -76,7 +76,7 @@ def test_electricitymaps_layout_life_cycle_by_default_direct_on_request() -> Non
 def test_zone_is_checked_against_the_files_zone_column() -> None:
     p = CsvTraceProvider(TRACES / "em_US-CAL-CISO_2022.csv")
     assert p.latest("us-cal-ciso").points[-1].intensity_g_per_kwh == 303.12
-    with pytest.raises(ProviderError, match="holds zone US-CAL-CISO, not DE"):
+    with pytest.raises(ConfigError, match="holds zone US-CAL-CISO, not DE"):
         p.latest("DE")
     assert CsvTraceProvider(TRACES / "dacf_CISO_direct.csv").latest("anything").points  # no zone column: any zone
 

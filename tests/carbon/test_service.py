@@ -60,3 +60,30 @@ def test_facility_precedence() -> None:
     mine = IntensityService(Settings(region="azure:westeurope", pue=1.4, wue_l_per_kwh=1.1)).facility()
     assert (mine.pue, mine.wue_l_per_kwh, mine.pue_source) == (1.4, 1.1, "set by the user")
     assert cloud.offsite_water_l_per_kwh > 0 and "NL" in cloud.offsite_water_source + "NL"
+
+
+def test_a_trace_of_another_zone_is_refused_before_a_run(tmp_path: Path) -> None:
+    from wattwise.measure.emissions import CarbonPlan
+
+    trace = Path(__file__).parent.parent / "data" / "traces" / "em_US-CAL-CISO_2022.csv"
+    with pytest.raises(ConfigError, match="holds zone US-CAL-CISO, not DE"):
+        CarbonPlan(Settings(region="DE", trace=trace))
+    assert CarbonPlan(Settings(trace=trace)).series.points  # no region: the trace's own place
+    assert CarbonPlan(Settings(region="US-CAL-CISO", trace=trace)).series.points
+
+
+def test_trace_history_accepts_naive_utc_times() -> None:
+    from wattwise.carbon.csvtrace import CsvTraceProvider
+
+    trace = Path(__file__).parent.parent / "data" / "traces" / "em_US-CAL-CISO_2022.csv"
+    provider = CsvTraceProvider(trace)
+    first = provider.series.points[0].start
+    series = provider.history(
+        "", first.replace(tzinfo=None), (first + (provider.series.points[1].end - first)).replace(tzinfo=None)
+    )
+    assert series.points
+
+
+def test_fixed_provider_needs_a_value() -> None:
+    with pytest.raises(ConfigError, match="provider fixed needs a value"):
+        Settings.load({"provider": "fixed"})

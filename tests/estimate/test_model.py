@@ -151,11 +151,16 @@ def test_inference_per_request_and_per_day() -> None:
             tokens_per_request=500,
             requests_per_day=10,
             devices=8,
+            utilisation=0.1,
             pue=1.0,
             intensity_g_per_kwh=400,
         )
     )
-    assert idle.energy_kwh_per_day.value == pytest.approx(8 * 24 * 0.76 * 10_200 / 8 * 0.3 / 1000)
+    watts = 0.76 * 10_200 / 8
+    busy_h = seconds * 10 / 3600
+    expected = busy_h * watts / 1000 + (8 * 24 - busy_h) * watts * 0.3 / 1000  # busy, plus idle for the rest
+    assert idle.energy_kwh_per_day.value == pytest.approx(expected)
+    assert idle.co2e_kg_per_day.low <= idle.co2e_kg_per_day.value <= idle.co2e_kg_per_day.high
 
 
 def test_cli_json_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,3 +226,64 @@ def test_cli_json_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "energy_wh_per_1k_tokens" in json.loads(capsys.readouterr().out)
     assert main(["estimate", "training", "--hardware", "Z80", "--devices", "1", "--hours", "1"]) == 2
     assert "unknown hardware" in capsys.readouterr().err.lower()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"devices": 8, "hours": 10, "accelerator_hours": 5}, "not both"),
+        ({"accelerator_hours": 5, "hours": 3}, "not both"),
+        ({"flops": 1e20, "params": 1e9, "tokens": 1e9}, "flops or params"),
+        ({"devices": 8, "hours": 1e308}, "overflows"),
+    ],
+)
+def test_conflicting_or_absurd_training_inputs(changes: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        estimate_training(TrainingInputs(hardware="H100-SXM", **changes))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"intensity_g_per_kwh": -100.0}, "intensity must be between"),
+        ({"intensity_g_per_kwh": float("nan")}, "intensity must be between"),
+        ({"active_params": -1.0}, "active_params must be a positive"),
+        ({"active_params": 7e12}, "cannot exceed"),
+        ({"utilisation": 1.5}, "utilisation is a fraction"),
+    ],
+)
+def test_bad_inference_inputs(changes: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        estimate_inference(
+            InferenceInputs(hardware="H100-SXM", params=7e9, tokens_per_request=100, requests_per_day=10, **changes)  # type: ignore[arg-type]
+        )
+
+
+def test_water_is_split_on_and_off_site(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(
+            [
+                "estimate",
+                "training",
+                "--hardware",
+                "H100-SXM",
+                "--devices",
+                "8",
+                "--hours",
+                "10",
+                "--region",
+                "aws:us-east-1",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["water_l"] == pytest.approx(data["water_onsite_l"] + data["water_offsite_l"])
+    assert data["water_onsite_l"] > 0 and data["low"]["water_onsite_l"] <= data["water_onsite_l"]
+
+
+def test_latex_escapes_in_one_pass() -> None:
+    from wattwise.estimate.statement import _tex
+
+    assert _tex("C:\\models & 50%_x") == r"C:\textbackslash{}models \& 50\%\_x"

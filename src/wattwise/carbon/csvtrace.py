@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Literal
 
 from wattwise.carbon.base import IntensityPoint, IntensitySeries, constant_series
+from wattwise.carbon.providers._series import utc
 from wattwise.errors import ConfigError, ProviderError
 from wattwise.units import g_per_mwh_to_g_per_kwh, kg_per_kwh_to_g_per_kwh, lbs_per_mwh_to_g_per_kwh
 
@@ -268,11 +269,12 @@ class CsvTraceProvider:
         return self._series(self._points)
 
     def latest(self, zone: str) -> IntensitySeries:
-        self._check_zone(zone)
+        self.check_zone(zone)
         return self._series(self._points[-1:])
 
     def history(self, zone: str, start: datetime, end: datetime) -> IntensitySeries:
-        self._check_zone(zone)
+        self.check_zone(zone)
+        start, end = utc(start), utc(end)
         first, last = self._points[0].start, self._points[-1].end
         if end <= first or start >= last:
             raise ProviderError(
@@ -285,7 +287,7 @@ class CsvTraceProvider:
         return self._series(self._points[lo:hi])
 
     def forecast(self, zone: str, hours: float) -> IntensitySeries:
-        self._check_zone(zone)
+        self.check_zone(zone)
         points = self._forecast_points or self._points
         now = self._now()
         end = now + timedelta(hours=hours)
@@ -304,11 +306,12 @@ class CsvTraceProvider:
             region=self.region, signal="average", source=self.source, points=tuple(points), note=self.note
         )
 
-    def _check_zone(self, zone: str) -> None:
+    def check_zone(self, zone: str) -> None:
+        """A trace that names its zone must be the one asked for (bad input, not an outage)."""
         if zone and self.file_zone and zone.strip().upper() != self.file_zone.upper():
-            raise ProviderError(
-                f"{self.path.name} holds zone {self.file_zone}, not {zone}; pick the file for that zone",
-                provider=self.name,
+            raise ConfigError(
+                f"{self.path.name} holds zone {self.file_zone}, not {zone}; pick the file for that zone or "
+                "drop --region"
             )
 
 

@@ -92,7 +92,8 @@ class IntensityService:
 
             if self.settings.trace is None:
                 raise ConfigError("provider csv needs a trace file: --trace FILE or WATTWISE_TRACE")
-            return CsvTraceProvider(self.settings.trace, zone=self.region.grid_zone)
+            zone = None if self.region.is_world else (self.region.grid_zone or self.region.country)
+            return CsvTraceProvider(self.settings.trace, zone=zone)
         from wattwise.carbon.providers import live_provider
 
         return live_provider(name, self.settings)
@@ -126,6 +127,8 @@ class IntensityService:
             provider = self.provider
             assert isinstance(provider, WattTimeProvider)
             return provider.region_from_loc(region.latitude, region.longitude).region
+        if name == "csv" and region.is_world:
+            return ""  # a trace of one place: no region given, no check
         return region.grid_zone or region.code
 
     def _answer(self, ask: str, call: object) -> IntensitySeries:
@@ -133,7 +136,11 @@ class IntensityService:
         try:
             series: IntensitySeries = call(self.zone())
         except ProviderError as exc:
-            return self.fallback(f"{self.provider_name} could not answer {ask}: {exc}")
+            # An outage (timeout, 429, 5xx) or offline mode falls back to the table, visibly; a wrong key, an
+            # unknown zone or a malformed answer is the user's to fix and is raised, never papered over.
+            if exc.retryable or self.settings.offline:
+                return self.fallback(f"{self.provider_name} could not answer {ask}: {exc}")
+            raise
         return series
 
     def latest(self) -> IntensitySeries:

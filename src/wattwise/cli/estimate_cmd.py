@@ -45,7 +45,12 @@ def add_parser(sub: Any) -> None:
     i.add_argument("--hardware", required=True)
     i.add_argument("--params", type=float, required=True)
     i.add_argument("--active-params", type=float)
-    i.add_argument("--tokens-per-request", type=float, required=True, help="output tokens per request")
+    i.add_argument(
+        "--tokens-per-request",
+        type=float,
+        required=True,
+        help="output tokens per request (per-1k-token figures are per 1,000 output tokens)",
+    )
     i.add_argument("--prompt-tokens", type=float, default=0.0, help="input tokens per request")
     i.add_argument("--requests-per-day", type=float, required=True)
     i.add_argument("--devices", type=int, help="a fixed deployment of this many accelerators (counts idle power)")
@@ -88,7 +93,7 @@ def handle_training(args: argparse.Namespace) -> int:
     )
     estimate = estimate_training(inputs)
     if args.json:
-        json.dump(estimate.to_dict(), sys.stdout, indent=2)
+        json.dump(estimate.to_dict(), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     elif args.format == "markdown":
         sys.stdout.write(markdown(estimate, args.name))
@@ -128,7 +133,7 @@ def handle_inference(args: argparse.Namespace) -> int:
     )
     e = estimate_inference(inputs)
     if args.json:
-        json.dump(e.to_dict(), sys.stdout, indent=2)
+        json.dump(e.to_dict(), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
         return 0
     _print_table(

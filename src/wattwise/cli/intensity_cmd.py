@@ -24,6 +24,7 @@ def add_parser(sub: Any) -> None:
         v.add_argument("--region", help="ISO country code, grid zone (US-CAL-CISO) or cloud region (aws:eu-west-1)")
         v.add_argument("--provider", choices=["static", "electricitymaps", "watttime", "ukgrid", "csv", "fixed"])
         v.add_argument("--trace", help="a CSV intensity series (implies --provider csv)")
+        v.add_argument("--intensity", type=float, help="a fixed value in g/kWh (implies --provider fixed)")
         v.add_argument("--offline", action="store_true", default=None, help="cached or packaged data only")
         v.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "history":
@@ -51,7 +52,13 @@ def handle(args: argparse.Namespace) -> int:
     from wattwise.carbon.service import IntensityService
     from wattwise.config import Settings
 
-    overrides = {"region": args.region, "provider": args.provider, "trace": args.trace, "offline": args.offline}
+    overrides = {
+        "region": args.region,
+        "provider": args.provider,
+        "trace": args.trace,
+        "offline": args.offline,
+        "intensity": args.intensity,
+    }
     service = IntensityService(Settings.load(overrides))
     try:
         if args.intensity_command == "now":
@@ -68,6 +75,8 @@ def handle(args: argparse.Namespace) -> int:
     finally:
         service.close()
     data = _as_json(series, service.region.code, service.provider_name)
+    if args.intensity_command == "history" and not series.constant:
+        data["intensity_g_per_kwh"] = series.mean_over(start, end) or data["intensity_g_per_kwh"]
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -122,7 +131,7 @@ def _print(data: dict[str, Any]) -> None:
         f"[bold]{data['region']}[/bold] ({data['zone']}): {value}  {data['signal']} signal, "
         f"{data['provider']}: {data['source']}"
     )
-    if data["static"]:
+    if data["static"] and not data["fallback"]:
         console.print("[yellow]a static annual average (no network used): the same value at every hour[/yellow]")
     if data["fallback"]:
         console.print(f"[yellow]fallback: {data['note']}[/yellow]")

@@ -5,8 +5,9 @@ parameters). Serving sustains a much smaller share of peak than training — dec
 bandwidth and batches are small — so accelerator time per request = FLOPs ÷ (dense peak × serving utilisation),
 with serving utilisation 15 % by default and a range of 5–40 % (an ASSUMPTION, stated in every estimate; give
 ``--utilisation`` when you have measured it). Power per busy accelerator comes from the same model as training.
-A deployment of a fixed number of devices also draws power while idle: its daily energy is the larger of the
-busy energy and the devices' idle draw, taken as 30 % of their average training power (an ASSUMPTION).
+A deployment of a fixed number of devices also draws power while idle: its daily energy is the busy energy plus
+the idle draw of the device-hours left over, idle taken as 30 % of their average training power (an ASSUMPTION).
+PUE and grid intensity carry the same ranges as for training.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from wattwise.errors import ConfigError
 from wattwise.estimate.hardware import HardwareCatalogue
+from wattwise.estimate.model import DEFAULT_PUE, INTENSITY_SPREAD
 from wattwise.estimate.power import system_power
 from wattwise.records import Range
 
@@ -52,6 +54,15 @@ class InferenceInputs:
             raise ConfigError(f"devices must be at least 1 (got {self.devices})")
         if self.pue is not None and not (1.0 <= self.pue <= 5.0):
             raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue})")
+        if self.active_params is not None:
+            if not (math.isfinite(self.active_params) and self.active_params > 0):
+                raise ConfigError(f"active_params must be a positive number (got {self.active_params})")
+            if self.active_params > self.params:
+                raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")
+        if self.intensity_g_per_kwh is not None and not (
+            math.isfinite(self.intensity_g_per_kwh) and 0 <= self.intensity_g_per_kwh <= 5000
+        ):
+            raise ConfigError(f"intensity must be between 0 and 5000 g/kWh (got {self.intensity_g_per_kwh})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +107,16 @@ def _scale(r: Range, k: float) -> Range:
     return Range(r.value * k, r.low * k, r.high * k)
 
 
+def _times(a: Range, b: Range, k: float = 1.0) -> Range:
+    """The product of two non-negative ranges (lows together, highs together), times ``k``."""
+    return Range(a.value * b.value * k, a.low * b.low * k, a.high * b.high * k)
+
+
 def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue | None = None) -> InferenceEstimate:
     inputs.validate()
     catalogue = catalogue or HardwareCatalogue()
     hw = catalogue.get(inputs.hardware)
-    n = inputs.active_params or inputs.params
+    n = inputs.active_params if inputs.active_params is not None else inputs.params
     tokens = inputs.prompt_tokens + inputs.tokens_per_request
     flops = 2.0 * n * tokens
     peak = catalogue.peak_flops(hw, inputs.dtype)
@@ -119,45 +135,65 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
 
     service = IntensityService(Settings(region=inputs.region))
     facility = service.facility()
-    pue = inputs.pue or service.region.pue or 1.2
-    g = (
-        inputs.intensity_g_per_kwh
-        if inputs.intensity_g_per_kwh is not None
-        else service.region.intensity.intensity_g_per_kwh
+    if inputs.pue is not None:
+        pue = Range(inputs.pue, inputs.pue, inputs.pue)
+    elif service.region.pue is not None:
+        pue = Range(service.region.pue, service.region.pue, service.region.pue)
+    else:
+        pue = Range(*DEFAULT_PUE[:3])
+    if inputs.intensity_g_per_kwh is not None:
+        g = inputs.intensity_g_per_kwh
+        grid = Range(g, g, g)
+    else:
+        g = service.region.intensity.intensity_g_per_kwh
+        grid = Range(g, g * (1 - INTENSITY_SPREAD), g * (1 + INTENSITY_SPREAD))
+    notes.append(
+        f"PUE {pue.value:g} ({pue.low:g}-{pue.high:g}); grid {grid.value:,.0f} g/kWh "
+        f"({grid.low:,.0f}-{grid.high:,.0f}, {service.region.code})"
     )
-    notes.append(f"PUE {pue:g}; grid {g:,.0f} g/kWh ({service.region.code})")
     it_wh = Range(seconds.value * power.watts / 3600, seconds.low * power.low / 3600, seconds.high * power.high / 3600)
-    wh = _scale(it_wh, pue)
+    wh = _times(it_wh, pue)
     per_1k = _scale(wh, 1000 / inputs.tokens_per_request)
-    busy_kwh_day = _scale(wh, inputs.requests_per_day / 1000)
+    day = _scale(wh, inputs.requests_per_day / 1000)
     if inputs.devices is not None:
-        idle_kwh = inputs.devices * 24 * power.watts * IDLE_FRACTION * pue / 1000
-        busy_hours = seconds.value * inputs.requests_per_day / 3600
-        if busy_hours > inputs.devices * 24:
+        capacity_h = inputs.devices * 24.0
+        busy_h = Range(
+            seconds.value * inputs.requests_per_day / 3600,
+            seconds.low * inputs.requests_per_day / 3600,
+            seconds.high * inputs.requests_per_day / 3600,
+        )
+        if busy_h.value > capacity_h:
             notes.append(
-                f"{busy_hours:,.0f} busy accelerator-hours a day exceed {inputs.devices} devices × 24 h: "
+                f"{busy_h.value:,.0f} busy accelerator-hours a day exceed {inputs.devices} devices × 24 h: "
                 "the deployment cannot serve this load at this utilisation"
             )
+        idle_w = (power.watts * IDLE_FRACTION, power.low * IDLE_FRACTION, power.high * IDLE_FRACTION)
+        idle_kwh = Range(
+            *(
+                max(0.0, capacity_h - h) * w / 1000
+                for h, w in zip((busy_h.value, busy_h.high, busy_h.low), idle_w, strict=True)
+            )
+        )
         day = Range(
-            max(busy_kwh_day.value, idle_kwh), max(busy_kwh_day.low, idle_kwh), max(busy_kwh_day.high, idle_kwh)
+            day.value + idle_kwh.value * pue.value,
+            day.low + idle_kwh.low * pue.low,
+            day.high + idle_kwh.high * pue.high,
         )
         notes.append(
-            f"idle floor {idle_kwh:,.1f} kWh/day: {inputs.devices} devices at {IDLE_FRACTION:.0%} of their "
-            "average draw (ASSUMPTION)"
+            f"plus idle draw for the hours {inputs.devices} devices are not busy, at {IDLE_FRACTION:.0%} of "
+            "their average draw (ASSUMPTION)"
         )
-    else:
-        day = busy_kwh_day
-    water_per_kwh = facility.wue_l_per_kwh / pue + facility.offsite_water_l_per_kwh
+    water_per_kwh = facility.wue_l_per_kwh / pue.value + facility.offsite_water_l_per_kwh
     return InferenceEstimate(
         energy_wh_per_request=wh,
         energy_wh_per_1k_tokens=per_1k,
-        co2e_g_per_request=_scale(wh, g / 1000),
-        co2e_g_per_1k_tokens=_scale(per_1k, g / 1000),
+        co2e_g_per_request=_times(wh, grid, 1 / 1000),
+        co2e_g_per_1k_tokens=_times(per_1k, grid, 1 / 1000),
         energy_kwh_per_day=day,
-        co2e_kg_per_day=_scale(day, g / 1000),
+        co2e_kg_per_day=_times(day, grid, 1 / 1000),
         water_l_per_day=_scale(day, water_per_kwh),
-        pue=pue,
-        intensity_g_per_kwh=g,
+        pue=pue.value,
+        intensity_g_per_kwh=grid.value,
         region=service.region.code,
         assumptions=tuple(notes),
         inputs={f.name: getattr(inputs, f.name) for f in fields(inputs) if getattr(inputs, f.name) is not None},

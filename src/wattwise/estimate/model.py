@@ -54,13 +54,13 @@ _GPU_EMBODIED_KG = (150.0, "Luccioni et al. 2022 (BLOOM) estimate for an A100 GP
 _SERVER_EMBODIED_KG = (2500.0 / 8, "Luccioni et al. 2022: 2,500 kg per 8-GPU HPE Apollo 6500 server, ÷ 8")
 _LIFETIME_YEARS = (5.0, 4.0, 6.0, "4 years (Morrison et al. 2025) to 6 years (Luccioni et al. 2022)")
 
-_DEFAULT_PUE = (
+DEFAULT_PUE = (
     1.2,
     1.1,
     1.58,
     "1.2: between hyperscale fleets (~1.1: Google, Meta) and the Uptime Institute 2023 average (1.58)",
 )
-_INTENSITY_SPREAD = 0.10  # ASSUMPTION: an annual average stands for a grid whose year-to-year figure moves ±10 %
+INTENSITY_SPREAD = 0.10  # ASSUMPTION: an annual average stands for a grid whose year-to-year figure moves ±10 %
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,12 @@ class TrainingInputs:
                 raise ConfigError(f"{name} must be a non-negative number (got {value})")
         if self.active_params is not None and self.params is not None and self.active_params > self.params:
             raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")
+        if self.accelerator_hours is not None and (self.devices is not None and self.hours is not None):
+            raise ConfigError("give accelerator_hours or devices × hours, not both")
+        if self.accelerator_hours is not None and self.hours is not None:
+            raise ConfigError("give accelerator_hours or hours (with devices), not both")
+        if self.flops is not None and self.tokens is not None:
+            raise ConfigError("give flops or params × tokens, not both")
         if self.hours is not None and self.devices is None and self.accelerator_hours is None:
             raise ConfigError("hours needs devices (accelerator-hours = devices × hours), or give accelerator_hours")
         no_time = self.accelerator_hours is None and (self.devices is None or self.hours is None)
@@ -120,6 +126,8 @@ class Estimate:
     embodied_co2e_kg: Range
     total_co2e_kg: Range
     water_l: Range
+    water_onsite_l: Range
+    water_offsite_l: Range
     accelerator_hours: Range
     cost_usd: Range | None
     flops: float | None
@@ -137,6 +145,8 @@ class Estimate:
             "embodied_co2e_kg",
             "total_co2e_kg",
             "water_l",
+            "water_onsite_l",
+            "water_offsite_l",
             "accelerator_hours",
         )
         data: dict[str, Any] = {name: getattr(self, name).value for name in totals}
@@ -233,17 +243,17 @@ def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | 
         pue = Range(region.pue, region.pue, region.pue)
         notes.append(f"PUE {region.pue:g}: {facility.pue_source}")
     else:
-        pue = Range(*_DEFAULT_PUE[:3])
-        notes.append(f"PUE {_DEFAULT_PUE[0]:g} (range {_DEFAULT_PUE[1]:g}-{_DEFAULT_PUE[2]:g}): {_DEFAULT_PUE[3]}")
+        pue = Range(*DEFAULT_PUE[:3])
+        notes.append(f"PUE {DEFAULT_PUE[0]:g} (range {DEFAULT_PUE[1]:g}-{DEFAULT_PUE[2]:g}): {DEFAULT_PUE[3]}")
     if inputs.intensity_g_per_kwh is not None:
         g = inputs.intensity_g_per_kwh
         intensity = Range(g, g, g)
         notes.append(f"grid intensity {g:g} g/kWh as given")
     else:
         g = region.intensity.intensity_g_per_kwh
-        intensity = Range(g, g * (1 - _INTENSITY_SPREAD), g * (1 + _INTENSITY_SPREAD))
+        intensity = Range(g, g * (1 - INTENSITY_SPREAD), g * (1 + INTENSITY_SPREAD))
         notes.append(
-            f"grid intensity {g:,.0f} g/kWh ±{_INTENSITY_SPREAD:.0%}: {region.intensity.source} "
+            f"grid intensity {g:,.0f} g/kWh ±{INTENSITY_SPREAD:.0%}: {region.intensity.source} "
             f"({region.code}){'; ' + region.note if region.note else ''}"
         )
 
@@ -271,16 +281,20 @@ def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | 
 
     # -- water and cost ------------------------------------------------------------------------------------
     wue, offsite = facility.wue_l_per_kwh, facility.offsite_water_l_per_kwh
-    water = Range(
-        it_kwh.value * wue + energy.value * offsite,
-        it_kwh.low * wue + energy.low * offsite,
-        it_kwh.high * wue + energy.high * offsite,
-    )
+    onsite_l = Range(it_kwh.value * wue, it_kwh.low * wue, it_kwh.high * wue)
+    offsite_l = Range(energy.value * offsite, energy.low * offsite, energy.high * offsite)
+    water = Range(onsite_l.value + offsite_l.value, onsite_l.low + offsite_l.low, onsite_l.high + offsite_l.high)
     notes.append(
         f"water: on-site {wue:g} L/kWh ({facility.wue_source}); off-site {offsite:g} L/kWh "
         f"({facility.offsite_water_source})"
     )
     cost = _cost(inputs, energy, hours, notes)
+    time_given = inputs.accelerator_hours is not None or (inputs.devices is not None and inputs.hours is not None)
+    if inputs.mfu is not None and time_given:
+        notes.append("mfu ignored: the accelerator time was given, so no FLOPs had to be converted into hours")
+    for name, r in (("energy", energy), ("emissions", total), ("water", water)):
+        if not all(math.isfinite(x) for x in (r.value, r.low, r.high)):
+            raise ConfigError(f"the {name} estimate overflows: check the inputs' orders of magnitude")
 
     return Estimate(
         energy_kwh=energy,
@@ -288,6 +302,8 @@ def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | 
         embodied_co2e_kg=embodied,
         total_co2e_kg=total,
         water_l=water,
+        water_onsite_l=onsite_l,
+        water_offsite_l=offsite_l,
         accelerator_hours=hours,
         cost_usd=cost,
         flops=flops,

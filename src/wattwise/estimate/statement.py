@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from wattwise.estimate.model import Estimate
 from wattwise.records import Range
 
@@ -17,7 +19,8 @@ def _rows(e: Estimate) -> list[tuple[str, str, str]]:
         ("Operational emissions (kg CO2e)", *_fmt(e.operational_co2e_kg)),
         ("Embodied emissions (kg CO2e)", *_fmt(e.embodied_co2e_kg)),
         ("Total emissions (kg CO2e)", *_fmt(e.total_co2e_kg)),
-        ("Water (L)", *_fmt(e.water_l, 0)),
+        ("Water, on-site (L)", *_fmt(e.water_onsite_l, 0)),
+        ("Water, off-site: electricity generation (L)", *_fmt(e.water_offsite_l, 0)),
     ]
     if e.cost_usd is not None:
         rows.append(("Cost (USD)", *_fmt(e.cost_usd, 0)))
@@ -44,26 +47,29 @@ def markdown(e: Estimate, name: str = "the model") -> str:
     return "\n".join(lines) + "\n"
 
 
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "×": r"$\times$",
+    "–": "--",
+    "÷": r"$\div$",
+    "±": r"$\pm$",
+    "·": r"$\cdot$",
+}
+_TEX_RE = re.compile("|".join(re.escape(k) for k in _TEX))
+
+
 def _tex(text: str) -> str:
-    for a, b in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("$", r"\$"),
-        ("#", r"\#"),
-        ("_", r"\_"),
-        ("{", r"\{"),
-        ("}", r"\}"),
-        ("~", r"\textasciitilde{}"),
-        ("^", r"\^{}"),
-        ("×", r"$\times$"),
-        ("–", "--"),
-        ("÷", r"$\div$"),
-        ("±", r"$\pm$"),
-        ("·", r"$\cdot$"),
-    ):
-        text = text.replace(a, b)
-    return text.replace("CO2e", r"CO$_2$e")
+    """LaTeX-safe text, escaped in one pass (so the braces of one replacement are never escaped again)."""
+    return _TEX_RE.sub(lambda m: _TEX[m.group(0)], text).replace("CO2e", r"CO$_2$e")
 
 
 def latex(e: Estimate, name: str = "the model") -> str:

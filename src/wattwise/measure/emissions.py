@@ -32,12 +32,14 @@ class CarbonAccount:
         series: IntensitySeries,
         *,
         fallback_g_per_kwh: float,
+        fallback_source: str = "annual average",
         pue: float,
         channels: Sequence[Channel],
         attribution: Attribution,
     ) -> None:
         self._series = series
         self.fallback_g_per_kwh = fallback_g_per_kwh
+        self.fallback_source = fallback_source
         self.pue = pue
         self._counted = [i for i, ch in enumerate(channels) if ch.in_total]
         self._attribution = attribution
@@ -87,6 +89,17 @@ class CarbonAccount:
                 return self.intensity_now()
             return self.co2e_g / (j_to_kwh(self.energy_j) * self.pue)
 
+    def source(self) -> str:
+        """Where the intensity came from: the series, or the annual table when the series covered none of the run."""
+        with self._lock:
+            if (
+                self.energy_j > 0
+                and self.uncovered_energy_j >= self.energy_j * (1 - 1e-9)
+                and not self._series.constant
+            ):
+                return f"{self.fallback_source} (the series {self._series.source} did not cover the run)"
+            return self._series.source
+
     def method(self) -> str:
         """How the emissions were computed, for the record."""
         with self._lock:
@@ -132,6 +145,9 @@ class CarbonPlan:
         provider = self.service.provider
         whole = getattr(provider, "series", None)  # a trace: every point it has
         if isinstance(whole, IntensitySeries):
+            check = getattr(provider, "check_zone", None)
+            if callable(check):
+                check(self.service.zone())
             return whole
         if not self.live:
             return self.service.latest()
@@ -155,6 +171,7 @@ class CarbonPlan:
         return CarbonAccount(
             self.series,
             fallback_g_per_kwh=self.region.intensity.intensity_g_per_kwh,
+            fallback_source=self.region.intensity.source,
             pue=self.facility.pue,
             channels=channels,
             attribution=attribution,

@@ -467,7 +467,7 @@ class Tracker:
             co2e_g=reading.co2e_g - self._origin.co2e_g,
             region=plan.region.code,
             intensity_g_per_kwh=account.effective_intensity(),
-            intensity_source=series.source,
+            intensity_source=account.source(),
             pue=account.pue,
             attribution=self.attribution,
             components=parts,

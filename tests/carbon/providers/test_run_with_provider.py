@@ -15,6 +15,7 @@ from wattwise.carbon.http import HttpClient
 from wattwise.carbon.providers import ElectricityMapsProvider, electricitymaps
 from wattwise.carbon.service import IntensityService
 from wattwise.config import Settings
+from wattwise.errors import ProviderError
 from wattwise.measure.emissions import CarbonPlan
 from wattwise.measure.tracker import Tracker
 from wattwise.units import J_PER_KWH
@@ -64,7 +65,7 @@ def test_a_run_uses_the_providers_values(
     assert "Electricity Maps" in run.intensity_source or "electricitymaps" in run.intensity_source.lower()
 
 
-def test_a_failing_provider_falls_back_to_the_table_and_says_so(
+def test_an_outage_falls_back_to_the_table_and_says_so(
     replay: Callable[[str], ReplayServer],
     make_client: Callable[..., HttpClient],
     clock: FakeClock,
@@ -72,7 +73,7 @@ def test_a_failing_provider_falls_back_to_the_table_and_says_so(
     tmp_path: Path,
 ) -> None:
     server = replay("electricitymaps")
-    server.script("/v3/carbon-intensity/latest", Reply(status=401, json={"error": "bad key"}))
+    server.script("/v3/carbon-intensity/latest", *[Reply(status=503, json={"error": "down"})] * 5)
     settings = live_settings.replace(
         provider="electricitymaps", region="DE", gpu=False, interval_s=0.05, flush_s=0.2, rapl_root=tmp_path / "none"
     )
@@ -81,5 +82,21 @@ def test_a_failing_provider_falls_back_to_the_table_and_says_so(
     run = t.result
     assert run is not None and run.intensity_fallback
     assert run.intensity_g_per_kwh == pytest.approx(344.14, rel=1e-3)  # Germany, packaged annual figure
-    assert any("could not answer" in n and "ELECTRICITYMAPS_API_KEY" in n for n in run.notes), run.notes
+    assert any("could not answer" in n and "503" in n for n in run.notes), run.notes
     assert "em-secret-key" not in str(run.to_dict())
+
+
+def test_a_wrong_key_is_an_error_before_the_run_not_a_silent_fallback(
+    replay: Callable[[str], ReplayServer],
+    make_client: Callable[..., HttpClient],
+    clock: FakeClock,
+    live_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    server = replay("electricitymaps")
+    server.script("/v3/carbon-intensity/latest", Reply(status=401, json={"error": "bad key"}))
+    settings = live_settings.replace(provider="electricitymaps", region="DE", gpu=False, rapl_root=tmp_path / "none")
+    client = make_client(name="electricitymaps", label="Electricity Maps", auth_hint=electricitymaps.AUTH_HINT)
+    with pytest.raises(ProviderError, match="ELECTRICITYMAPS_API_KEY") as info:
+        em_plan(settings, server, client, clock)
+    assert "em-secret-key" not in str(info.value)
