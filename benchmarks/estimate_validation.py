@@ -345,24 +345,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Mode b, from parameters, tokens and hardware (published PUE and intensity passed; target: median <= 25 %"
         " on runs whose power was measured):"
     )
-    print(_summary("energy, all runs with a reference", [(name, err) for name, err, _ in b_energy]))
-    print(_summary("energy, measured-power runs", [(name, err) for name, err, r in b_energy if r.power_measured]))
+    strict = [
+        (name, err)
+        for name, err, r in b_energy
+        if r.power_measured and r.tokens is not None and (r.params or r.active_params)
+    ]
+    print(_summary("HEADLINE: energy, measured-power runs, from parameters and tokens only", strict))
+    print(
+        _summary(
+            "energy, measured-power runs, incl. those from published FLOPs",
+            [(name, err) for name, err, r in b_energy if r.power_measured],
+        )
+    )
     print(
         _summary(
             "energy, measured-power runs, host included",
             [(name, err) for name, err, r in b_energy if r.power_measured and r.host_included],
         )
     )
-    print(
-        _summary(
-            "energy, measured-power runs, parameters and tokens only (no published FLOPs)",
-            [
-                (name, err)
-                for name, err, r in b_energy
-                if r.power_measured and r.tokens is not None and (r.params or r.active_params)
-            ],
-        )
-    )
+    print(_summary("energy, all runs with a reference", [(name, err) for name, err, _ in b_energy]))
     print(_summary("accelerator-hours, all runs that publish them", b_hours))
     print()
     print(

@@ -106,7 +106,8 @@ def handle_training(args: argparse.Namespace) -> int:
             ("operational", estimate.operational_co2e_kg, "kg CO2e"),
             ("embodied", estimate.embodied_co2e_kg, "kg CO2e"),
             ("total", estimate.total_co2e_kg, "kg CO2e"),
-            ("water", estimate.water_l, "L"),
+            ("water, on-site", estimate.water_onsite_l, "L"),
+            ("water, off-site", estimate.water_offsite_l, "L"),
         ]
         if estimate.cost_usd is not None:
             rows.append(("cost", estimate.cost_usd, "USD"))
