@@ -1,0 +1,1 @@
+"""Built-in, fully offline examples for ``wattwise optimize --example``."""

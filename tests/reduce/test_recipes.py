@@ -1,0 +1,453 @@
+"""Every recipe on a tiny model: the transformation really happened, outputs stay close, misfits say why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from tests.reduce.conftest import HIDDEN, IN, MID, OUT
+from wattwise.errors import ConfigError
+from wattwise.reduce.base import Context, Recipe, RecipeNotApplicable, notes_of
+from wattwise.reduce.recipes import (
+    RECIPES,
+    Chain,
+    CompiledModule,
+    FactorizedLinear,
+    Int8Dynamic,
+    Int8Static,
+    LowPrecision,
+    LowRank,
+    MagnitudePrune,
+    Precision,
+    StructuredPrune,
+    parse_recipe,
+    parse_recipes,
+)
+from wattwise.reduce.recipes import quantize as quantize_module
+from wattwise.reduce.recipes.lowrank import choose_rank
+from wattwise.reduce.recipes.prune import sparsity
+
+
+def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        out: torch.Tensor = model(x)
+    assert isinstance(out, torch.Tensor)
+    return out
+
+
+def close(a: torch.Tensor, b: torch.Tensor, rel: float) -> bool:
+    """Max abs difference within ``rel`` of the reference's largest magnitude."""
+    return float((a.float() - b.float()).abs().max()) <= rel * float(b.abs().max())
+
+
+def at(model: nn.Module, index: int) -> nn.Linear:
+    """The nn.Linear at ``index`` of a Sequential (typed, for the checks below)."""
+    assert isinstance(model, nn.Sequential)
+    found = model[index]
+    assert isinstance(found, nn.Linear)
+    return found
+
+
+def pair_at(model: nn.Module, index: int) -> FactorizedLinear:
+    assert isinstance(model, nn.Sequential)
+    found = model[index]
+    assert isinstance(found, FactorizedLinear)
+    return found
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class NoLinear(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x)
+
+
+QUICK: list[Recipe] = [
+    Int8Dynamic(compile=False),
+    Int8Static(compile=False),
+    MagnitudePrune(0.5),
+    MagnitudePrune(0.5, scope="layer"),
+    StructuredPrune(0.3),
+    LowRank(energy=None, rank_ratio=0.25),
+    Precision("bf16"),
+    Precision("fp16", autocast=True),
+    Chain((MagnitudePrune(0.5), Int8Dynamic(compile=False))),
+]
+
+
+@pytest.mark.parametrize("recipe", QUICK, ids=lambda r: r.name)
+def test_apply_never_modifies_the_input_model(recipe: Recipe, mlp: nn.Sequential, ctx: Context) -> None:
+    before = snapshot(mlp)
+    variant = recipe.apply(mlp, ctx)
+    assert variant is not mlp
+    after = mlp.state_dict()
+    assert before.keys() == after.keys()
+    assert all(type(after[k]) is torch.Tensor and torch.equal(before[k], after[k]) for k in before)
+    assert not prune.is_pruned(mlp) and isinstance(recipe, Recipe)
+
+
+@pytest.mark.parametrize("recipe", QUICK[:-1], ids=lambda r: r.name)
+def test_no_linear_layer_is_not_applicable_in_one_line(recipe: Recipe, inputs: torch.Tensor) -> None:
+    with pytest.raises(RecipeNotApplicable) as info:
+        recipe.apply(NoLinear(), Context((inputs,), calibration=lambda: iter([(inputs,)])))
+    assert "\n" not in str(info.value) and str(info.value)
+
+
+# -- quantization --------------------------------------------------------------------------------------------
+
+
+def test_int8_dynamic_puts_int8_per_channel_weights_in_every_linear(
+    mlp: nn.Sequential, ctx: Context, inputs: torch.Tensor
+) -> None:
+    from torchao.quantization import Int8Tensor
+
+    variant = Int8Dynamic(compile=False).apply(mlp, ctx)
+    linears = [m for m in variant.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 3
+    for layer in linears:
+        assert isinstance(layer.weight, Int8Tensor)
+        assert layer.weight.qdata.dtype == torch.int8
+        assert layer.weight.scale.numel() == layer.out_features  # one scale per output channel
+    assert close(run(variant, inputs), run(mlp, inputs), 0.03)
+
+
+def test_int8_dynamic_falls_back_to_the_deprecated_api_and_says_so(
+    mlp: nn.Sequential, ctx: Context, inputs: torch.Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(model: nn.Module) -> None:
+        raise RuntimeError("no kernel here\nsecond line")
+
+    monkeypatch.setattr(quantize_module, "_torchao_int8_dynamic", broken)
+    variant = Int8Dynamic(compile=False).apply(mlp, ctx)
+    assert sum(type(m).__module__ == "torch.ao.nn.quantized.dynamic.modules.linear" for m in variant.modules()) == 3
+    assert any("DEPRECATED" in note and "no kernel here" in note for note in notes_of(variant))
+    assert close(run(variant, inputs), run(mlp, inputs), 0.05)
+    with pytest.raises(RuntimeError, match="no kernel"):
+        Int8Dynamic(compile=False, fallback=False).apply(mlp, ctx)
+
+
+def test_int8_static_calibrates_and_stores_int8_weights_only(
+    mlp: nn.Sequential, ctx: Context, inputs: torch.Tensor
+) -> None:
+    variant = Int8Static(compile=False).apply(mlp, ctx)
+    assert isinstance(variant, torch.fx.GraphModule)
+    targets = {str(n.target) for n in variant.graph.nodes if n.op == "call_function"}
+    assert any("quantize_per_tensor" in t for t in targets)  # activations: static, calibrated scales
+    assert any("dequantize_per_channel" in t for t in targets)  # weights: per channel
+    state = variant.state_dict()
+    assert sum(1 for v in state.values() if v.dtype == torch.int8) == 3
+    assert not any(v.dtype == torch.float32 and v.dim() == 2 for v in state.values())  # fp32 copies dropped
+    variant.eval()  # eval functions call it; exported graphs refuse it unless allowed
+    assert close(run(variant, inputs), run(mlp, inputs), 0.05)
+    assert run(variant, inputs[:3]).shape == (3, OUT)  # batch size is dynamic
+    assert any("calibrated on 4 batch" in note for note in notes_of(variant))
+
+
+class Bag(nn.Module):
+    """Token ids → mean embedding → linear: a model whose size is mostly its embedding table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Embedding(2000, IN)
+        self.head = nn.Linear(IN, OUT)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.table(ids).mean(dim=1))
+        return out
+
+
+@pytest.mark.parametrize("recipe", [Int8Dynamic(compile=False), Int8Static(compile=False)], ids=lambda r: r.name)
+def test_int8_recipes_also_quantize_embedding_tables(recipe: Recipe) -> None:
+    from torchao.quantization import Int8Tensor
+
+    from wattwise.reduce.bench import size_on_disk
+
+    model = Bag().eval()
+    ids = torch.randint(0, 2000, (6, 9), generator=torch.Generator().manual_seed(5))
+    ctx = Context((ids,), calibration=lambda: iter([(ids,)]))
+    variant = recipe.apply(model, ctx)
+    assert close(run(variant, ids), run(model, ids), 0.05)
+    assert run(variant, ids[:2, :4]).shape == (2, OUT)
+    assert size_on_disk(variant)[0] < 0.4 * size_on_disk(model)[0]
+    assert any("nn.Embedding" in note for note in notes_of(variant))
+    if isinstance(recipe, Int8Dynamic):
+        assert isinstance(variant.get_submodule("table").weight, Int8Tensor)
+        plain = Int8Dynamic(compile=False, embeddings=False).apply(model, ctx)
+        assert type(plain.get_submodule("table").weight) is nn.Parameter
+
+
+class BagByWeight(Bag):
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = self.table.weight[ids] * 2.0  # reads the table itself: int8 torchao tables do not support that
+        out: torch.Tensor = self.head(rows.mean(dim=1))
+        return out
+
+
+@pytest.mark.parametrize("recipe", [Int8Dynamic(compile=False), Int8Static(compile=False)], ids=lambda r: r.name)
+def test_int8_keeps_tables_fp32_where_int8_tables_break_the_model(recipe: Recipe) -> None:
+    model = BagByWeight().eval()
+    ids = torch.randint(0, 2000, (6, 9), generator=torch.Generator().manual_seed(5))
+    variant = recipe.apply(model, Context((ids,), calibration=lambda: iter([(ids,)])))
+    assert any(note.startswith("nn.Embedding tables kept fp32") for note in notes_of(variant)), notes_of(variant)
+    assert close(run(variant, ids), run(model, ids), 0.05)
+
+
+def test_int8_static_needs_calibration(mlp: nn.Sequential, inputs: torch.Tensor) -> None:
+    with pytest.raises(RecipeNotApplicable, match="calibration"):
+        Int8Static().apply(mlp, Context((inputs,)))
+    with pytest.raises(RecipeNotApplicable, match="no batches"):
+        Int8Static(compile=False).apply(mlp, Context((inputs,), calibration=lambda: iter([])))
+
+
+def test_compiled_int8_variants_run_close_to_fp32(mlp: nn.Sequential, ctx: Context, inputs: torch.Tensor) -> None:
+    reference = run(mlp, inputs)
+    for recipe in (Int8Dynamic(), Int8Static()):
+        variant = recipe.apply(mlp, ctx)
+        assert isinstance(variant, CompiledModule)
+        assert close(run(variant, inputs), reference, 0.05), recipe.name
+        assert close(run(variant, inputs[:5]), reference[:5], 0.05), recipe.name  # a new shape recompiles
+        with torch.inference_mode():  # inference tensors fail the guards: one more compile, still filtered
+            assert close(variant(inputs.clone()), reference, 0.05), recipe.name
+        assert set(variant.state_dict()) == {f"module.{k}" for k in variant.module.state_dict()}
+
+
+# -- pruning --------------------------------------------------------------------------------------------------
+
+
+def test_global_pruning_zeroes_the_smallest_weights_over_all_layers(mlp: nn.Sequential, ctx: Context) -> None:
+    variant = MagnitudePrune(0.5).apply(mlp, ctx)
+    assert not prune.is_pruned(variant)  # made permanent: plain weights, no masks or hooks
+    assert sparsity(variant) == pytest.approx(0.5, abs=1e-3)
+    original = torch.cat([m.weight.detach().abs().flatten() for m in mlp.modules() if isinstance(m, nn.Linear)])
+    pruned = torch.cat([m.weight.detach().flatten() for m in variant.modules() if isinstance(m, nn.Linear)])
+    assert float(original[pruned != 0].min()) >= float(original[pruned == 0].max())
+    per_layer = [float((m.weight == 0).float().mean()) for m in variant.modules() if isinstance(m, nn.Linear)]
+    assert max(per_layer) - min(per_layer) > 0.01  # one threshold for all, so layers differ
+
+
+def test_layer_pruning_zeroes_the_amount_of_each_layer(mlp: nn.Sequential, ctx: Context) -> None:
+    variant = MagnitudePrune(0.25, scope="layer").apply(mlp, ctx)
+    for layer in (m for m in variant.modules() if isinstance(m, nn.Linear)):
+        assert float((layer.weight == 0).float().mean()) == pytest.approx(0.25, abs=0.01)
+    assert at(variant, 0).bias is not None and bool((at(variant, 0).bias != 0).all())  # biases untouched
+
+
+def test_pruning_fine_tunes_with_the_masks_attached(mlp: nn.Sequential, inputs: torch.Tensor) -> None:
+    calls: list[bool] = []
+
+    def train_fn(model: nn.Module) -> None:
+        calls.append(prune.is_pruned(model))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(inputs).pow(2).sum().backward()
+            optimizer.step()
+
+    variant = MagnitudePrune(0.5).apply(mlp, Context((inputs,), train_fn=train_fn))
+    assert calls == [True]
+    assert sparsity(variant) == pytest.approx(0.5, abs=1e-3)  # pruned weights did not grow back
+    assert not torch.equal(at(variant, 0).bias, at(mlp, 0).bias)  # but training happened
+    assert any("fine-tuned" in note for note in notes_of(variant))
+    untuned = MagnitudePrune(0.5, fine_tune=False).apply(mlp, Context((inputs,), train_fn=train_fn))
+    assert len(calls) == 1 and sparsity(untuned) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_structured_pruning_shrinks_the_layers(mlp: nn.Sequential, ctx: Context, inputs: torch.Tensor) -> None:
+    variant = StructuredPrune(0.25).apply(mlp, ctx)
+    assert isinstance(variant, nn.Sequential)
+    shapes = [(m.in_features, m.out_features) for m in variant.modules() if isinstance(m, nn.Linear)]
+    assert shapes == [(IN, HIDDEN - 8), (HIDDEN - 8, MID - 6), (MID - 6, OUT)]
+    assert run(variant, inputs).shape == (len(inputs), OUT)
+
+
+def test_structured_pruning_removes_the_weakest_neurons(mlp: nn.Sequential, inputs: torch.Tensor) -> None:
+    with torch.no_grad():  # every 4th hidden neuron made weak: those 8 go
+        at(mlp, 0).weight[::4] *= 0.01
+    variant = StructuredPrune(0.25).apply(mlp, Context((inputs,)))
+    keep = [i for i in range(HIDDEN) if i % 4]
+    assert torch.equal(at(variant, 0).weight, at(mlp, 0).weight[keep])
+    assert torch.equal(at(variant, 0).bias, at(mlp, 0).bias[keep])
+    columns = at(mlp, 2).weight[:, keep]  # the next layer lost the matching inputs, then its own weakest outputs
+    rows = columns.abs().sum(dim=1).topk(MID - 6).indices.sort().values
+    assert torch.equal(at(variant, 2).weight, columns[rows])
+    assert torch.equal(at(variant, 4).weight, at(mlp, 4).weight[:, rows])
+
+
+def test_structured_pruning_keeps_outputs_when_only_dead_neurons_go(inputs: torch.Tensor) -> None:
+    model = nn.Sequential(nn.Linear(IN, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, OUT)).eval()
+    with torch.no_grad():
+        at(model, 0).weight[:2] = 0.0
+        at(model, 0).bias[:2] = -1.0  # ReLU(-1) = 0: these two neurons never fire
+    variant = StructuredPrune(0.25).apply(model, Context((inputs,)))
+    assert at(variant, 0).out_features == 6 and at(variant, 3).in_features == 6
+    assert torch.allclose(run(variant, inputs), run(model, inputs), atol=1e-6)
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(IN, IN)
+        self.b = nn.Linear(IN, IN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        update: torch.Tensor = self.b(torch.relu(self.a(x)))
+        return x + update
+
+
+@pytest.mark.parametrize(
+    "model",
+    [Residual(), nn.Sequential(nn.Linear(IN, 8), nn.BatchNorm1d(8), nn.Linear(8, OUT)), nn.Linear(IN, OUT)],
+    ids=["residual", "batchnorm-between", "single-linear"],
+)
+def test_structured_pruning_refuses_what_it_cannot_rewire(model: nn.Module, inputs: torch.Tensor) -> None:
+    with pytest.raises(RecipeNotApplicable, match="cannot be rewired safely"):
+        StructuredPrune(0.3).apply(model.eval(), Context((inputs,)))
+
+
+# -- low rank -------------------------------------------------------------------------------------------------
+
+
+def test_choose_rank_by_energy_and_ratio() -> None:
+    s = torch.tensor([3.0, 2.0, 1.0, 0.0])  # squares 9, 4, 1: cumulative 9/14, 13/14, 1
+    assert choose_rank(s, 0.5, None) == 1
+    assert choose_rank(s, 0.9, None) == 2
+    assert choose_rank(s, 0.95, None) == 3
+    assert choose_rank(s, 1.0, None) == 3
+    assert choose_rank(s, None, 0.5) == 2
+    assert choose_rank(torch.zeros(3), 0.9, None) == 1
+
+
+def test_lowrank_replaces_linears_by_pairs_with_the_expected_ranks(inputs: torch.Tensor) -> None:
+    generator = torch.Generator().manual_seed(3)
+    model = nn.Sequential(nn.Linear(IN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, OUT)).eval()
+    with torch.no_grad():  # the first layer has rank 3 exactly
+        at(model, 0).weight.copy_(torch.randn(HIDDEN, 3, generator=generator) @ torch.randn(3, IN, generator=generator))
+    variant = LowRank(energy=0.999).apply(model, Context((inputs,)))
+    pair = pair_at(variant, 0)
+    assert pair.rank == 3
+    assert (at(pair, 0).in_features, at(pair, 0).out_features) == (IN, 3) and at(pair, 0).bias is None
+    assert (at(pair, 1).in_features, at(pair, 1).out_features) == (3, HIDDEN)
+    assert at(variant, 2).out_features == OUT  # 32→4 stays a Linear: a pair would not be smaller
+    assert torch.allclose(run(variant, inputs), run(model, inputs), atol=1e-4)
+    by_ratio = LowRank(energy=None, rank_ratio=0.25).apply(model, Context((inputs,)))
+    assert pair_at(by_ratio, 0).rank == 4  # ceil(0.25 × min(32, 16))
+
+
+def test_lowrank_keeps_outputs_close_at_high_energy(inputs: torch.Tensor) -> None:
+    generator = torch.Generator().manual_seed(4)
+    u, _ = torch.linalg.qr(torch.randn(64, 64, generator=generator))
+    v, _ = torch.linalg.qr(torch.randn(IN, IN, generator=generator))
+    spectrum = 0.5 ** torch.arange(IN, dtype=torch.float32)  # a decaying spectrum, as trained layers have
+    model = nn.Sequential(nn.Linear(IN, 64), nn.Tanh(), nn.Linear(64, OUT)).eval()
+    with torch.no_grad():
+        at(model, 0).weight.copy_(u[:, :IN] @ torch.diag(spectrum) @ v.T)
+    variant = LowRank(energy=0.999).apply(model, Context((inputs,)))
+    assert pair_at(variant, 0).rank < IN // 2
+    assert close(run(variant, inputs), run(model, inputs), 0.05)
+
+
+def test_lowrank_is_not_applicable_when_nothing_gets_smaller(mlp: nn.Sequential, inputs: torch.Tensor) -> None:
+    with pytest.raises(RecipeNotApplicable, match=r"no nn\.Linear gets fewer parameters"):
+        LowRank(energy=None, rank_ratio=1.0).apply(mlp, Context((inputs,)))
+
+
+# -- precision ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_precision_casts_the_weights_and_keeps_fp32_outside(
+    name: Any, dtype: torch.dtype, mlp: nn.Sequential, inputs: torch.Tensor
+) -> None:
+    variant = Precision(name).apply(mlp, Context((inputs,)))
+    assert isinstance(variant, LowPrecision)
+    assert {p.dtype for p in variant.parameters()} == {dtype}
+    out = run(variant, inputs)
+    assert out.dtype == torch.float32 and close(out, run(mlp, inputs), 0.05)
+    auto = Precision(name, autocast=True).apply(mlp, Context((inputs,)))
+    assert {p.dtype for p in auto.parameters()} == {torch.float32}
+    assert close(run(auto, inputs), run(mlp, inputs), 0.05)
+
+
+class Fp32Only(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(IN, OUT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.linear.weight.dtype != torch.float32:
+            raise RuntimeError("\"some_kernel\" not implemented for 'BFloat16'")
+        out: torch.Tensor = self.linear(x)
+        return out
+
+
+class Huge(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(IN, OUT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.linear(x)
+        return out * 1e6  # beyond fp16's 65504
+
+
+def test_precision_not_applicable_where_the_trial_forward_fails(inputs: torch.Tensor) -> None:
+    with pytest.raises(RecipeNotApplicable, match="does not run on this CPU/op set"):
+        Precision("bf16").apply(Fp32Only().eval(), Context((inputs,)))
+    with pytest.raises(RecipeNotApplicable, match="overflow"):
+        Precision("fp16").apply(Huge().eval(), Context((inputs,)))
+    assert run(Precision("bf16").apply(Huge().eval(), Context((inputs,))), inputs).isfinite().all()
+
+
+# -- chains and names -----------------------------------------------------------------------------------------
+
+
+def test_chain_prunes_then_quantizes(mlp: nn.Sequential, ctx: Context, inputs: torch.Tensor) -> None:
+    chain = Chain((MagnitudePrune(0.5), Int8Dynamic(compile=False)))
+    assert chain.name == "prune-50+int8-dynamic-eager" and chain.kind == "chain"
+    variant = chain.apply(mlp, ctx)
+    qdata = [getattr(m.weight, "qdata") for m in variant.modules() if isinstance(m, nn.Linear)]  # noqa: B009
+    zeros = sum(int((q == 0).sum()) for q in qdata) / sum(q.numel() for q in qdata)
+    assert zeros >= 0.5  # the pruned zeros survive quantization
+    assert len(notes_of(variant)) >= 2  # both steps' notes
+    pruned = MagnitudePrune(0.5).apply(mlp, ctx)
+    assert close(run(variant, inputs), run(pruned, inputs), 0.05)
+
+
+def test_chain_names_the_step_that_does_not_apply(mlp: nn.Sequential, ctx: Context) -> None:
+    with pytest.raises(RecipeNotApplicable, match=r"^prune-50: .*prune before quantizing"):
+        Chain((Int8Dynamic(compile=False), MagnitudePrune(0.5))).apply(mlp, ctx)
+
+
+def test_parse_recipes_reads_names_numbers_and_chains() -> None:
+    recipes = parse_recipes("int8-dynamic, prune-50+int8-dynamic,prune-layer-20,prune-structured-40,lowrank-80")
+    assert [r.name for r in recipes] == [
+        "int8-dynamic",
+        "prune-50+int8-dynamic",
+        "prune-layer-20",
+        "prune-structured-40",
+        "lowrank-80",
+    ]
+    assert isinstance(recipes[1], Chain) and recipes[1].steps == (MagnitudePrune(0.5), Int8Dynamic())
+    assert parse_recipe("lowrank-r25") == LowRank(energy=None, rank_ratio=0.25)
+    assert parse_recipe("BF16") == Precision("bf16")
+    for name, factory in RECIPES.items():
+        assert factory().name == name
+    with pytest.raises(ConfigError, match=r"unknown recipe 'int4'.*known: bf16"):
+        parse_recipes("int8-dynamic,int4")
+    with pytest.raises(ConfigError, match="no recipe named"):
+        parse_recipes(" , ")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: MagnitudePrune(1.0), lambda: StructuredPrune(-0.1), lambda: LowRank(energy=0.9, rank_ratio=0.5)],
+)
+def test_bad_parameters_fail_when_the_recipe_is_built(build: Any) -> None:
+    with pytest.raises(ConfigError):
+        build()
