@@ -19,7 +19,7 @@ def table_rows(variants: Sequence[VariantResult]) -> list[list[str]]:
         rows.append(
             [
                 ("★ " if v.pareto else "  ") + v.name,
-                v.recipe,
+                v.recipe if len(v.recipe) <= 32 else v.recipe[:31] + "…",  # in full in the JSON and the page
                 _num(size, ",.2f"),
                 _num(v.latency_ms, ",.3f"),
                 _num(v.energy_j_per_inference, ".3g"),
