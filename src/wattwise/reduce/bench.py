@@ -92,9 +92,13 @@ def _storage_bytes(state: dict[str, Any]) -> int:
 
 
 def size_on_disk(model: nn.Module) -> tuple[int, str]:
-    """Bytes of ``torch.save(model.state_dict())``; if that fails, the summed storage of its tensors (said so)."""
+    """Bytes of ``torch.save(model.state_dict())``; if that fails, the summed storage of its tensors (said so).
+    A module that serves an exported file (ONNX Runtime) reports that file's size itself."""
     import torch
 
+    exported = getattr(model, "size_bytes", None)
+    if isinstance(exported, int):
+        return exported, "size of the exported model file"
     state = model.state_dict()
     try:
         buffer = io.BytesIO()
@@ -117,6 +121,10 @@ def _values(tensor: torch.Tensor) -> torch.Tensor:
 def stored_values(model: nn.Module) -> tuple[int, int | None]:
     """(values stored in the state_dict, of which non-zero); a subclass whose zeros cannot be counted gives None."""
     import torch
+
+    exported = getattr(model, "parameter_count", None)
+    if isinstance(exported, int):
+        return exported, None  # an exported model: its initializers, zeros not counted
 
     total = 0
     nonzero: int | None = 0

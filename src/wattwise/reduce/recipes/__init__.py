@@ -114,7 +114,8 @@ RECIPES: Mapping[str, Callable[[], Recipe]] = {
     "bf16-autocast": lambda: Precision("bf16", autocast=True),
     "fp16-autocast": lambda: Precision("fp16", autocast=True),
     "onnx-fp32": lambda: _onnx("none"),
-    "onnx-int8": lambda: _onnx("auto"),
+    "onnx-int8-dynamic": lambda: _onnx("dynamic"),
+    "onnx-int8-static": lambda: _onnx("static"),
     "distill-w50": lambda: _distill(0.5),
 }
 """Ready-made names → factories (numbered names accept any percentage, see the module docstring)."""
@@ -129,7 +130,7 @@ DEFAULT_RECIPES: tuple[str, ...] = (
     "fp16",
     "prune-50+int8-dynamic",
     "onnx-fp32",
-    "onnx-int8",
+    "onnx-int8-dynamic",
 )
 """What :func:`~wattwise.reduce.optimize.optimize` tries when no recipes are given."""
 
