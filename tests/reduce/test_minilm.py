@@ -91,3 +91,35 @@ def test_onnx_int8_variant_stays_close(example: minilm.MiniLMExample) -> None:
     assert variant.size_bytes < 30e6  # 90 MB in fp32
     assert example.fidelity_fn(variant) >= 0.98
     variant.close()
+
+
+def test_structured_pruning_finds_the_feed_forward_blocks(example: minilm.MiniLMExample) -> None:
+    from torch import nn
+
+    from wattwise.reduce.base import Context, notes_of
+    from wattwise.reduce.recipes import StructuredPrune
+
+    variant = StructuredPrune(0.25).apply(example.model, Context(example_inputs=example.example_inputs))
+    ff_in, ff_out = variant.get_submodule("layers.0.ff_in"), variant.get_submodule("layers.0.ff_out")
+    assert isinstance(ff_in, nn.Linear) and isinstance(ff_out, nn.Linear)
+    assert (ff_in.out_features, ff_out.in_features) == (1152, 1152)  # 1536 hidden units, a quarter gone
+    widths = {m.out_features for name, m in variant.named_modules() if isinstance(m, nn.Linear) and "ff_in" not in name}
+    assert widths == {minilm.EMBEDDING_DIM}  # attention projections and the residual stream are untouched
+    assert any("(graph)" in note for note in notes_of(variant))
+    assert example.fidelity_fn(variant) > 0.5
+
+
+def test_recovery_training_pulls_a_damaged_variant_back(example: minilm.MiniLMExample) -> None:
+    import copy
+
+    damaged = copy.deepcopy(example.model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # about 40 % of each feed-forward input weight zeroed
+        for name, param in damaged.named_parameters():
+            if name.endswith("ff_in.weight"):
+                param.mul_(torch.rand(param.shape, generator=generator) > 0.4)
+    sentences = minilm.read_background_sentences(512)[128:]
+    before = example.fidelity_fn(damaged)
+    minilm.recovery_train_fn(example.model, sentences, steps=4, lr=3e-4)(damaged)
+    assert not damaged.training
+    assert example.fidelity_fn(damaged) > before

@@ -13,8 +13,8 @@ pytest.importorskip("onnxruntime")
 import torch
 from torch import nn
 
-from wattwise.reduce.base import Context, RecipeNotApplicable
-from wattwise.reduce.recipes.distill import Distill, DistillingStudent, narrow_mlp
+from wattwise.reduce.base import Context, RecipeNotApplicable, notes_of
+from wattwise.reduce.recipes.distill import Distill, DistillingStudent, drop_blocks, narrow_mlp
 from wattwise.reduce.recipes.onnx import OnnxRuntime, OrtModule
 
 
@@ -235,6 +235,53 @@ def test_distillation_with_a_student_factory_and_bad_inputs(teacher: nn.Module) 
     )
     out = student.apply(teacher, Context(example_inputs=(x,)))
     assert params(out) < params(teacher) and student.name == "distill-student"
+
+
+class Stack(nn.Module):
+    """An embedding-like model: a stack of four residual blocks, then unit-length outputs (as MiniLM's)."""
+
+    def __init__(self, width: int = 16, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.inp = nn.Linear(10, width)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(width, width), nn.Tanh()) for _ in range(4))
+        self.out = nn.Linear(width, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return nn.functional.normalize(self.out(h), dim=-1)
+
+
+def test_depth_student_keeps_evenly_spaced_blocks_and_learns_the_embeddings() -> None:
+    teacher = Stack().eval()
+    x = torch.randn(256, 10, generator=torch.Generator().manual_seed(4))
+
+    def data() -> Iterator[tuple[torch.Tensor]]:
+        for start in range(0, 256, 32):
+            yield (x[start : start + 32],)
+
+    untrained = drop_blocks(teacher, 0.5)
+    assert isinstance(untrained, Stack) and len(untrained.blocks) == 2
+    for kept, original in zip(untrained.blocks, (teacher.blocks[0], teacher.blocks[3]), strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(kept.parameters(), original.parameters(), strict=True))
+    recipe = Distill(depth=0.5, data=data, labels=False, epochs=30, lr=3e-3)
+    student = recipe.apply(teacher, Context(example_inputs=(x[:8],)))
+    assert isinstance(student, Stack) and recipe.name == "distill-d50"
+    assert len(student.blocks) == 2 and len(teacher.blocks) == 4
+    assert any("mse" in note for note in notes_of(student))  # unit-length outputs: MSE, not KL on logits
+    with torch.no_grad():
+        before = cosine(untrained(x), teacher(x))
+        after = cosine(student(x), teacher(x))
+    assert after > before and after > 0.95
+
+
+def test_depth_student_needs_a_stack_of_identical_blocks() -> None:
+    with pytest.raises(RecipeNotApplicable, match="stack of identical blocks"):
+        drop_blocks(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), 0.5)
+    with pytest.raises(RecipeNotApplicable, match="keeps them all"):
+        drop_blocks(Stack(), 0.9)
 
 
 def test_onnx_dynamo_exporter_where_onnxscript_is_installed(model: nn.Module, ctx: Context) -> None:

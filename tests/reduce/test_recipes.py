@@ -28,7 +28,7 @@ from wattwise.reduce.recipes import (
     parse_recipes,
 )
 from wattwise.reduce.recipes import quantize as quantize_module
-from wattwise.reduce.recipes.lowrank import choose_rank
+from wattwise.reduce.recipes.lowrank import allocate_ranks, choose_rank
 from wattwise.reduce.recipes.prune import sparsity
 
 
@@ -290,23 +290,93 @@ def test_structured_pruning_keeps_outputs_when_only_dead_neurons_go(inputs: torc
 
 
 class Residual(nn.Module):
+    """``x + b(relu(a(x)))``: a's hidden units feed only b, so they can go; the residual stream is left alone."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.a = nn.Linear(IN, IN)
-        self.b = nn.Linear(IN, IN)
+        self.a = nn.Linear(IN, 16)
+        self.b = nn.Linear(16, IN)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         update: torch.Tensor = self.b(torch.relu(self.a(x)))
         return x + update
 
 
+class Gated(nn.Module):
+    """A SwiGLU feed-forward block: ``down(silu(gate(x)) * up(x))``; gate and up lose the same units."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.up, self.down = nn.Linear(IN, 16), nn.Linear(IN, 16), nn.Linear(16, OUT)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.down(nn.functional.silu(self.gate(x)) * self.up(x))
+        return out
+
+
+class HiddenReused(nn.Module):
+    """The hidden value also leaves the block: removing a unit would change the output's width."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(IN, IN), nn.Linear(IN, IN)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        out: torch.Tensor = self.b(h) + h
+        return out
+
+
+class DataDependent(nn.Module):
+    """Python control flow on a tensor's value: torch.export refuses it, the module tree is read instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(IN, 16), nn.ReLU(), nn.Linear(16, OUT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.body(x) if float(x.sum()) > -1e9 else self.body(-x)
+        return out
+
+
+def test_structured_pruning_shrinks_a_hidden_block_beside_a_residual(inputs: torch.Tensor) -> None:
+    model = Residual().eval()
+    with torch.no_grad():
+        model.a.weight[:4] = 0.0
+        model.a.bias[:4] = -1.0  # four dead units: exactly those go, and the output does not change
+    variant = StructuredPrune(0.25).apply(model, Context((inputs,)))
+    assert isinstance(variant, Residual)
+    assert (variant.a.out_features, variant.b.in_features, variant.b.out_features) == (12, 12, IN)
+    assert torch.allclose(run(variant, inputs), run(model, inputs), atol=1e-6)
+    assert any("(graph)" in note for note in notes_of(variant))
+
+
+def test_structured_pruning_shrinks_gate_and_up_together(inputs: torch.Tensor) -> None:
+    model = Gated().eval()
+    with torch.no_grad():
+        model.up.weight[::4] = 0.0
+        model.up.bias[::4] = 0.0  # up(x) is 0 for these units, so silu(gate) * up contributes nothing
+    variant = StructuredPrune(0.25).apply(model, Context((inputs,)))
+    assert isinstance(variant, Gated)
+    assert variant.gate.out_features == variant.up.out_features == variant.down.in_features == 12
+    assert torch.allclose(run(variant, inputs), run(model, inputs), atol=1e-5)
+
+
+def test_structured_pruning_falls_back_to_the_module_tree(inputs: torch.Tensor) -> None:
+    variant = StructuredPrune(0.25).apply(DataDependent().eval(), Context((inputs,)))
+    assert isinstance(variant, DataDependent)
+    first = variant.body[0]
+    assert isinstance(first, nn.Linear) and first.out_features == 12
+    assert any("(module tree)" in note for note in notes_of(variant))
+
+
 @pytest.mark.parametrize(
     "model",
-    [Residual(), nn.Sequential(nn.Linear(IN, 8), nn.BatchNorm1d(8), nn.Linear(8, OUT)), nn.Linear(IN, OUT)],
-    ids=["residual", "batchnorm-between", "single-linear"],
+    [HiddenReused(), nn.Sequential(nn.Linear(IN, 8), nn.BatchNorm1d(8), nn.Linear(8, OUT)), nn.Linear(IN, OUT)],
+    ids=["hidden-reused", "batchnorm-between", "single-linear"],
 )
 def test_structured_pruning_refuses_what_it_cannot_rewire(model: nn.Module, inputs: torch.Tensor) -> None:
-    with pytest.raises(RecipeNotApplicable, match="cannot be rewired safely"):
+    with pytest.raises(RecipeNotApplicable, match="none that can be rewired safely"):
         StructuredPrune(0.3).apply(model.eval(), Context((inputs,)))
 
 
@@ -355,6 +425,91 @@ def test_lowrank_keeps_outputs_close_at_high_energy(inputs: torch.Tensor) -> Non
 def test_lowrank_is_not_applicable_when_nothing_gets_smaller(mlp: nn.Sequential, inputs: torch.Tensor) -> None:
     with pytest.raises(RecipeNotApplicable, match=r"no nn\.Linear gets fewer parameters"):
         LowRank(energy=None, rank_ratio=1.0).apply(mlp, Context((inputs,)))
+
+
+def test_allocate_ranks_spends_the_budget_where_the_spectrum_is() -> None:
+    flat = torch.ones(8)  # every singular value equal: each rank keeps 1/8 of the layer
+    steep = torch.tensor([10.0, 1.0, 0.5, 0.1, 0.1, 0.1, 0.1, 0.1])  # almost all in the first
+    layers = [(flat, 10, 8), (steep, 10, 8)]
+    ranks = allocate_ranks(layers, budget_params=60)  # 6 ranks of 10 weights: 1 + 1 to start, 4 more
+    assert ranks == [5, 1]  # the flat layer gains more per weight from every extra rank
+    assert allocate_ranks(layers, budget_params=20) == [1, 1]
+    assert allocate_ranks([(flat, 10, 3)], budget_params=1e9) == [3]  # never beyond the layer's max rank
+    cheap, dear = (torch.tensor([1.0, 1.0]), 5, 2), (torch.tensor([1.0, 1.0]), 50, 2)
+    assert allocate_ranks([cheap, dear], budget_params=60) == [2, 1]  # same gain: the cheaper rank first
+
+
+def spectral_mlp(seed: int) -> nn.Sequential:
+    """An MLP whose two hidden layers have decaying spectra of different steepness."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # seeded initial biases and last layer, whatever ran before
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 1)).eval()
+    with torch.no_grad():
+        for index, decay in ((0, 0.9), (2, 0.6)):
+            u, _ = torch.linalg.qr(torch.randn(64, 64, generator=generator))
+            v, _ = torch.linalg.qr(torch.randn(64, 64, generator=generator))
+            at(model, index).weight.copy_(u @ torch.diag(decay ** torch.arange(64.0)) @ v.T)
+    return model
+
+
+def test_lowrank_params_budget_keeps_that_share_of_the_weights() -> None:
+    model = spectral_mlp(5)
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(6))
+    variant = LowRank(params_budget=0.25).apply(model, Context((x,)))
+    first, second = pair_at(variant, 0), pair_at(variant, 2)
+    kept = (first.rank + second.rank) * 128
+    assert kept <= 0.25 * 2 * 64 * 64 and kept > 0.25 * 2 * 64 * 64 - 2 * 128  # spent up to the last rank
+    assert first.rank > second.rank  # the slower-decaying spectrum needs more rank
+    assert isinstance(variant, nn.Sequential)
+    assert isinstance(variant[4], nn.Linear)  # 64→1 is smaller than any pair: kept dense, outside the budget
+    uniform = LowRank(rank_ratio=0.125).apply(model, Context((x,)))  # rank 8 + 8: the same number of weights
+    assert pair_at(uniform, 0).rank + pair_at(uniform, 2).rank == first.rank + second.rank
+
+    def kept_energy(ranks: tuple[int, int]) -> float:  # Σ over layers of the share of Σ S² kept: what is maximised
+        shares = []
+        for index, rank in zip((0, 2), ranks, strict=True):
+            s = torch.linalg.svdvals(at(model, index).weight.detach().double()) ** 2
+            shares.append(float(s[:rank].sum() / s.sum()))
+        return sum(shares)
+
+    assert kept_energy((first.rank, second.rank)) > kept_energy((8, 8))
+    assert parse_recipe("lowrank-p25") == LowRank(params_budget=0.25)
+
+
+def test_lowrank_accuracy_budget_finds_the_smallest_ranks_within_it() -> None:
+    model = spectral_mlp(7)
+    x = torch.randn(64, 64, generator=torch.Generator().manual_seed(8))
+    reference = run(model, x)
+    calls: list[int] = []
+
+    def metric(m: nn.Module) -> float:  # 100 × (1 - relative error to the model's own outputs)
+        calls.append(1)
+        error = float((run(m, x) - reference).norm() / reference.norm())
+        return 100.0 * (1.0 - error)
+
+    variant = LowRank(max_drop=2.0).apply(model, Context((x,), eval_fn=metric))
+    assert metric(variant) >= 100.0 - 2.0
+    ranks = pair_at(variant, 0).rank + pair_at(variant, 2).rank
+    loose = LowRank(max_drop=20.0).apply(model, Context((x,), eval_fn=metric))
+    assert pair_at(loose, 0).rank + pair_at(loose, 2).rank < ranks  # a looser budget buys smaller layers
+    assert len(calls) == 8 + 1 + 8  # per search: the baseline, the largest factorization, six bisection steps
+    assert any("accuracy budget" in note for note in notes_of(variant))
+    assert parse_recipe("lowrank-drop0.5") == LowRank(max_drop=0.5)
+
+
+def test_lowrank_accuracy_budget_needs_the_metric_and_says_when_it_cannot_hold(inputs: torch.Tensor) -> None:
+    model = spectral_mlp(9)
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(10))
+    with pytest.raises(RecipeNotApplicable, match="needs the evaluation function"):
+        LowRank(max_drop=1.0).apply(model, Context((x,)))
+    scores = iter([90.0, 10.0])  # the model scores 90, its largest factorization 10
+    with pytest.raises(RecipeNotApplicable, match=r"even the largest factorization scores 10"):
+        LowRank(max_drop=1.0).apply(model, Context((x,), eval_fn=lambda m: next(scores)))
+    with pytest.raises(ConfigError, match="exactly one of"):
+        LowRank(params_budget=0.5, max_drop=1.0)
+    with pytest.raises(ConfigError, match="max_drop"):
+        LowRank(max_drop=-1.0)
 
 
 # -- precision ------------------------------------------------------------------------------------------------

@@ -72,11 +72,12 @@ def handle(args: argparse.Namespace) -> int:
         from wattwise.reduce.examples.minilm import build_minilm
 
         example = build_minilm()  # metric: downstream Spearman ×100; fidelity to fp32 is in benchmarks/
-        model, eval_fn, example_inputs, calibration = (
+        model, eval_fn, example_inputs, calibration, train_fn = (
             example.model,
             example.eval_fn,
             example.example_inputs,
             example.calibration,
+            example.train_fn,
         )
     else:
         if not args.eval:

@@ -34,6 +34,7 @@ class Context:
     calibration: Callable[[], Any] | None = None  # yields batches (tuples) for static quantization
     train_fn: TrainFn | None = None  # short fine-tuning after pruning / for distillation
     device: str = "cpu"
+    eval_fn: EvalFn | None = None  # the user's metric, for recipes that hold an accuracy budget
 
 
 @runtime_checkable

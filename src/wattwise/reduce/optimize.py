@@ -126,7 +126,7 @@ def optimize(
     batch = _check_inputs(model, eval_fn, example_inputs)
     chosen = _resolve(recipes)
     bench = bench or BenchSettings()
-    ctx = Context(example_inputs=batch, calibration=calibration, train_fn=train_fn)
+    ctx = Context(example_inputs=batch, calibration=calibration, train_fn=train_fn, eval_fn=eval_fn)
     results: list[VariantResult] = []
     with open_tracker(tracker_settings, store, name) as tracker:
         baseline = copy_module(model).eval()

@@ -29,6 +29,11 @@ first, so it unpacks like the other examples, then ``fidelity_fn`` and ``evals``
   2005, also in gensim's test data); the fp32 reference is computed once by ``build_minilm``.
 * ``example_inputs``: the first 32 of those sentences, tokenised (the batch the benchmark times);
   ``calibration`` yields four batches of 32 sentences from ``lee_background.cor`` (300 other ABC news texts).
+* ``train_fn``: recovery fine-tuning for a compressed variant (pruning fine-tunes with it, distillation trains its
+  student through it): ``train_steps`` AdamW steps over the next background sentences (disjoint from calibration
+  and from every evaluation set), each pulling the variant's embeddings of 32 sentences toward the fp32
+  encoder's (loss ``1 - cosine``), truncated at 64 tokens to bound the CPU time. Seeded; the fp32 targets are
+  computed once, at the first call.
 
 Nothing is cached: the data are read from the installed wheels each time ``build_minilm`` runs.
 """
@@ -46,7 +51,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from wattwise.reduce.base import EvalFn
+    from wattwise.reduce.base import EvalFn, TrainFn
 
 EMBEDDING_DIM = 384
 MAX_SEQ_LENGTH = 256
@@ -286,9 +291,40 @@ class MiniLMExample(NamedTuple):
     calibration: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]  # 4 batches of 32 other sentences
     fidelity_fn: EvalFn  # mean cosine to the fp32 embeddings
     evals: Mapping[str, EvalFn]  # "cosine_to_fp32", "wordsim353", "simlex999", "lee", "downstream"
+    train_fn: TrainFn  # recovery fine-tuning toward the fp32 embeddings (see the module docstring)
 
 
-def build_minilm(batch_size: int = 32, calibration_batches: int = 4) -> MiniLMExample:
+def recovery_train_fn(
+    reference: nn.Module, sentences: Sequence[str], steps: int, batch_size: int = 32, lr: float = 1e-4, seed: int = 0
+) -> TrainFn:
+    """``steps`` AdamW steps pulling a variant's embeddings of ``sentences`` toward ``reference``'s (1 - cosine)."""
+    import torch
+    import torch.nn.functional as F
+
+    tokenize = Tokenize(max_length=64)
+    batches = [tokenize(sentences[i : i + batch_size]) for i in range(0, steps * batch_size, batch_size)]
+    batches = [b for b in batches if b[0].numel()]
+    targets: list[torch.Tensor] = []
+
+    def train(model: nn.Module) -> None:
+        if not targets:
+            with torch.no_grad():
+                targets.extend(reference(*batch) for batch in batches)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+            model.train()
+            for batch, target in zip(batches, targets, strict=True):
+                loss = (1.0 - F.cosine_similarity(model(*batch), target, dim=-1)).mean()
+                optimizer.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+            model.eval()
+
+    return train
+
+
+def build_minilm(batch_size: int = 32, calibration_batches: int = 4, train_steps: int = 60) -> MiniLMExample:
     """The packaged encoder, its evaluation functions, one batch of inputs and calibration batches; offline."""
     model = load_encoder()
     tokenize = Tokenize()
@@ -304,7 +340,9 @@ def build_minilm(batch_size: int = 32, calibration_batches: int = 4) -> MiniLMEx
         values = [fn(m) for fn in parts.values()]
         return math.fsum(values) / len(values)
 
-    background = read_background_sentences(batch_size * calibration_batches)
+    background = read_background_sentences(batch_size * calibration_batches + 32 * train_steps)
+    training = background[batch_size * calibration_batches :]
+    background = background[: batch_size * calibration_batches]
 
     def calibration() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, len(background), batch_size):
@@ -312,7 +350,8 @@ def build_minilm(batch_size: int = 32, calibration_batches: int = 4) -> MiniLMEx
 
     fidelity = fidelity_fn(tokenize, sentences, reference)
     evals = {"cosine_to_fp32": fidelity, **parts, "downstream": downstream}
-    return MiniLMExample(model, downstream, tokenize(sentences[:batch_size]), calibration, fidelity, evals)
+    train_fn = recovery_train_fn(model, training, train_steps)
+    return MiniLMExample(model, downstream, tokenize(sentences[:batch_size]), calibration, fidelity, evals, train_fn)
 
 
 __all__ = [

@@ -2,8 +2,10 @@
 
 Names with a number take any percentage: ``prune-N`` (global L1, N % of the weights), ``prune-layer-N`` (N % of
 each layer), ``prune-structured-N`` (N % of the hidden neurons), ``lowrank-N`` (keep N % of each layer's
-spectral energy), ``lowrank-rN`` (N % of the full rank). :data:`RECIPES` lists the ready-made names;
-:func:`parse_recipes` reads a comma-separated list where ``+`` chains steps.
+spectral energy), ``lowrank-rN`` (N % of the full rank), ``lowrank-pN`` (N % of the layers' weights, allocated
+across layers: a compute budget), ``lowrank-dropX`` (the smallest factorization whose metric falls at most X
+points), ``distill-wN`` / ``distill-dN`` (a student with N % of the hidden width / of the blocks).
+:data:`RECIPES` lists the ready-made names; :func:`parse_recipes` reads a comma-separated list where ``+`` chains steps.
 
 Importing this package needs torch (it says what to install otherwise).
 """
@@ -93,10 +95,10 @@ def _onnx(quantize: str) -> Recipe:
     return OnnxRuntime(quantize=quantize)  # type: ignore[arg-type]
 
 
-def _distill(width: float) -> Recipe:
+def _distill(width: float | None = None, depth: float | None = None) -> Recipe:
     from wattwise.reduce.recipes.distill import Distill
 
-    return Distill(width=width)
+    return Distill(width=width or 0.5, depth=depth)
 
 
 RECIPES: Mapping[str, Callable[[], Recipe]] = {
@@ -108,7 +110,9 @@ RECIPES: Mapping[str, Callable[[], Recipe]] = {
     "prune-layer-50": lambda: MagnitudePrune(0.5, scope="layer"),
     "prune-structured-30": lambda: StructuredPrune(0.3),
     "lowrank-90": lambda: LowRank(energy=0.9),
-    "lowrank-r50": lambda: LowRank(energy=None, rank_ratio=0.5),
+    "lowrank-r50": lambda: LowRank(rank_ratio=0.5),
+    "lowrank-p50": lambda: LowRank(params_budget=0.5),
+    "lowrank-drop1": lambda: LowRank(max_drop=1.0),
     "bf16": lambda: Precision("bf16"),
     "fp16": lambda: Precision("fp16"),
     "bf16-autocast": lambda: Precision("bf16", autocast=True),
@@ -116,7 +120,8 @@ RECIPES: Mapping[str, Callable[[], Recipe]] = {
     "onnx-fp32": lambda: _onnx("none"),
     "onnx-int8-dynamic": lambda: _onnx("dynamic"),
     "onnx-int8-static": lambda: _onnx("static"),
-    "distill-w50": lambda: _distill(0.5),
+    "distill-w50": lambda: _distill(width=0.5),
+    "distill-d50": lambda: _distill(depth=0.5),
 }
 """Ready-made names → factories (numbered names accept any percentage, see the module docstring)."""
 
@@ -139,7 +144,10 @@ _NUMBERED: tuple[tuple[re.Pattern[str], Callable[[float], Recipe]], ...] = (
     (re.compile(r"prune-layer-(\d+(?:\.\d+)?)"), lambda f: MagnitudePrune(f, scope="layer")),
     (re.compile(r"prune-structured-(\d+(?:\.\d+)?)"), StructuredPrune),
     (re.compile(r"lowrank-(\d+(?:\.\d+)?)"), lambda f: LowRank(energy=f)),
-    (re.compile(r"lowrank-r(\d+(?:\.\d+)?)"), lambda f: LowRank(energy=None, rank_ratio=f)),
+    (re.compile(r"lowrank-r(\d+(?:\.\d+)?)"), lambda f: LowRank(rank_ratio=f)),
+    (re.compile(r"lowrank-p(\d+(?:\.\d+)?)"), lambda f: LowRank(params_budget=f)),
+    (re.compile(r"distill-w(\d+(?:\.\d+)?)"), lambda f: _distill(width=f)),
+    (re.compile(r"distill-d(\d+(?:\.\d+)?)"), lambda f: _distill(depth=f)),
 )
 
 
@@ -152,6 +160,9 @@ def parse_recipe(text: str) -> Recipe:
     factory = RECIPES.get(name)
     if factory is not None:
         return factory()
+    drop = re.fullmatch(r"lowrank-drop(\d+(?:\.\d+)?)", name)
+    if drop:  # a metric difference, not a percentage
+        return LowRank(max_drop=float(drop.group(1)))
     for pattern, build in _NUMBERED:
         match = pattern.fullmatch(name)
         if match:
@@ -159,7 +170,7 @@ def parse_recipe(text: str) -> Recipe:
     known = ", ".join(sorted(RECIPES))
     raise ConfigError(
         f"unknown recipe {text.strip()!r}; known: {known} (numbers are percentages: prune-N, prune-layer-N, "
-        "prune-structured-N, lowrank-N, lowrank-rN; join steps with '+')"
+        "prune-structured-N, lowrank-N, lowrank-rN, lowrank-pN; lowrank-dropX in metric points; join steps with '+')"
     )
 
 

@@ -1,6 +1,9 @@
 """Knowledge distillation: train a smaller student to match the model's (the teacher's) outputs.
 
-The student comes from ``student`` (a factory returning a fresh ``nn.Module``) or, for MLP-like models (the
+The student comes from ``student`` (a factory returning a fresh ``nn.Module``); or from ``depth``: the model with
+only that share of the blocks of its largest stack (an ``nn.ModuleList``/``nn.Sequential`` of two or more blocks of
+one type and shape, such as a transformer's layers), evenly spaced and initialised from the teacher's, as
+DistilBERT was built from every other layer of BERT (Sanh et al. 2019); or, for MLP-like models (the
 ``nn.Linear`` layers form one chain, each one's ``out_features`` the next one's ``in_features``, with only
 parameter-free layers, ``BatchNorm1d`` or ``LayerNorm`` between them), from ``width``: every hidden width is
 multiplied by it. Such a student starts from the teacher's weights for the hidden units with the largest weight
@@ -17,7 +20,9 @@ Training data, the first that is given:
   term joins whatever loss ``train_fn`` minimises: the wrapper's forward returns the student's outputs unchanged
   and adds ``alpha ×`` the soft term's gradient in the backward pass (a custom autograd function).
 
-With neither, the recipe does not apply. The result is the student in eval mode (an ordinary ``nn.Module``).
+With neither, the recipe does not apply. ``soft="auto"`` (the default) takes MSE when the teacher's outputs are
+unit-length vectors (normalised embeddings are not logits) and KL otherwise. The result is the student in eval mode
+(an ordinary ``nn.Module``).
 """
 
 from __future__ import annotations
@@ -100,6 +105,41 @@ def narrow_mlp(model: nn.Module, width: float, init: Literal["teacher", "random"
     return student
 
 
+def drop_blocks(model: nn.Module, depth: float) -> nn.Module:
+    """A copy of ``model`` keeping ``depth`` of the blocks of its largest stack (see the module docstring): the
+    first and the last block and evenly spaced ones between, with the teacher's weights."""
+    if not 0.0 < depth < 1.0:
+        raise RecipeNotApplicable(f"depth must be in (0, 1), got {depth}")
+    student = copy_module(model)
+    stacks: list[tuple[int, str, nn.ModuleList | nn.Sequential]] = []
+    for name, module in student.named_modules():
+        if not isinstance(module, nn.ModuleList | nn.Sequential) or len(module) < 2:
+            continue
+        blocks = list(module)
+        shapes = [[tuple(p.shape) for p in b.parameters()] for b in blocks]
+        if len({type(b) for b in blocks}) == 1 and all(s == shapes[0] for s in shapes) and shapes[0]:
+            stacks.append((sum(p.numel() for p in module.parameters()), name, module))
+    if not stacks:
+        raise RecipeNotApplicable(
+            "depth scaling needs a stack of identical blocks (an nn.ModuleList or nn.Sequential of layers of one "
+            "type and shape); pass student=<factory> or width= instead"
+        )
+    _, name, stack = max(stacks, key=lambda item: item[0])
+    count = len(stack)
+    keep = max(1, round(depth * count))
+    if keep == count:
+        raise RecipeNotApplicable(f"depth {depth:.0%} of {count} blocks keeps them all")
+    chosen = [0] if keep == 1 else sorted({round(i * (count - 1) / (keep - 1)) for i in range(keep)})
+    kept = [stack[i] for i in chosen]
+    smaller = nn.ModuleList(kept) if isinstance(stack, nn.ModuleList) else nn.Sequential(*kept)
+    if name:
+        student.set_submodule(name, smaller)
+    else:
+        raise RecipeNotApplicable("the model itself is the stack of blocks; pass student=<factory> instead")
+    add_note(student, f"student: blocks {chosen} of {count} in {name!r}, initialised from the teacher")
+    return student
+
+
 def _features(norm: nn.Module) -> int | None:
     if isinstance(norm, nn.BatchNorm1d):
         return norm.num_features
@@ -164,6 +204,15 @@ class DistillingStudent(nn.Module):
         return result
 
 
+def _auto_soft(outputs: Any) -> str:
+    """``"mse"`` for unit-length output vectors (normalised embeddings), ``"kl"`` for anything else (logits)."""
+    if isinstance(outputs, torch.Tensor) and outputs.is_floating_point() and outputs.dim() >= 2:
+        norms = outputs.detach().float().norm(dim=-1)
+        if norms.numel() and bool(torch.allclose(norms, torch.ones_like(norms), atol=1e-3)):
+            return "mse"
+    return "kl"
+
+
 def _split(batch: Any, labels: bool) -> tuple[tuple[Any, ...], torch.Tensor | None]:
     items = tuple(batch) if isinstance(batch, tuple | list) else (batch,)
     if not labels:
@@ -178,10 +227,11 @@ class Distill:
     """Knowledge distillation into a smaller student (see the module docstring)."""
 
     width: float = 0.5
+    depth: float | None = None  # when given: the student keeps this share of the blocks (width is not used)
     student: Callable[[], nn.Module] | None = None
     data: Callable[[], Iterable[Any]] | None = None
     labels: bool = True
-    soft: Literal["kl", "mse"] = "kl"
+    soft: Literal["auto", "kl", "mse"] = "auto"
     temperature: float = 4.0
     alpha: float = 0.7
     epochs: int = 20
@@ -191,12 +241,18 @@ class Distill:
 
     @property
     def name(self) -> str:
-        return "distill-student" if self.student is not None else f"distill-w{round(self.width * 100)}"
+        if self.student is not None:
+            return "distill-student"
+        if self.depth is not None:
+            return f"distill-d{round(self.depth * 100)}"
+        return f"distill-w{round(self.width * 100)}"
 
     @property
     def params(self) -> Mapping[str, Any]:
         return {
-            "student": "factory" if self.student is not None else f"width x{self.width}",
+            "student": "factory"
+            if self.student is not None
+            else (f"depth x{self.depth}" if self.depth is not None else f"width x{self.width}"),
             "soft": self.soft,
             "temperature": self.temperature,
             "alpha": self.alpha,
@@ -206,6 +262,8 @@ class Distill:
         }
 
     def _make_student(self, teacher: nn.Module, ctx: Context) -> nn.Module:
+        if self.student is None and self.depth is not None:
+            return drop_blocks(teacher, self.depth)
         if self.student is None:
             return narrow_mlp(teacher, self.width, self.init)
         student = self.student()
@@ -225,17 +283,18 @@ class Distill:
             raise RecipeNotApplicable(f"the student cannot run the example inputs: {one_line(exc, 160)}") from exc
         if getattr(student_out, "shape", None) != getattr(teacher_out, "shape", None):
             raise RecipeNotApplicable("the student's outputs do not have the teacher's shape")
+        soft = self.soft if self.soft != "auto" else _auto_soft(teacher_out)
         if self.data is not None:
-            steps = self._train(student, teacher)
-            add_note(student, f"distilled for {self.epochs} epoch(s), {steps} step(s), T={self.temperature}")
+            steps = self._train(student, teacher, soft)
+            add_note(student, f"distilled for {self.epochs} epoch(s), {steps} step(s), {soft}, T={self.temperature}")
         else:
             assert ctx.train_fn is not None
-            wrapper = DistillingStudent(student, teacher, self.soft, self.temperature, self.alpha).train()
+            wrapper = DistillingStudent(student, teacher, soft, self.temperature, self.alpha).train()
             ctx.train_fn(wrapper)
             add_note(student, f"distilled through train_fn with the soft term (alpha={self.alpha}) injected")
         return student.eval()
 
-    def _train(self, student: nn.Module, teacher: nn.Module) -> int:
+    def _train(self, student: nn.Module, teacher: nn.Module, soft: str) -> int:
         assert self.data is not None
         optimizer = torch.optim.Adam(student.parameters(), lr=self.lr)
         steps = 0
@@ -246,8 +305,8 @@ class Distill:
                 with torch.no_grad():
                     target = teacher(*inputs)
                 out = student(*inputs)
-                loss = self.alpha * soft_loss(out, target, self.soft, self.temperature)
-                if labels is not None and self.soft == "kl":
+                loss = self.alpha * soft_loss(out, target, soft, self.temperature)
+                if labels is not None and soft == "kl":
                     loss = loss + (1.0 - self.alpha) * F.cross_entropy(out, labels)
                 optimizer.zero_grad()
                 loss.backward()  # type: ignore[no-untyped-call]
@@ -258,4 +317,4 @@ class Distill:
         return steps
 
 
-__all__ = ["Distill", "DistillingStudent", "narrow_mlp", "soft_loss"]
+__all__ = ["Distill", "DistillingStudent", "drop_blocks", "narrow_mlp", "soft_loss"]

@@ -6,16 +6,17 @@
   fine-tunes while the masks are still attached (pruned weights stay zero), then ``prune.remove`` makes the
   zeros permanent. Dense kernels do not skip zeros: size on disk and latency stay as fp32 unless a sparse
   runtime or compression follows; the benchmark reports the non-zero count.
-* :class:`StructuredPrune`: removes ``amount`` of the output neurons of every nn.Linear that feeds another
-  nn.Linear inside an ``nn.Sequential`` (with only element-wise activations or dropout between them), those with
-  the smallest L1 weight-row norm, and the matching input columns of the next Linear: the layers really shrink.
-  Any other wiring (residual sums, attention heads, a custom ``forward`` reading the hidden sizes, shared
-  modules) cannot be rewired safely from the module tree alone, so the recipe does not apply there.
+* :class:`StructuredPrune`: removes ``amount`` of the hidden units of every *hidden group* (``recipes.graph``):
+  producer nn.Linear layers whose outputs feed one consumer nn.Linear through element-wise operations only,
+  found in the model's exported dataflow graph (a transformer's feed-forward block, a gated MLP, an MLP's
+  layers), or from ``nn.Sequential`` runs when the model does not export. The units with the smallest L1 norm of
+  their producer weight rows go, with the matching consumer columns: the layers really shrink. Attention heads,
+  residual streams and convolution channels are not rewired (their sizes are read by code the module tree does
+  not show), so the recipe leaves those layers alone.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -26,30 +27,9 @@ from torch.nn.utils import prune
 
 from wattwise.errors import ConfigError
 from wattwise.reduce.base import Context, RecipeNotApplicable, add_note, copy_module
+from wattwise.reduce.recipes.graph import HiddenGroup, hidden_groups
 
 _PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_ELEMENTWISE = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardtanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Softplus,
-    nn.Softsign,
-    nn.Tanhshrink,
-    nn.Dropout,
-    nn.AlphaDropout,
-    nn.Identity,
-)
 
 
 def _check_amount(amount: float) -> None:
@@ -129,46 +109,35 @@ class MagnitudePrune:
         return variant
 
 
-def _linear_chains(model: nn.Module) -> list[tuple[nn.Sequential, list[int]]]:
-    """Runs of nn.Linear in an nn.Sequential, joined only by element-wise modules: (sequential, Linear indices)."""
-    counts: dict[int, int] = {}  # a module reachable twice (shared) is left alone
-    for _, module in model.named_modules(remove_duplicate=False):
-        counts[id(module)] = counts.get(id(module), 0) + 1
-    chains: list[tuple[nn.Sequential, list[int]]] = []
-    for seq in model.modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
-        run: list[int] = []
-        for index, child in enumerate(seq):
-            if isinstance(child, nn.Linear) and _plain_float_weight(child) and counts[id(child)] == 1:
-                if run and seq[run[-1]].out_features != child.in_features:
-                    run = []
-                run.append(index)
-            elif isinstance(child, _ELEMENTWISE):
-                continue
-            else:
-                if len(run) > 1:
-                    chains.append((seq, run))
-                run = []
-        if len(run) > 1:
-            chains.append((seq, run))
-    return chains
+def _replace(model: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, child = path.rpartition(".")
+    setattr(model.get_submodule(parent), child, module)
 
 
-def _shrink(first: nn.Linear, second: nn.Linear, keep: int) -> tuple[nn.Linear, nn.Linear]:
-    """Keep the ``keep`` outputs of ``first`` with the largest L1 row norms, and the matching inputs of ``second``."""
+def _shrink_group(model: nn.Module, group: HiddenGroup, keep: int) -> None:
+    """Keep the ``keep`` hidden units with the largest L1 norm summed over the producers' weight rows: those rows
+    (and biases) of every producer, the matching input columns of the consumer."""
+    producers: list[nn.Linear] = []
+    for path in group.producers:
+        module = model.get_submodule(path)
+        assert isinstance(module, nn.Linear)
+        producers.append(module)
+    consumer = model.get_submodule(group.consumer)
+    assert isinstance(consumer, nn.Linear)
     with torch.no_grad():
-        norms = first.weight.abs().sum(dim=1)
+        norms = torch.stack([p.weight.abs().sum(dim=1) for p in producers]).sum(dim=0)
         index = torch.topk(norms, keep).indices.sort().values
-        new_first = nn.Linear(first.in_features, keep, bias=first.bias is not None, dtype=first.weight.dtype)
-        new_first.weight.copy_(first.weight[index])
-        if first.bias is not None and new_first.bias is not None:
-            new_first.bias.copy_(first.bias[index])
-        new_second = nn.Linear(keep, second.out_features, bias=second.bias is not None, dtype=second.weight.dtype)
-        new_second.weight.copy_(second.weight[:, index])
-        if second.bias is not None and new_second.bias is not None:
-            new_second.bias.copy_(second.bias)
-    return new_first, new_second
+        for path, old in zip(group.producers, producers, strict=True):
+            new = nn.Linear(old.in_features, keep, bias=old.bias is not None, dtype=old.weight.dtype)
+            new.weight.copy_(old.weight[index])
+            if old.bias is not None and new.bias is not None:
+                new.bias.copy_(old.bias[index])
+            _replace(model, path, new)
+        shrunk = nn.Linear(keep, consumer.out_features, bias=consumer.bias is not None, dtype=consumer.weight.dtype)
+        shrunk.weight.copy_(consumer.weight[:, index])
+        if consumer.bias is not None and shrunk.bias is not None:
+            shrunk.bias.copy_(consumer.bias)
+        _replace(model, group.consumer, shrunk)
 
 
 @dataclass(frozen=True)
@@ -196,23 +165,19 @@ class StructuredPrune:
 
     def apply(self, model: nn.Module, ctx: Context) -> nn.Module:
         variant = copy_module(model).eval()
-        chains = _linear_chains(variant)
-        if not chains:
+        groups, found_by = hidden_groups(variant, ctx.example_inputs)
+        if not groups:
             raise RecipeNotApplicable(
-                "structured pruning rewires nn.Linear→nn.Linear pairs inside an nn.Sequential (only element-wise "
-                "modules between them); this model has none, and other wiring (residuals, attention, custom "
-                "forward) cannot be rewired safely"
+                "structured pruning needs nn.Linear layers feeding another nn.Linear through element-wise operations "
+                "only (an MLP, a transformer feed-forward block); this model has none that can be rewired safely"
             )
         shrunk: list[str] = []
-        for seq, indices in chains:
-            for a, b in itertools.pairwise(indices):
-                first, second = seq[a], seq[b]
-                assert isinstance(first, nn.Linear) and isinstance(second, nn.Linear)
-                keep = max(1, first.out_features - round(self.amount * first.out_features))
-                if keep == first.out_features:
-                    continue
-                shrunk.append(f"{first.out_features}→{keep}")
-                seq[a], seq[b] = _shrink(first, second, keep)
+        for group in groups:
+            keep = max(1, group.width - round(self.amount * group.width))
+            if keep == group.width:
+                continue
+            shrunk.append(f"{group.consumer} {group.width}→{keep}")
+            _shrink_group(variant, group, keep)
         if not shrunk:
             raise RecipeNotApplicable(f"structured pruning at {self.amount:.0%} removes no neuron (layers too small)")
         try:
@@ -221,7 +186,7 @@ class StructuredPrune:
         except Exception as exc:  # a forward that depends on the hidden sizes: do not return a broken model
             raise RecipeNotApplicable(f"the model's forward breaks once its hidden layers shrink: {exc}") from exc
         tuned = self.fine_tune and _fine_tune(variant, ctx)
-        add_note(variant, "hidden widths " + ", ".join(shrunk))
+        add_note(variant, f"hidden widths ({found_by}): " + ", ".join(shrunk))
         if tuned:
             add_note(variant, "fine-tuned with train_fn after shrinking")
         return variant
