@@ -370,6 +370,50 @@ def test_structured_pruning_falls_back_to_the_module_tree(inputs: torch.Tensor) 
     assert any("(module tree)" in note for note in notes_of(variant))
 
 
+def conv_net() -> nn.Sequential:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 4, 3),
+            nn.Flatten(),
+            nn.Linear(4 * 2 * 2, OUT),
+        ).eval()
+
+
+def test_structured_pruning_removes_conv_channels_with_their_batchnorm() -> None:
+    model = conv_net()
+    with torch.no_grad():  # channels 1 and 5 never fire: zero filters, then BatchNorm maps 0 to -1, ReLU to 0
+        conv, norm = model[0], model[1]
+        assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and conv.bias is not None
+        conv.weight[[1, 5]] = 0.0
+        conv.bias[[1, 5]] = 0.0
+        assert norm.running_mean is not None and norm.running_var is not None
+        norm.running_mean.zero_()
+        norm.running_var.fill_(1.0)
+        norm.bias[[1, 5]] = -1.0
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    variant = StructuredPrune(0.25).apply(model, Context((x,)))
+    assert isinstance(variant, nn.Sequential)
+    first, kept_norm, second = variant[0], variant[1], variant[4]
+    assert isinstance(first, nn.Conv2d) and isinstance(kept_norm, nn.BatchNorm2d) and isinstance(second, nn.Conv2d)
+    assert (first.out_channels, kept_norm.num_features, second.in_channels) == (6, 6, 6)
+    assert first.weight.shape == (6, 3, 3, 3) and second.weight.shape == (4, 6, 3, 3)
+    assert kept_norm.running_mean is not None and kept_norm.running_mean.shape == (6,)
+    assert second.out_channels == 4  # flatten ends the next group
+    assert torch.allclose(run(variant, x), run(model, x), atol=1e-6)
+    assert run(model, x).shape == (4, OUT)
+
+
+def test_structured_pruning_leaves_grouped_convolutions_alone() -> None:
+    depthwise = nn.Sequential(nn.Conv2d(4, 4, 3, groups=4), nn.ReLU(), nn.Conv2d(4, 2, 1)).eval()
+    with pytest.raises(RecipeNotApplicable, match="none that can be rewired safely"):
+        StructuredPrune(0.5).apply(depthwise, Context((torch.randn(1, 4, 6, 6),)))
+
+
 @pytest.mark.parametrize(
     "model",
     [HiddenReused(), nn.Sequential(nn.Linear(IN, 8), nn.BatchNorm1d(8), nn.Linear(8, OUT)), nn.Linear(IN, OUT)],

@@ -1,10 +1,12 @@
-"""Which nn.Linear layers can lose hidden units together, read from the model's dataflow graph.
+"""Which nn.Linear (or convolution) layers can lose hidden units (channels) together, read from the dataflow graph.
 
 A *hidden group* is one consumer ``nn.Linear`` B whose input is computed, through element-wise operations only,
 from the outputs of one or more producer ``nn.Linear`` layers A₁…Aₖ whose outputs are used nowhere else: a
 transformer's feed-forward block ``ff_out(gelu(ff_in(x)))``, a gated one ``down(silu(gate(x)) * up(x))``, or two
 layers of an MLP. Removing hidden unit ``j`` removes row ``j`` (and bias ``j``) of every producer and column ``j``
 of B; what the remaining units compute is unchanged, so the layers really shrink and the model stays correct.
+Convolutions (groups=1) form groups the same way over their channels, through element-wise ops, per-channel
+pooling and BatchNorm layers (which lose the same channels).
 
 The graph comes from ``torch.export`` (non-strict) on the example inputs, so wiring inside a custom ``forward`` is
 seen rather than guessed from the module tree. A model that does not export (data-dependent Python control flow)
@@ -27,11 +29,13 @@ from wattwise.reduce.base import third_party_warnings
 
 @dataclass(frozen=True, slots=True)
 class HiddenGroup:
-    """Producers (module paths) whose ``width`` outputs feed, element-wise, the consumer's ``width`` inputs."""
+    """Producers (module paths) whose ``width`` outputs feed, element-wise, the consumer's ``width`` inputs;
+    ``norms``: BatchNorm modules on the way (convolutions only), which lose the same channels."""
 
     producers: tuple[str, ...]
     consumer: str
     width: int
+    norms: tuple[str, ...] = ()
 
 
 _ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
@@ -90,6 +94,20 @@ _UNARY = {
     "contiguous",
 }
 _BINARY = {"mul", "add", "sub", "div", "maximum", "minimum"}  # both operands from the group, or one a scalar
+# per-channel for convolutions (dim 1), but they would mix a Linear's hidden units (the last dim): conv only
+_CHANNELWISE = {
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+}
+_BATCH_NORMS = {"batch_norm", "_native_batch_norm_legit_no_training"}
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def hidden_groups(model: nn.Module, example_inputs: tuple[Any, ...]) -> tuple[list[HiddenGroup], str]:
@@ -103,29 +121,37 @@ def hidden_groups(model: nn.Module, example_inputs: tuple[Any, ...]) -> tuple[li
 def _from_graph(model: nn.Module, example_inputs: tuple[Any, ...]) -> list[HiddenGroup]:
     with third_party_warnings(), torch.no_grad():
         program = torch.export.export(model.eval(), tuple(example_inputs), strict=False)
-    parameters = program.graph_signature.inputs_to_parameters
+    owners = {**program.graph_signature.inputs_to_parameters, **program.graph_signature.inputs_to_buffers}
     graph = program.graph_module.graph
-    linear_ops = (torch.ops.aten.linear.default,)
+    layer_ops = (
+        torch.ops.aten.linear.default,
+        torch.ops.aten.conv1d.default,
+        torch.ops.aten.conv2d.default,
+        torch.ops.aten.conv3d.default,
+    )
+
+    def owner(arg: Any) -> str | None:
+        """The module path a parameter or buffer placeholder belongs to."""
+        if not isinstance(arg, torch.fx.Node) or arg.op != "placeholder" or arg.name not in owners:
+            return None
+        return str(owners[arg.name]).rpartition(".")[0]
 
     def module_of(node: torch.fx.Node) -> str | None:
-        """The nn.Linear path whose weight this aten.linear node reads, when it is a plain float Linear."""
+        """The layer whose weight this aten.linear/convNd node reads, when it is a plain float one (groups=1)."""
         weight = node.args[1] if len(node.args) > 1 else None
-        if not isinstance(weight, torch.fx.Node) or weight.op != "placeholder" or weight.name not in parameters:
+        path = owner(weight)
+        if path is None or not isinstance(weight, torch.fx.Node) or not owners[weight.name].endswith("weight"):
             return None
-        fqn = parameters[weight.name]
-        if not fqn.endswith(".weight") and fqn != "weight":
-            return None
-        path = fqn[: -len("weight")].rstrip(".")
         try:
             module = model.get_submodule(path)
         except AttributeError:
             return None
-        return path if _plain_linear(module) else None
+        return path if _plain_layer(module) else None
 
     linears: dict[torch.fx.Node, str] = {}
     uses: dict[str, int] = {}
     for node in graph.nodes:
-        if node.op == "call_function" and node.target in linear_ops:
+        if node.op == "call_function" and node.target in layer_ops:
             path = module_of(node)
             if path is not None:
                 linears[node] = path
@@ -137,30 +163,38 @@ def _from_graph(model: nn.Module, example_inputs: tuple[Any, ...]) -> list[Hidde
         source = consumer.args[0]
         if not isinstance(source, torch.fx.Node):
             continue
-        found = _trace_back(source, single)
+        conv = isinstance(model.get_submodule(consumer_path), _CONVS)
+        found = _trace_back(source, single, conv)
         if found is None:
             continue
-        producers, inner = found
+        producers, inner, norm_nodes = found
         members = inner | set(producers)
         if any(user not in members and user is not consumer for node in members for user in node.users):
             continue  # a hidden value is also used elsewhere (a residual, a second consumer): cannot shrink
-        widths = {_linear(model, single[p]).out_features for p in producers}
-        width = _linear(model, consumer_path).in_features
-        if widths != {width}:
+        if any(isinstance(model.get_submodule(single[p]), _CONVS) != conv for p in producers):
+            continue  # a convolution's channels (dim 1) are not a Linear's features (the last dim)
+        widths = {_width(model.get_submodule(single[p]), "out") for p in producers}
+        width = _width(model.get_submodule(consumer_path), "in")
+        norms = tuple(sorted({path for n in norm_nodes if (path := owner(n.args[1]) or owner(n.args[3]))}))
+        if len(norms) != len(norm_nodes) or widths != {width}:
+            continue
+        if not all(_norm_width(model.get_submodule(path)) == width for path in norms):
             continue
         paths = tuple(sorted({single[p] for p in producers}))
         if len(paths) != len(producers) or consumer_path in paths:
             continue
-        groups.append(HiddenGroup(paths, consumer_path, width))
+        groups.append(HiddenGroup(paths, consumer_path, width, norms))
     return groups
 
 
 def _trace_back(
-    node: torch.fx.Node, producers: dict[torch.fx.Node, str]
-) -> tuple[list[torch.fx.Node], set[torch.fx.Node]] | None:
-    """From a consumer's input back through element-wise ops to producer Linears: (producers, ops in between)."""
+    node: torch.fx.Node, producers: dict[torch.fx.Node, str], conv: bool
+) -> tuple[list[torch.fx.Node], set[torch.fx.Node], list[torch.fx.Node]] | None:
+    """From a consumer's input back through element-wise ops (and, for convolutions, per-channel pooling and
+    BatchNorm) to producer layers: (producers, ops in between, batch-norm nodes)."""
     found: list[torch.fx.Node] = []
     inner: set[torch.fx.Node] = set()
+    norms: list[torch.fx.Node] = []
     stack = [node]
     seen: set[torch.fx.Node] = set()
     while stack:
@@ -176,7 +210,12 @@ def _trace_back(
         name = _op_name(current.target)
         tensors = [a for a in (*current.args, *current.kwargs.values()) if isinstance(a, torch.fx.Node)]
         others = [a for a in (*current.args, *current.kwargs.values()) if not isinstance(a, torch.fx.Node)]
-        if name in _UNARY:
+        if conv and name in _BATCH_NORMS and isinstance(current.args[0], torch.fx.Node):
+            norms.append(current)
+            tensors = [current.args[0]]  # the others are the norm's own parameters and statistics
+        elif current.target is operator.getitem and current.args[1] == 0:
+            pass  # the output of a node returning (output, statistics...)
+        elif (conv and name in _CHANNELWISE) or name in _UNARY:
             if len(tensors) != 1:
                 return None
         elif name in _BINARY:
@@ -186,7 +225,7 @@ def _trace_back(
             return None
         inner.add(current)
         stack.extend(tensors)
-    return (found, inner) if found else None
+    return (found, inner, norms) if found else None
 
 
 def _op_name(target: Any) -> str:
@@ -198,10 +237,26 @@ def _op_name(target: Any) -> str:
     return ""
 
 
-def _linear(model: nn.Module, path: str) -> nn.Linear:
-    module = model.get_submodule(path)
-    assert isinstance(module, nn.Linear)
-    return module
+def _width(module: nn.Module, side: str) -> int:
+    if isinstance(module, nn.Linear):
+        return module.out_features if side == "out" else module.in_features
+    assert isinstance(module, _CONVS)
+    return module.out_channels if side == "out" else module.in_channels
+
+
+def _norm_width(module: nn.Module) -> int | None:
+    if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d):
+        return int(module.num_features)
+    return None
+
+
+def _plain_layer(module: nn.Module) -> bool:
+    """A Linear, or a Conv1d/2d/3d with groups=1, with plain float weights."""
+    if isinstance(module, _CONVS) and module.groups != 1:
+        return False
+    return _plain_linear(module) or (
+        isinstance(module, _CONVS) and type(module.weight) is nn.Parameter and module.weight.dtype.is_floating_point
+    )
 
 
 def _plain_linear(module: nn.Module) -> bool:

@@ -10,13 +10,15 @@
   producer nn.Linear layers whose outputs feed one consumer nn.Linear through element-wise operations only,
   found in the model's exported dataflow graph (a transformer's feed-forward block, a gated MLP, an MLP's
   layers), or from ``nn.Sequential`` runs when the model does not export. The units with the smallest L1 norm of
-  their producer weight rows go, with the matching consumer columns: the layers really shrink. Attention heads,
-  residual streams and convolution channels are not rewired (their sizes are read by code the module tree does
-  not show), so the recipe leaves those layers alone.
+  their producer weight rows go, with the matching consumer columns: the layers really shrink. Convolution
+  channels are pruned the same way (conv → BatchNorm/activation/pooling → conv, BatchNorm shrinking with them).
+  Attention heads and residual streams are not rewired (their sizes are read by code the graph walk does not
+  rewrite), so the recipe leaves those layers alone.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -114,30 +116,48 @@ def _replace(model: nn.Module, path: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent), child, module)
 
 
-def _shrink_group(model: nn.Module, group: HiddenGroup, keep: int) -> None:
-    """Keep the ``keep`` hidden units with the largest L1 norm summed over the producers' weight rows: those rows
-    (and biases) of every producer, the matching input columns of the consumer."""
-    producers: list[nn.Linear] = []
-    for path in group.producers:
-        module = model.get_submodule(path)
-        assert isinstance(module, nn.Linear)
-        producers.append(module)
-    consumer = model.get_submodule(group.consumer)
-    assert isinstance(consumer, nn.Linear)
+def _kept(module: nn.Module, index: torch.Tensor, dim: int) -> nn.Module:
+    """A copy of a Linear/Conv (``dim`` 0: outputs, 1: inputs) or a BatchNorm (channels) with only ``index``."""
+    new = copy.deepcopy(module)
+    count = int(index.numel())
     with torch.no_grad():
-        norms = torch.stack([p.weight.abs().sum(dim=1) for p in producers]).sum(dim=0)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            value = getattr(module, name, None)
+            if not isinstance(value, torch.Tensor) or (name == "bias" and dim == 1 and not _is_norm(module)):
+                continue  # a consumer keeps its whole bias (its outputs do not change)
+            sliced = value.index_select(0 if _is_norm(module) or name == "bias" else dim, index).clone()
+            if isinstance(value, nn.Parameter):
+                setattr(new, name, nn.Parameter(sliced, requires_grad=value.requires_grad))
+            else:
+                new.register_buffer(name, sliced)
+    if _is_norm(module):
+        setattr(new, "num_features", count)  # noqa: B010 - typed as a tensor attribute on nn.Module
+    elif isinstance(module, nn.Linear):
+        setattr(new, "out_features" if dim == 0 else "in_features", count)
+    else:
+        setattr(new, "out_channels" if dim == 0 else "in_channels", count)
+    return new
+
+
+def _is_norm(module: nn.Module) -> bool:
+    return isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d)
+
+
+def _shrink_group(model: nn.Module, group: HiddenGroup, keep: int) -> None:
+    """Keep the ``keep`` hidden units (channels) with the largest L1 norm summed over the producers' weights for
+    that unit: those outputs (and biases) of every producer, the matching channels of any BatchNorm between, and
+    the matching inputs of the consumer."""
+    producers = [model.get_submodule(path) for path in group.producers]
+    weights = [m.weight for m in producers if isinstance(m.weight, torch.Tensor)]
+    assert len(weights) == len(producers)
+    with torch.no_grad():
+        norms = torch.stack([w.detach().abs().flatten(1).sum(dim=1) for w in weights]).sum(dim=0)
         index = torch.topk(norms, keep).indices.sort().values
-        for path, old in zip(group.producers, producers, strict=True):
-            new = nn.Linear(old.in_features, keep, bias=old.bias is not None, dtype=old.weight.dtype)
-            new.weight.copy_(old.weight[index])
-            if old.bias is not None and new.bias is not None:
-                new.bias.copy_(old.bias[index])
-            _replace(model, path, new)
-        shrunk = nn.Linear(keep, consumer.out_features, bias=consumer.bias is not None, dtype=consumer.weight.dtype)
-        shrunk.weight.copy_(consumer.weight[:, index])
-        if consumer.bias is not None and shrunk.bias is not None:
-            shrunk.bias.copy_(consumer.bias)
-        _replace(model, group.consumer, shrunk)
+    for path, old in zip(group.producers, producers, strict=True):
+        _replace(model, path, _kept(old, index, 0))
+    for path in group.norms:
+        _replace(model, path, _kept(model.get_submodule(path), index, 0))
+    _replace(model, group.consumer, _kept(model.get_submodule(group.consumer), index, 1))
 
 
 @dataclass(frozen=True)
