@@ -41,19 +41,76 @@ def test_power_model_includes_hosts_and_matches_a_measured_v100() -> None:
     assert e.power_w_per_device.low < e.power_w_per_device.value < e.power_w_per_device.high
 
 
-def test_from_the_model_uses_6nd_and_mfu() -> None:
+def test_from_the_model_counts_6nd_attention_mfu_and_goodput() -> None:
     catalogue = HardwareCatalogue()
     peak = catalogue.peak_flops(catalogue.get("H100-SXM"), "bf16")
     e = estimate_training(
-        TrainingInputs(hardware="H100-SXM", params=8e9, tokens=1e12, mfu=0.5, pue=1.0, intensity_g_per_kwh=0)
+        TrainingInputs(
+            hardware="H100-SXM",
+            params=8e9,
+            tokens=1e12,
+            seq_len=8192,
+            mfu=0.5,
+            goodput=0.8,
+            pue=1.0,
+            intensity_g_per_kwh=0,
+        )
     )
-    assert e.flops == pytest.approx(6 * 8e9 * 1e12)
-    assert e.accelerator_hours.value == pytest.approx(6 * 8e9 * 1e12 / (peak * 0.5) / 3600)
+    # shape from N at d/L = 128: N = 12 · L · d² → d = (128 N / 12)^(1/3) ≈ 4,405, L ≈ 34.4 (Llama 3 8B: 4096 / 32)
+    width = (128 * 8e9 / 12) ** (1 / 3)
+    attention = 12 * (width / 128) * width * 8192 * 1e12
+    assert e.flops == pytest.approx(6 * 8e9 * 1e12 + attention)
+    assert attention / (6 * 8e9 * 1e12) == pytest.approx(8192 / (6 * width))  # the share is T / 6d, here 31 %
+    assert e.accelerator_hours.value == pytest.approx((6 * 8e9 * 1e12 + attention) / (peak * 0.5 * 0.8) / 3600)
+    assert e.goodput == 0.8
     moe = estimate_training(TrainingInputs(hardware="H100-SXM", params=47e9, active_params=13e9, tokens=1e12))
-    assert moe.flops == pytest.approx(6 * 13e9 * 1e12)
+    assert moe.flops is not None and 6 * 13e9 * 1e12 < moe.flops < 6 * 47e9 * 1e12  # active parameters only
     default = estimate_training(TrainingInputs(hardware="H100-SXM", params=8e9, tokens=1e12))
     assert default.accelerator_hours.low < default.accelerator_hours.value < default.accelerator_hours.high
     assert any("MFU 40.0%" in a and "Llama 3" in a for a in default.assumptions)
+    assert any("goodput 90%" in a and "Dubey" in a for a in default.assumptions)
+    assert any("context 4,096" in a for a in default.assumptions)
+    assert default.goodput == 0.9
+
+
+def test_goodput_is_not_applied_twice_to_an_mfu_from_a_whole_run() -> None:
+    catalogue = HardwareCatalogue()
+    peak = catalogue.peak_flops(catalogue.get("V100-SXM2-32GB"), "fp16")
+    # GPT-3's 21.3 % comes from its whole run's time, so its downtime is inside already
+    e = estimate_training(TrainingInputs(hardware="V100-SXM2-32GB", flops=3.14e23, dtype="fp16"))
+    assert e.accelerator_hours.value == pytest.approx(3.14e23 / (peak * 0.21) / 3600)
+    assert e.goodput == 1.0
+    assert any("already inside the MFU" in a for a in e.assumptions)
+    given = estimate_training(TrainingInputs(hardware="V100-SXM2-32GB", flops=3.14e23, dtype="fp16", goodput=0.5))
+    assert given.accelerator_hours.value == pytest.approx(2 * e.accelerator_hours.value)
+    timed = estimate_training(TrainingInputs(hardware="H100-SXM", accelerator_hours=1000, goodput=0.5))
+    assert timed.accelerator_hours.value == 1000 and timed.goodput is None
+    assert any("goodput ignored" in a for a in timed.assumptions)
+
+
+def test_energy_is_split_into_accelerators_and_hosts() -> None:
+    e = estimate_training(TrainingInputs(hardware="H100-SXM", accelerator_hours=1000, pue=1.5, intensity_g_per_kwh=0))
+    # the accelerator's own draw: 85 % of its 700 W TDP; the system: 76 % of the DGX H100's 10.2 kW / 8
+    assert e.accelerator_power_w.value == pytest.approx(0.85 * 700)
+    assert e.accelerator_energy_kwh.value == pytest.approx(1000 * 0.85 * 700 / 1000)
+    assert e.it_energy_kwh.value == pytest.approx(1000 * 0.76 * 10_200 / 8 / 1000)
+    assert e.host_energy_kwh.value == pytest.approx(e.it_energy_kwh.value - e.accelerator_energy_kwh.value)
+    assert e.energy_kwh.value == pytest.approx(e.it_energy_kwh.value * 1.5)
+    for part in (e.accelerator_energy_kwh, e.host_energy_kwh):
+        assert 0 < part.low <= part.value <= part.high
+    # TPU v4: Google's measured chip mean (170 W of a 378.5 W system, host included)
+    tpu = estimate_training(TrainingInputs(hardware="TPUv4", accelerator_hours=1000, pue=1.0, intensity_g_per_kwh=0))
+    assert tpu.accelerator_power_w.value == pytest.approx(170, rel=1e-3)
+    assert tpu.host_energy_kwh.value == pytest.approx((378.5 - tpu.accelerator_power_w.value) * 1000 / 1000)
+    # a given power is the device's unless host_overhead adds a host share
+    given = estimate_training(
+        TrainingInputs(hardware="H100-SXM", accelerator_hours=10, power_w=600, host_overhead=0.5, pue=1.0)
+    )
+    assert given.accelerator_energy_kwh.value == pytest.approx(6.0)
+    assert given.host_energy_kwh.value == pytest.approx(3.0)
+    # the accelerator alone never exceeds the measured system power (TPU v2: 85 % of 280 W > 221 W measured)
+    v2 = estimate_training(TrainingInputs(hardware="TPUv2", accelerator_hours=10))
+    assert v2.accelerator_power_w.value == pytest.approx(221) and v2.host_energy_kwh.value == pytest.approx(0)
 
 
 def test_every_total_has_a_range_around_it() -> None:
@@ -97,6 +154,9 @@ def test_cost_and_water() -> None:
     ("changes", "message"),
     [
         ({"mfu": 1.2}, "mfu is a fraction"),
+        ({"goodput": 0.0, "flops": 1e20}, "goodput is the share"),
+        ({"goodput": 1.5, "flops": 1e20}, "goodput is the share"),
+        ({"seq_len": -4096, "params": 1e9, "tokens": 1e9}, "seq_len must be a positive"),
         ({"pue": 0.8}, "pue must be between"),
         ({"devices": -1, "hours": 1}, "devices must be a positive"),
         ({"hours": 5}, "hours needs devices"),
@@ -226,6 +286,15 @@ def test_cli_json_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "energy_wh_per_1k_tokens" in json.loads(capsys.readouterr().out)
     assert main(["estimate", "training", "--hardware", "Z80", "--devices", "1", "--hours", "1"]) == 2
     assert "unknown hardware" in capsys.readouterr().err.lower()
+    args = ["estimate", "training", "--hardware", "H100-SXM", "--params", "7e9", "--tokens", "1e12", "--json"]
+    assert main([*args, "--goodput", "1", "--seq-len", "2048"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert whole["goodput"] == 1.0 and whole["inputs"]["seq_len"] == 2048
+    assert whole["it_energy_kwh"] == pytest.approx(whole["accelerator_energy_kwh"] + whole["host_energy_kwh"])
+    assert main([*args, "--goodput", "0.5", "--seq-len", "2048"]) == 0
+    assert json.loads(capsys.readouterr().out)["accelerator_hours"] == pytest.approx(2 * whole["accelerator_hours"])
+    assert main([*args, "--goodput", "2"]) == 2
+    assert "goodput" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -192,3 +192,49 @@ def test_benchmark_reports_an_unknown_hardware_row_and_goes_on(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert "bogus: mode a: estimate failed" in result.stdout
     assert "n=1," in result.stdout  # the good row still counted
+
+
+def _benchmark_module() -> object:
+    spec = importlib.util.spec_from_file_location("estimate_validation", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["estimate_validation"] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_only_publications_are_set_against_the_accelerator_part(tmp_path: Path) -> None:
+    error = _estimate_module_error()
+    if error is not None:
+        pytest.skip(f"wattwise.estimate.model is not importable yet ({error})")
+    from wattwise.estimate.model import TrainingInputs, estimate_training
+
+    bench = _benchmark_module()
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        run="gpu-only",
+        source="test",
+        hardware="H100-SXM",
+        host_included="no",
+        power_measured="yes",
+        pue_published="1.2",
+        energy_mwh_published="100",
+        energy_scope="it",
+        params="7e9",
+        tokens="1e12",
+    )
+    path = tmp_path / "runs.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerow(row)
+    (run,) = bench.load_runs(path)  # type: ignore[attr-defined]
+    b = bench.mode_b(run, estimate_training)  # type: ignore[attr-defined]
+    e = estimate_training(TrainingInputs(hardware="H100-SXM", params=7e9, tokens=1e12, pue=1.2))
+    assert b.accelerator_only
+    assert b.energy_mwh == pytest.approx(e.accelerator_energy_kwh.value / 1000)  # IT scope, accelerators only
+    assert b.system_err == pytest.approx((e.it_energy_kwh.value / 1000 - 100) / 100 * 100)
+    plain = bench.mode_b(run, estimate_training, goodput=1.0)  # type: ignore[attr-defined]
+    assert plain.energy_mwh == pytest.approx(b.energy_mwh * 0.9)  # the ablation undoes goodput
+    dense = bench.mode_b(run, estimate_training, dense_only=True)  # type: ignore[attr-defined]
+    assert dense.energy_mwh < b.energy_mwh  # and the attention FLOPs

@@ -25,6 +25,17 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--tokens", type=float, help="training tokens, e.g. 2e12")
     t.add_argument("--flops", type=float, help="total training FLOPs, instead of 6 × params × tokens")
     t.add_argument("--mfu", type=float, help="model FLOPs utilisation, 0-1 (default: by hardware, with source)")
+    t.add_argument(
+        "--goodput",
+        type=float,
+        help="share of the held accelerator time that advances training, 0-1 (default 0.9, with source; "
+        "give 1 when --mfu already comes from the whole run's time)",
+    )
+    t.add_argument(
+        "--seq-len",
+        type=int,
+        help="training context in tokens, for the attention FLOPs (default 4096, with a 2048-8192 range)",
+    )
     t.add_argument("--dtype", default="bf16", help="precision of the peak FLOPS (default bf16)")
     t.add_argument("--power-w", type=float, help="average power per device if known (replaces the power model)")
     t.add_argument("--host-overhead", type=float, help="with --power-w: host power as a fraction of it")
@@ -82,6 +93,8 @@ def handle_training(args: argparse.Namespace) -> int:
         tokens=args.tokens,
         flops=args.flops,
         mfu=args.mfu,
+        goodput=args.goodput,
+        seq_len=args.seq_len,
         dtype=args.dtype,
         power_w=args.power_w,
         host_overhead=args.host_overhead,
@@ -103,6 +116,8 @@ def handle_training(args: argparse.Namespace) -> int:
         rows = [
             ("accelerator-hours", estimate.accelerator_hours, ""),
             ("energy", estimate.energy_kwh, "kWh"),
+            ("  accelerators (IT)", estimate.accelerator_energy_kwh, "kWh"),
+            ("  hosts (IT)", estimate.host_energy_kwh, "kWh"),
             ("operational", estimate.operational_co2e_kg, "kg CO2e"),
             ("embodied", estimate.embodied_co2e_kg, "kg CO2e"),
             ("total", estimate.total_co2e_kg, "kg CO2e"),

@@ -1,12 +1,23 @@
 """Training footprint before the run: FLOPs → accelerator-hours → energy → emissions, embodied carbon, water, cost.
 
-- FLOPs: given, or ``6 · N · D`` (Kaplan et al. 2020; N = active parameters for mixture-of-experts, D = tokens).
-- Accelerator-hours: given (devices × hours, or accelerator_hours), or FLOPs ÷ (dense peak FLOP/s × MFU). MFU,
-  the share of peak a large training run sustains, defaults by hardware generation from published runs (see
-  ``_MFU``); ``--mfu`` overrides it.
+- FLOPs: given, or ``6 · N · D`` (Kaplan et al. 2020; N = active parameters for mixture-of-experts, D = tokens)
+  plus the attention's ``12 · L · d · T · D`` (Chowdhery et al. 2022, PaLM, App. B: L layers, width d, context T).
+  The MFU figures below count attention FLOPs this way, so hours from ``6 · N · D`` alone would come out short,
+  most for small models with long contexts. L and d come from N at the aspect ratio d / L = 128 of the common
+  decoder families (GPT-3 175B: 12288 / 96; Llama 2 7B and 3 8B: 4096 / 32; Llama 3 405B: 16384 / 126), with
+  N ≈ 12 · L · d²; the context defaults to 4,096 tokens (an assumption, range 2,048-8,192; ``seq_len`` sets it).
+- Accelerator-hours: given (devices × hours, or accelerator_hours), or FLOPs ÷ (dense peak FLOP/s × MFU × goodput).
+  MFU, the share of peak a large training run sustains while it runs, defaults by hardware generation from
+  published runs (see ``_MFU``); ``--mfu`` overrides it. Goodput is the share of the accelerator time a job holds
+  that advances training: the rest goes to failures and restarts, repeated steps after a rollback, checkpointing and
+  evaluation, which published accelerator-hours include and a throughput MFU does not. Llama 3's pre-training kept
+  "higher than 90 % effective training time" (Dubey et al. 2024, Sec. 3.3.4), so the default is 0.9 (range 0.8-0.95,
+  an assumption). An MFU computed from a whole run's time (GPT-3 on V100) already has it inside; a given ``--mfu``
+  is taken as a throughput figure, as training logs report it.
 - Energy: accelerator-hours × average system power per accelerator (``wattwise.estimate.power``: measured
-  draw is well under TDP, and hosts add power) × PUE. ``power_w`` overrides the power model: it is then taken as
-  everything per device unless ``host_overhead`` adds a share for hosts.
+  draw is well under TDP, and hosts add power) × PUE, reported both whole and split into the accelerators' own
+  draw (what NVML reads) and the hosts'. ``power_w`` overrides the power model: it is then taken as
+  everything per device (all of it the accelerator's) unless ``host_overhead`` adds a share for hosts.
 - Operational emissions: facility energy × grid intensity (given, or the region's annual figure).
 - Embodied: each accelerator's and its share of the server's manufacturing emissions, amortised over the
   hardware's life, for the hours the job holds it.
@@ -24,15 +35,23 @@ from typing import Any
 
 from wattwise.errors import ConfigError
 from wattwise.estimate.hardware import Hardware, HardwareCatalogue
-from wattwise.estimate.power import system_power
+from wattwise.estimate.power import accelerator_power, system_power
 from wattwise.records import Range
 
 HOURS_PER_YEAR = 8760.0
 
-# MFU by hardware family: (default, low, high, source). Published model-FLOPs utilisation of large runs.
+# MFU by hardware family: (default, low, high, source). Published model-FLOPs utilisation of large runs, while
+# they run (throughput), except where the source is a whole run's time (_WHOLE_RUN_MFU), which has downtime inside.
 _MFU: tuple[tuple[str, float, float, float, str], ...] = (
     ("P100", 0.21, 0.15, 0.30, "assumed as V100 (no published large-scale P100 MFU)"),
-    ("V100", 0.21, 0.15, 0.35, "GPT-3 on V100: 21.3 % MFU (Chowdhery et al. 2022, PaLM, Table 3)"),
+    (
+        "V100",
+        0.21,
+        0.15,
+        0.35,
+        "GPT-3 on V100: 21.3 % MFU (Chowdhery et al. 2022, PaLM, Table 3), from the whole run's time (14.8 days on "
+        "10,000 V100s, Patterson et al. 2021)",
+    ),
     ("TPUV2", 0.325, 0.2, 0.45, "assumed as TPU v3"),
     ("TPUV3", 0.325, 0.2, 0.45, "Gopher on TPU v3: 32.5 % MFU (Chowdhery et al. 2022, Table 3)"),
     ("TPUV4", 0.462, 0.35, 0.55, "PaLM on TPU v4: 46.2 % MFU (Chowdhery et al. 2022)"),
@@ -48,6 +67,15 @@ _MFU: tuple[tuple[str, float, float, float, str], ...] = (
     ("H200", 0.40, 0.30, 0.50, "assumed as H100"),
 )
 _MFU_DEFAULT = (0.35, 0.25, 0.50, "ASSUMPTION: no published large-scale MFU for this hardware")
+SEQ_LEN = (4096, 2048, 8192, "ASSUMPTION: the common pre-training context of 2023-2025 decoders")
+ASPECT_RATIO = 128.0  # d_model / n_layers of GPT-3, Llama 2/3 (see the module docstring)
+_WHOLE_RUN_MFU = ("P100", "V100")  # families whose default MFU already includes a run's downtime
+GOODPUT = (
+    0.90,
+    0.80,
+    0.95,
+    "Llama 3 pre-training: higher than 90 % effective training time (Dubey et al. 2024, Sec. 3.3.4); range assumed",
+)
 
 # Embodied carbon when the catalogue has none (kg CO2e), and server share per accelerator
 _GPU_EMBODIED_KG = (150.0, "Luccioni et al. 2022 (BLOOM) estimate for an A100 GPU")
@@ -76,6 +104,8 @@ class TrainingInputs:
     tokens: float | None = None
     flops: float | None = None
     mfu: float | None = None
+    goodput: float | None = None
+    seq_len: int | None = None
     dtype: str = "bf16"
     power_w: float | None = None
     host_overhead: float | None = None
@@ -86,13 +116,25 @@ class TrainingInputs:
     price_usd_per_device_hour: float | None = None
 
     def validate(self) -> None:
-        positive = ("devices", "hours", "accelerator_hours", "params", "active_params", "tokens", "flops", "power_w")
+        positive = (
+            "devices",
+            "hours",
+            "accelerator_hours",
+            "params",
+            "active_params",
+            "tokens",
+            "flops",
+            "power_w",
+            "seq_len",
+        )
         for name in positive:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive number (got {value})")
         if self.mfu is not None and not (0 < self.mfu <= 1):
             raise ConfigError(f"mfu is a fraction of peak: between 0 and 1 (got {self.mfu})")
+        if self.goodput is not None and not (0 < self.goodput <= 1):
+            raise ConfigError(f"goodput is the share of held time that advances training: 0 to 1 (got {self.goodput})")
         if self.pue is not None and not (1.0 <= self.pue <= 5.0):
             raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue})")
         if self.host_overhead is not None and not (0 <= self.host_overhead <= 5):
@@ -122,6 +164,9 @@ class Estimate:
     """A footprint with its range and every assumption it rests on."""
 
     energy_kwh: Range
+    it_energy_kwh: Range
+    accelerator_energy_kwh: Range
+    host_energy_kwh: Range
     operational_co2e_kg: Range
     embodied_co2e_kg: Range
     total_co2e_kg: Range
@@ -132,6 +177,8 @@ class Estimate:
     cost_usd: Range | None
     flops: float | None
     power_w_per_device: Range
+    accelerator_power_w: Range
+    goodput: float | None
     pue: float
     intensity_g_per_kwh: float
     region: str
@@ -141,6 +188,9 @@ class Estimate:
     def to_dict(self) -> dict[str, Any]:
         totals = (
             "energy_kwh",
+            "it_energy_kwh",
+            "accelerator_energy_kwh",
+            "host_energy_kwh",
             "operational_co2e_kg",
             "embodied_co2e_kg",
             "total_co2e_kg",
@@ -158,6 +208,8 @@ class Estimate:
         data.update(
             flops=self.flops,
             power_w_per_device=self.power_w_per_device.to_dict(),
+            accelerator_power_w=self.accelerator_power_w.to_dict(),
+            goodput=self.goodput,
             pue=self.pue,
             intensity_g_per_kwh=self.intensity_g_per_kwh,
             region=self.region,
@@ -183,12 +235,29 @@ def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | 
 
     # -- compute: FLOPs and accelerator-hours --------------------------------------------------------------
     flops = inputs.flops
+    flops_range = (flops, flops)
     if flops is None and inputs.tokens is not None and (inputs.active_params or inputs.params):
         n = inputs.active_params or inputs.params
         assert n is not None
-        flops = 6.0 * n * inputs.tokens
         kind = "active parameters" if inputs.active_params else "parameters"
-        notes.append(f"FLOPs = 6 × {n:.3g} {kind} × {inputs.tokens:.3g} tokens = {flops:.3g} (Kaplan et al. 2020)")
+        dense = 6.0 * n * inputs.tokens
+        width = (ASPECT_RATIO * n / 12.0) ** (1 / 3)  # N = 12 · L · d² and L = d / ASPECT_RATIO
+        layers = width / ASPECT_RATIO
+        seq, seq_low, seq_high = (inputs.seq_len,) * 3 if inputs.seq_len else SEQ_LEN[:3]
+        attention = 12.0 * layers * width * seq * inputs.tokens
+        flops = dense + attention
+        flops_range = (dense + attention * seq_low / seq, dense + attention * seq_high / seq)
+        notes.append(
+            f"FLOPs = 6 × {n:.3g} {kind} × {inputs.tokens:.3g} tokens (Kaplan et al. 2020) + attention 12 × "
+            f"{layers:.0f} layers × width {width:,.0f} × context {seq:,} × tokens (PaLM App. B; shape from the "
+            f"parameters at d/L = {ASPECT_RATIO:g}) = {flops:.3g}"
+            + (
+                ""
+                if inputs.seq_len
+                else f"; context {SEQ_LEN[0]:,} (range {SEQ_LEN[1]:,}-{SEQ_LEN[2]:,}): {SEQ_LEN[3]}"
+            )
+        )
+    used_goodput: float | None = None  # only where FLOPs had to become hours
     if inputs.accelerator_hours is not None:
         hours = Range(inputs.accelerator_hours, inputs.accelerator_hours, inputs.accelerator_hours)
         notes.append(f"accelerator-hours as given: {inputs.accelerator_hours:,.0f}")
@@ -199,34 +268,59 @@ def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | 
     else:
         assert flops is not None
         peak = (catalogue or HardwareCatalogue()).peak_flops(hw, inputs.dtype)
+        whole_run = False
         if inputs.mfu is not None:
             mfu = Range(inputs.mfu, inputs.mfu, inputs.mfu)
-            notes.append(f"MFU {inputs.mfu:.0%} as given")
+            notes.append(f"MFU {inputs.mfu:.0%} as given (taken as a throughput figure, as training logs report it)")
         else:
             value, low, high, source = _family(hw, _MFU)
             mfu = Range(value, low, high)
             notes.append(f"MFU {value:.1%} (range {low:.0%}-{high:.0%}): {source}")
-        per_hour = peak * 3600.0
-        hours = Range(flops / (per_hour * mfu.value), flops / (per_hour * mfu.high), flops / (per_hour * mfu.low))
-        notes.append(f"accelerator-hours = FLOPs ÷ ({peak / 1e12:,.0f} TFLOP/s dense {inputs.dtype} × MFU)")
+            whole_run = hw.name.upper().startswith(_WHOLE_RUN_MFU)
+        if inputs.goodput is not None:
+            goodput = Range(inputs.goodput, inputs.goodput, inputs.goodput)
+            notes.append(f"goodput {inputs.goodput:.0%} as given")
+        elif whole_run:
+            goodput = Range(1.0, 1.0, 1.0)
+            notes.append("goodput: already inside the MFU, which comes from a whole run's time")
+        else:
+            goodput = Range(*GOODPUT[:3])
+            notes.append(
+                f"goodput {GOODPUT[0]:.0%} (range {GOODPUT[1]:.0%}-{GOODPUT[2]:.0%}) of the held accelerator time "
+                f"advances training: {GOODPUT[3]}"
+            )
+        rate = peak * 3600.0 * mfu.value * goodput.value
+        fast = peak * 3600.0 * mfu.high * goodput.high
+        slow = peak * 3600.0 * mfu.low * goodput.low
+        low_flops, high_flops = flops_range
+        assert low_flops is not None and high_flops is not None
+        hours = Range(flops / rate, low_flops / fast, high_flops / slow)
+        used_goodput = goodput.value
+        notes.append(f"accelerator-hours = FLOPs ÷ ({peak / 1e12:,.0f} TFLOP/s dense {inputs.dtype} × MFU × goodput)")
 
     # -- power per accelerator ----------------------------------------------------------------------------
     if inputs.power_w is not None:
         overhead = inputs.host_overhead or 0.0
         watts = inputs.power_w * (1 + overhead)
         power = Range(watts, watts, watts)
+        device = Range(inputs.power_w, inputs.power_w, inputs.power_w)
         notes.append(
             f"power {inputs.power_w:g} W per device as given"
             + (f", + {overhead:.0%} for hosts" if overhead else " (taken as everything per device)")
         )
     else:
         model = system_power(hw)
+        own = accelerator_power(hw)
         if inputs.host_overhead is not None:
             notes.append(f"host_overhead {inputs.host_overhead:.0%} ignored: the power model already includes hosts")
         power = Range(model.watts, model.low, model.high)
+        device = Range(own.watts, own.low, own.high)
         notes.append(
             f"power {model.watts:,.0f} W per accelerator, hosts included ({model.low:,.0f}-{model.high:,.0f}"
             f" W): {model.basis}"
+        )
+        notes.append(
+            f"of which the accelerator itself {own.watts:,.0f} W ({own.low:,.0f}-{own.high:,.0f} W): {own.basis}"
         )
 
     # -- facility and grid -----------------------------------------------------------------------------------
@@ -258,6 +352,10 @@ def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | 
         )
 
     it_kwh = Range(hours.value * power.value / 1000, hours.low * power.low / 1000, hours.high * power.high / 1000)
+    device_kwh = Range(
+        hours.value * device.value / 1000, hours.low * device.low / 1000, hours.high * device.high / 1000
+    )
+    host_kwh = Range(it_kwh.value - device_kwh.value, it_kwh.low - device_kwh.low, it_kwh.high - device_kwh.high)
     energy = Range(it_kwh.value * pue.value, it_kwh.low * pue.low, it_kwh.high * pue.high)
     operational = Range(
         energy.value * intensity.value / 1000, energy.low * intensity.low / 1000, energy.high * intensity.high / 1000
@@ -292,12 +390,17 @@ def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | 
     time_given = inputs.accelerator_hours is not None or (inputs.devices is not None and inputs.hours is not None)
     if inputs.mfu is not None and time_given:
         notes.append("mfu ignored: the accelerator time was given, so no FLOPs had to be converted into hours")
+    if inputs.goodput is not None and time_given:
+        notes.append("goodput ignored: the accelerator time was given, downtime included")
     for name, r in (("energy", energy), ("emissions", total), ("water", water)):
         if not all(math.isfinite(x) for x in (r.value, r.low, r.high)):
             raise ConfigError(f"the {name} estimate overflows: check the inputs' orders of magnitude")
 
     return Estimate(
         energy_kwh=energy,
+        it_energy_kwh=it_kwh,
+        accelerator_energy_kwh=device_kwh,
+        host_energy_kwh=host_kwh,
         operational_co2e_kg=operational,
         embodied_co2e_kg=embodied,
         total_co2e_kg=total,
@@ -308,6 +411,8 @@ def estimate_training(inputs: TrainingInputs, *, catalogue: HardwareCatalogue | 
         cost_usd=cost,
         flops=flops,
         power_w_per_device=power,
+        accelerator_power_w=device,
+        goodput=used_goodput,
         pue=pue.value,
         intensity_g_per_kwh=intensity.value,
         region=region.code,

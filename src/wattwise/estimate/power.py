@@ -17,6 +17,16 @@ TDP (the DGX H100 ratio; DGX-1: 1.46, DGX A100: 2.03) — an assumption, stated 
 TPUs: Google publishes measured system power per chip, which is used directly (Patterson et al. 2021 Table 3:
 TPU v3 283 W, host included, and TPU v2 221 W; PaLM, Chowdhery et al. 2022: TPU v4 378.5 W per chip
 including host, as reported by Patterson et al. 2022).
+
+The accelerators' own share (what a GPU-only meter such as NVML reads) is modelled separately, so an estimate can
+say how much of the energy is accelerators and how much hosts, and so it can be set beside publications that
+report GPU energy only. Two published facts shape it: in LLM training iterations the GPUs' peak draw reaches or
+exceeds their TDP, with troughs in the communication phases (Patel et al. 2024, "Characterizing Power Management
+Opportunities for LLMs in the Cloud", ASPLOS '24); and training accelerators average 84-89 % of their peak draw
+(Google Cloud's measured TPU v3 min/mean/max 123/220/262 W and TPU v4 90/170/192 W). So a GPU averages
+``0.85 × TDP`` while training (range 0.70-0.95: 0.95 where it sits at its peak; 0.70, an assumption, for
+communication-bound phases), never more than the system power above. Where the catalogue has a published
+device-level measured mean (TPU v3, v4: ``avg_power_fraction``), that is used.
 """
 
 from __future__ import annotations
@@ -30,6 +40,11 @@ NODE_DRAW_FRACTION = 0.76  # Newkirk et al. 2025: intensive training at 76 % of 
 NODE_DRAW_LOW = 0.60  # ASSUMPTION: lighter, communication-bound phases; stated, not published
 NODE_DRAW_HIGH = 0.82  # Latif et al. 2025: 8.4 kW of 10.2 kW, the highest draw observed
 DEFAULT_NODE_RATIO = 10_200 / 5_600  # ASSUMPTION: the DGX H100 node rating over its GPUs' TDP
+# accelerator-only draw while training, as a fraction of TDP: peak ≈ TDP (Patel et al. 2024) × mean/peak 0.84-0.89
+# (Google Cloud TPU v3 220/262 W, TPU v4 170/192 W)
+ACCELERATOR_DRAW_FRACTION = 0.85
+ACCELERATOR_DRAW_LOW = 0.70  # ASSUMPTION: communication-bound training
+ACCELERATOR_DRAW_HIGH = 0.95  # at its peak, which Patel et al. 2024 find at or above TDP
 
 # (node rating in W, accelerators per node, source) by family prefix of the catalogue's canonical name
 _NODES: tuple[tuple[str, float, int, str], ...] = (
@@ -83,4 +98,27 @@ def system_power(hw: Hardware) -> DevicePower:
         NODE_DRAW_HIGH * share,
         f"{NODE_DRAW_FRACTION:.0%} of an assumed node rating of {DEFAULT_NODE_RATIO:.2f} × TDP ({hw.tdp_w:g} W) per "
         "accelerator (no published node rating for this device; Newkirk et al. 2025 for the 76 %)",
+    )
+
+
+def accelerator_power(hw: Hardware) -> DevicePower:
+    """The accelerator's own average draw while training (no host share), never above :func:`system_power`."""
+    system = system_power(hw)
+    if hw.avg_power_fraction is not None and hw.tdp_w is not None:  # a published device-level measured mean
+        watts = min(hw.avg_power_fraction * hw.tdp_w, system.watts)
+        return DevicePower(watts, watts * 0.9, min(watts * 1.1, system.high), f"{hw.avg_power_source} (±10 %, assumed)")
+    if hw.tdp_w is None:
+        return DevicePower(
+            system.watts, system.low, system.high, f"no TDP published for {hw.name}: the whole system power"
+        )
+    tdp = hw.tdp_w
+    capped = ACCELERATOR_DRAW_FRACTION * tdp > system.watts
+    return DevicePower(
+        min(ACCELERATOR_DRAW_FRACTION * tdp, system.watts),
+        min(ACCELERATOR_DRAW_LOW * tdp, system.low),
+        min(ACCELERATOR_DRAW_HIGH * tdp, system.high),
+        f"{ACCELERATOR_DRAW_FRACTION:.0%} of its {tdp:g} W TDP (range {ACCELERATOR_DRAW_LOW:.0%}-"
+        f"{ACCELERATOR_DRAW_HIGH:.0%}): training peaks reach TDP (Patel et al. 2024) and average 84-89 % of the "
+        "peak (Google Cloud TPU v3/v4 measured mean/max)"
+        + (", capped at the measured system power, which it cannot exceed" if capped else ""),
     )

@@ -16,6 +16,8 @@ def _rows(e: Estimate) -> list[tuple[str, str, str]]:
     rows = [
         ("Accelerator-hours", *_fmt(e.accelerator_hours, 0)),
         ("Energy (kWh, facility)", *_fmt(e.energy_kwh, 0)),
+        ("of which accelerators, before PUE (kWh)", *_fmt(e.accelerator_energy_kwh, 0)),
+        ("of which hosts, before PUE (kWh)", *_fmt(e.host_energy_kwh, 0)),
         ("Operational emissions (kg CO2e)", *_fmt(e.operational_co2e_kg)),
         ("Embodied emissions (kg CO2e)", *_fmt(e.embodied_co2e_kg)),
         ("Total emissions (kg CO2e)", *_fmt(e.total_co2e_kg)),
