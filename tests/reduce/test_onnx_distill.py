@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +297,20 @@ def test_onnx_dynamo_exporter_where_onnxscript_is_installed(model: nn.Module, ct
     x = torch.randn(5, 32)  # another batch size than the example's
     with torch.no_grad():
         torch.testing.assert_close(variant(x), model(x), atol=1e-5, rtol=1e-4)
+
+
+def test_reduce_range_follows_the_cpu_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from wattwise.reduce.recipes.onnx import _needs_reduce_range
+
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    vnni = tmp_path / "vnni"
+    vnni.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni\n")
+    assert _needs_reduce_range(avx2) is True
+    assert _needs_reduce_range(vnni) is False
+    assert _needs_reduce_range(tmp_path / "missing") is False
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert _needs_reduce_range(avx2) is False

@@ -127,15 +127,20 @@ def _count(model: nn.Module, types: tuple[type[nn.Module], ...]) -> int:
     return sum(1 for m in model.modules() if isinstance(m, types))
 
 
-def _torchao_int8_dynamic(model: nn.Module) -> None:
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-
+def _cpu_needs_reduce_range() -> bool:
+    """True on CPUs without VNNI, whose u8×s8 int8 kernels saturate with full-range activations (torchao's check)."""
     try:
         from torchao.utils import should_reduce_range
 
-        reduce_range = bool(should_reduce_range(torch.device("cpu")))  # CPUs without VNNI overflow otherwise
+        return bool(should_reduce_range(torch.device("cpu")))
     except ImportError:
-        reduce_range = False
+        return False
+
+
+def _torchao_int8_dynamic(model: nn.Module) -> None:
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    reduce_range = _cpu_needs_reduce_range()
     config = Int8DynamicActivationInt8WeightConfig(set_inductor_config=False, reduce_range=reduce_range)
     with third_party_warnings():
         quantize_(model, config)
@@ -324,7 +329,10 @@ class Int8Static:
             return source, _export(source, ctx.example_inputs)
 
         (source, graph), why = _tables_or_not(export, self.embeddings)
-        quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+        reduce_range = _cpu_needs_reduce_range()  # 7-bit activations on CPUs without VNNI, as the quantizer advises
+        quantizer = X86InductorQuantizer().set_global(
+            get_default_x86_inductor_quantization_config(reduce_range=reduce_range)
+        )
         seen = 0
         with third_party_warnings():
             prepared = prepare_pt2e(graph, quantizer)
@@ -343,6 +351,8 @@ class Int8Static:
         for note in (*notes_of(source), *([why] if why else [])):
             add_note(variant, note)
         add_note(variant, f"PT2E X86InductorQuantizer, calibrated on {seen} batch(es); {dropped} fp32 copies dropped")
+        if reduce_range:
+            add_note(variant, "reduced int8 activation range (this CPU has no VNNI)")
         if not self.compile:
             add_note(variant, "eager PT2E runs quantize/dequantize around fp32 ops: slower than fp32 without compile")
             return variant
