@@ -187,7 +187,7 @@ def test_run_without_a_command_is_a_usage_error(isolated_env: Path) -> None:
 
 def test_a_store_that_fails_at_the_end_still_returns_the_commands_code(isolated_env: Path) -> None:
     from tests.fakes.power import ConstantPowerSource, FakeHost
-    from tests.measure.test_tracker import FailingStore
+    from tests.fakes.store import FailingStore
     from wattwise.config import Settings
     from wattwise.measure.runner import run_command
     from wattwise.measure.tracker import Tracker

@@ -39,7 +39,7 @@ def test_config_in_home_is_read(isolated_env: Path) -> None:
     [
         ("regoin = 'DE'", "did you mean 'region'"),
         ("pue = 'high'", "pue from .* must be float"),
-        ("pue = 0.8", "pue must be between 1.0"),
+        ("pue = 0.8", "pue must be between 1 and 5"),
         ("interval_s = 0", "interval_s must be between"),
         ("attribution = 'mine'", "attribution must be one of"),
         ("epochs = 2.5", "epochs from .* must be int"),

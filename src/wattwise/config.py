@@ -9,7 +9,6 @@ came from and what would be valid.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wattwise import validate
 from wattwise.errors import ConfigError
 
 ATTRIBUTIONS = ("process", "machine")
@@ -80,6 +80,7 @@ class Settings:
     watttime_password: str | None = field(default=None, repr=False)  # also WATTTIME_PASSWORD
     offline: bool = False  # never touch the network: cached or packaged data only
     http_timeout_s: float = 10.0
+    kill_grace_s: float = 10.0  # `wattwise run`: SIGKILL the command this long after forwarding SIGTERM/SIGHUP
 
     @property
     def db_url(self) -> str:
@@ -98,6 +99,9 @@ class Settings:
         path = config_file if config_file is not None else _config_path(env)
         if path.is_file():
             values.update(_read_file(path))
+        elif path.exists() or path.is_symlink():
+            kind = "a directory" if path.is_dir() else "not a regular file (or a broken link)"
+            raise ConfigError(f"config file {path} is {kind}; make it a TOML file, or point WATTWISE_CONFIG elsewhere")
         elif config_file is not None or env.get("WATTWISE_CONFIG"):
             raise ConfigError(f"config file {path} does not exist; create it or unset WATTWISE_CONFIG")
         for var, name in _PROVIDER_ENV.items():  # the providers' own variable names, below WATTWISE_*
@@ -114,37 +118,25 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.pue is not None and not (math.isfinite(self.pue) and 1.0 <= self.pue <= 5.0):
-            raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue}); 1.0 means no facility overhead")
-        if self.wue_l_per_kwh is not None and not (math.isfinite(self.wue_l_per_kwh) and 0 <= self.wue_l_per_kwh <= 20):
-            raise ConfigError(f"wue_l_per_kwh must be between 0 and 20 litres per kWh (got {self.wue_l_per_kwh})")
-        if not (0.01 <= self.interval_s <= 10.0):
-            raise ConfigError(
-                f"interval_s must be between 0.01 and 10 seconds (got {self.interval_s}); samples reach the store "
-                "at least every 10 s"
-            )
-        if not (self.interval_s <= self.flush_s <= 10.0):
+        """Every value in its plausible range (the shared bounds of :mod:`wattwise.validate`) and consistent."""
+        for name, bounds in _BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not bounds.contains(float(value)):
+                raise ConfigError(bounds.message(value))
+        if self.flush_s < self.interval_s:
             raise ConfigError(
                 f"flush_s must be between interval_s ({self.interval_s}) and 10 seconds (got {self.flush_s})"
             )
         if self.attribution not in ATTRIBUTIONS:
             raise ConfigError(f"attribution must be one of {', '.join(ATTRIBUTIONS)} (got {self.attribution!r})")
-        for name, most in (("network_kwh_per_gb", 1.0), ("cpu_tdp_w", 2000.0), ("memory_w_per_gb", 10.0)):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and 0 <= value <= most):
-                raise ConfigError(f"{name} must be between 0 and {most:g} (got {value})")
         if self.provider is not None and self.provider not in PROVIDERS:
             raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
         if self.provider == "fixed" and self.intensity is None:
             raise ConfigError("provider fixed needs a value: --intensity G (g/kWh) or WATTWISE_INTENSITY")
         if self.provider == "csv" and self.trace is None:
             raise ConfigError("provider csv needs a file: --trace FILE or WATTWISE_TRACE")
-        if self.intensity is not None and not (math.isfinite(self.intensity) and 0 <= self.intensity <= 5000):
-            raise ConfigError(f"intensity must be between 0 and 5000 g/kWh (got {self.intensity})")
-        if not (0 < self.http_timeout_s <= 300):
-            raise ConfigError(f"http_timeout_s must be between 0 and 300 seconds (got {self.http_timeout_s})")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"epochs must be a positive whole number (got {self.epochs})")
+        if self.region is not None and not self.region.strip():
+            raise ConfigError("region is empty; give an ISO country code, a grid zone or a cloud region, or unset it")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` (setting names → values, checked and converted as arguments are)."""
@@ -158,6 +150,20 @@ class Settings:
 
 
 _FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Settings)}
+# the shared plausible ranges (wattwise.validate), by setting
+_BOUNDS: dict[str, validate.Bounds] = {
+    "pue": validate.PUE,
+    "wue_l_per_kwh": validate.WUE,
+    "interval_s": validate.INTERVAL_S,
+    "flush_s": validate.FLUSH_S,
+    "network_kwh_per_gb": validate.NETWORK_KWH_PER_GB,
+    "cpu_tdp_w": validate.CPU_TDP_W,
+    "memory_w_per_gb": validate.MEMORY_W_PER_GB,
+    "intensity": validate.renamed(validate.INTENSITY, "intensity"),
+    "http_timeout_s": validate.HTTP_TIMEOUT_S,
+    "epochs": validate.EPOCHS,
+    "kill_grace_s": validate.KILL_GRACE_S,
+}
 _ENV = {f"WATTWISE_{name.upper()}": name for name in _FIELDS}
 # consumed elsewhere, not Settings fields: the config file's path, and the socket `wattwise run` hands its command
 _ENV_IGNORED = {"WATTWISE_CONFIG", "WATTWISE_EPOCH_SOCKET"}
@@ -237,9 +243,12 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(value)
             return int(value)
+        if not isinstance(value, str):  # a TOML number or list where text belongs (an API key of 123)
+            raise ValueError(value)
         if name == "region":
-            return str(value).strip()
-        return str(value)
+            return value.strip()
+        return value
     except (TypeError, ValueError):
         expected = kind.replace(" | None", "").replace("tuple[int, ...]", "comma-separated integers")
-        raise ConfigError(f"{name} from {origin} must be {expected} (got {value!r})") from None
+        shown = f"a {type(value).__name__}" if not _FIELDS[name].repr else repr(value)  # never echo a secret
+        raise ConfigError(f"{name} from {origin} must be {expected} (got {shown})") from None

@@ -5,12 +5,14 @@ says what went wrong and what to do about it. The CLI prints that line and exits
 
     WattwiseError
     ├── ConfigError              a setting, config-file key, environment variable or flag is invalid
-    │   └── UnknownRegionError   a region that no packaged table knows (lists the closest names)
+    │   ├── UnknownRegionError   a region that no packaged table knows (lists the closest names)
+    │   └── RecordError          a run record (imported, exported or stored) breaks the record rules
     ├── DeviceError              a power source failed while it was being read
     │   └── NvmlError            NVML said no (driver missing, no permission, GPU lost); .reason names which
     │       └── EnergyCounterUnsupported   this GPU has no total-energy counter (power sampling is used)
     ├── StoreError               the run store cannot be opened, read or written
-    │   └── RunNotFoundError     no stored run matches the id or prefix
+    │   ├── RunNotFoundError     no stored run matches the id or prefix
+    │   └── RunExistsError       a run with this id is already stored (``runs import --replace`` replaces it)
     ├── ProviderError            a carbon-intensity provider could not answer (network, auth, quota, bad data)
     ├── TrackerStateError        the tracker was used out of order (stop before start, window never opened)
     └── CommandError             `wattwise run` could not start the command (not found, not executable)
@@ -23,6 +25,8 @@ __all__ = [
     "ConfigError",
     "DeviceError",
     "ProviderError",
+    "RecordError",
+    "RunExistsError",
     "RunNotFoundError",
     "StoreError",
     "TrackerStateError",
@@ -41,6 +45,10 @@ class ConfigError(WattwiseError):
 
 class UnknownRegionError(ConfigError):
     """The region is not in any packaged table; the message lists the closest valid names."""
+
+
+class RecordError(ConfigError):
+    """A run record is malformed or breaks a rule every stored record obeys (see ``wattwise.record_schema``)."""
 
 
 class DeviceError(WattwiseError):
@@ -63,6 +71,10 @@ class ProviderError(WattwiseError):
 
 class RunNotFoundError(StoreError):
     """No stored run matches the given id, prefix or alias."""
+
+
+class RunExistsError(StoreError):
+    """A run with this id is already stored."""
 
 
 class TrackerStateError(WattwiseError):

@@ -29,10 +29,6 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
-def _parse_iso(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 @dataclass(frozen=True, slots=True)
 class ComponentEnergy:
     """Energy of one power channel over a run or window.
@@ -58,10 +54,6 @@ class ComponentEnergy:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ComponentEnergy:
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
-
 
 @dataclass(frozen=True, slots=True)
 class WindowRecord:
@@ -86,20 +78,6 @@ class WindowRecord:
             "components": dict(self.components),
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WindowRecord:
-        started = _parse_iso(data["started_at"])
-        assert started is not None
-        return cls(
-            name=data["name"],
-            parent=data.get("parent"),
-            started_at=started,
-            duration_s=float(data["duration_s"]),
-            energy_j=float(data["energy_j"]),
-            co2e_g=float(data["co2e_g"]),
-            components={str(k): float(v) for k, v in data.get("components", {}).items()},
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Range:
@@ -111,10 +89,6 @@ class Range:
 
     def to_dict(self) -> dict[str, float]:
         return {"value": self.value, "low": self.low, "high": self.high}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Range:
-        return cls(value=float(data["value"]), low=float(data["low"]), high=float(data["high"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,17 +111,6 @@ class Prediction:
             "co2e_g": self.co2e_g.to_dict(),
             "method": self.method,
         }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Prediction:
-        return cls(
-            epochs_done=int(data["epochs_done"]),
-            epochs_planned=int(data["epochs_planned"]),
-            energy_j=Range.from_dict(data["energy_j"]),
-            duration_s=Range.from_dict(data["duration_s"]),
-            co2e_g=Range.from_dict(data["co2e_g"]),
-            method=str(data["method"]),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,39 +214,8 @@ class Run:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
-        started = _parse_iso(data["started_at"])
-        assert started is not None
-        prediction = data.get("prediction")
-        command = data.get("command")
-        return cls(
-            id=str(data["id"]),
-            name=str(data["name"]),
-            status=data["status"],
-            started_at=started,
-            ended_at=_parse_iso(data.get("ended_at")),
-            duration_s=float(data["duration_s"]),
-            energy_j=float(data["energy_j"]),
-            machine_energy_j=float(data.get("machine_energy_j", data["energy_j"])),
-            co2e_g=float(data["co2e_g"]),
-            region=str(data["region"]),
-            intensity_g_per_kwh=float(data["intensity_g_per_kwh"]),
-            intensity_source=str(data.get("intensity_source", "")),
-            pue=float(data["pue"]),
-            attribution=data.get("attribution", "process"),
-            components=tuple(ComponentEnergy.from_dict(c) for c in data.get("components", [])),
-            windows=tuple(WindowRecord.from_dict(w) for w in data.get("windows", [])),
-            prediction=None if prediction is None else Prediction.from_dict(prediction),
-            command=None if command is None else tuple(str(a) for a in command),
-            exit_code=data.get("exit_code"),
-            error=data.get("error"),
-            host=str(data.get("host", "")),
-            pid=int(data.get("pid", 0)),
-            notes=tuple(str(n) for n in data.get("notes", [])),
-            wattwise_version=str(data.get("wattwise_version", "")),
-            emissions_method=str(data.get("emissions_method", "annual-average")),
-            signal=str(data.get("signal", "average")),
-            intensity_fallback=bool(data.get("intensity_fallback", False)),
-            water_onsite_l=float(data.get("water_onsite_l", 0.0)),
-            water_offsite_l=float(data.get("water_offsite_l", 0.0)),
-            water_source=str(data.get("water_source", "")),
-        )
+        """The inverse of :meth:`to_dict`, every field's type checked (RecordError names a bad field); values are
+        checked by :func:`wattwise.record_schema.check_run`, which the store applies before writing."""
+        from wattwise.record_schema import run_from_dict
+
+        return run_from_dict(data)

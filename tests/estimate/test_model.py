@@ -153,12 +153,15 @@ def test_cost_and_water() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"mfu": 1.2}, "mfu is a fraction"),
-        ({"goodput": 0.0, "flops": 1e20}, "goodput is the share"),
-        ({"goodput": 1.5, "flops": 1e20}, "goodput is the share"),
-        ({"seq_len": -4096, "params": 1e9, "tokens": 1e9}, "seq_len must be a positive"),
+        ({"mfu": 1.2}, "mfu must be above 0 and at most 1 .*fraction of the accelerators' peak"),
+        ({"goodput": 0.0, "flops": 1e20}, "goodput must be above 0.*share of held"),
+        ({"goodput": 1.5, "flops": 1e20}, "goodput must be above 0.*share of held"),
+        ({"seq_len": -4096, "params": 1e9, "tokens": 1e9}, "seq_len must be a whole number from 1"),
+        ({"devices": 2.5, "hours": 1}, "devices must be a whole number"),
+        ({"intensity_g_per_kwh": 1e9, "devices": 1, "hours": 1}, "intensity_g_per_kwh must be between 0 and 5,000"),
+        ({"params": 1e30, "tokens": 1e9}, "params must be above 0 and at most 1e"),
         ({"pue": 0.8}, "pue must be between"),
-        ({"devices": -1, "hours": 1}, "devices must be a positive"),
+        ({"devices": -1, "hours": 1}, "devices must be a whole number from 1"),
         ({"hours": 5}, "hours needs devices"),
         ({}, "say how much compute"),
         ({"params": 1e9, "active_params": 2e9, "tokens": 1e9}, "active_params cannot exceed"),
@@ -303,7 +306,7 @@ def test_cli_json_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
         ({"devices": 8, "hours": 10, "accelerator_hours": 5}, "not both"),
         ({"accelerator_hours": 5, "hours": 3}, "not both"),
         ({"flops": 1e20, "params": 1e9, "tokens": 1e9}, "flops or params"),
-        ({"devices": 8, "hours": 1e308}, "overflows"),
+        ({"devices": 8, "hours": 1e308}, "hours must be above 0 and at most"),
     ],
 )
 def test_conflicting_or_absurd_training_inputs(changes: dict[str, float], message: str) -> None:
@@ -314,11 +317,12 @@ def test_conflicting_or_absurd_training_inputs(changes: dict[str, float], messag
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"intensity_g_per_kwh": -100.0}, "intensity must be between"),
-        ({"intensity_g_per_kwh": float("nan")}, "intensity must be between"),
-        ({"active_params": -1.0}, "active_params must be a positive"),
+        ({"intensity_g_per_kwh": -100.0}, "intensity_g_per_kwh must be between"),
+        ({"intensity_g_per_kwh": float("nan")}, "intensity_g_per_kwh must be between"),
+        ({"active_params": -1.0}, "active_params must be above 0"),
+        ({"power_w": 0.0}, "power_w must be above 0"),
         ({"active_params": 7e12}, "cannot exceed"),
-        ({"utilisation": 1.5}, "utilisation is a fraction"),
+        ({"utilisation": 1.5}, "utilisation must be above 0 and at most 1"),
     ],
 )
 def test_bad_inference_inputs(changes: dict[str, float], message: str) -> None:

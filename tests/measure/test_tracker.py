@@ -3,19 +3,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 import wattwise
 from tests.fakes.power import ConstantPowerSource, FakeHost
+from tests.fakes.store import FailingStore
 from wattwise.config import Settings
 from wattwise.devices.base import HostSnapshot, MeterReading
 from wattwise.errors import ConfigError, DeviceError, StoreError, TrackerStateError, UnknownRegionError
 from wattwise.measure.tracker import Tracker
-from wattwise.records import Run, Sample
-from wattwise.store import RunStore, open_store
+from wattwise.records import Run
+from wattwise.store import open_store
 from wattwise.units import emissions_g
 
 
@@ -233,40 +233,6 @@ def test_live_status_reports_power_by_component(settings: Settings) -> None:
     assert status.energy_j > 0 and status.source == "measured"
 
 
-class FailingStore(RunStore):
-    """Wraps a real store; refuses to save the final record (as a locked or full disk would)."""
-
-    def __init__(self, inner: RunStore, fail_final: bool = True, fail_checkpoints: bool = False) -> None:
-        self.inner = inner
-        self.fail_final = fail_final
-        self.fail_checkpoints = fail_checkpoints
-
-    def begin(self, run: Run) -> None:
-        self.inner.begin(run)
-
-    def save(self, run: Run) -> None:
-        if (run.status != "running" and self.fail_final) or (run.status == "running" and self.fail_checkpoints):
-            raise StoreError("database is locked")
-        self.inner.save(run)
-
-    def append_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
-        if self.fail_checkpoints:
-            raise StoreError("database is locked")
-        self.inner.append_samples(run_id, samples)
-
-    def get(self, ref: str) -> Run:
-        return self.inner.get(ref)
-
-    def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
-        return self.inner.list_runs(limit, status, name)
-
-    def iter_samples(self, run_id: str) -> Iterator[Sample]:
-        return self.inner.iter_samples(run_id)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_a_store_failure_at_stop_keeps_the_record_in_a_file(settings: Settings) -> None:
     inner = open_store(settings.db_url)
     t = Tracker(
@@ -355,4 +321,6 @@ def test_proc_root_of_another_namespace_is_a_config_error(settings: Settings, tm
     fake_proc.mkdir()
     (fake_proc / "stat").write_text("cpu  1 0 0 1 0 0 0 0\n")
     with pytest.raises(ConfigError, match="another pid namespace"):
-        Tracker("x", settings=settings.replace(proc_root=fake_proc), sources=[]).start()
+        Tracker(
+            "x", settings=settings.replace(proc_root=fake_proc), sources=[ConstantPowerSource({"cpu": 1.0})]
+        ).start()

@@ -34,8 +34,22 @@ CPU = ComponentEnergy(
 )
 
 
+def energised(run: Run, energy_j: float, machine_energy_j: float | None = None) -> Run:
+    """``run`` with these totals, and one component that holds them (a record's totals are its components' sums)."""
+    machine = max(energy_j, machine_energy_j if machine_energy_j is not None else energy_j)
+    part = ComponentEnergy("cpu", "cpu", energy_j, machine, "measured", "rapl")
+    return run.replace(energy_j=energy_j, machine_energy_j=machine, components=(part,))
+
+
 def make_run(run_id: str = "a1b2c3d4e5f60718", **changes: Any) -> Run:
-    """A finished two-component run; keyword arguments replace fields."""
+    """A finished two-component run; keyword arguments replace fields. Totals given without components get one
+    component that holds them."""
+    if ("energy_j" in changes or "machine_energy_j" in changes) and "components" not in changes:
+        energy = changes.pop("energy_j", 1150.5)
+        machine = changes.pop("machine_energy_j", None)
+        return energised(make_run(run_id, **changes), energy, machine)
+    if "started_at" in changes and "ended_at" not in changes:
+        changes["ended_at"] = changes["started_at"] + timedelta(seconds=changes.get("duration_s", 60.0))
     run = Run(
         id=run_id,
         name="train",
@@ -61,11 +75,13 @@ def make_run(run_id: str = "a1b2c3d4e5f60718", **changes: Any) -> Run:
     return run.replace(**changes)
 
 
-# --- Hypothesis strategies -------------------------------------------------------------------------------
+# --- Hypothesis strategies: any run the store accepts --------------------------------------------------------
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
-maybe_finite = st.none() | finite
+energy = st.floats(min_value=0.0, max_value=1e12, allow_nan=False)
+seconds = st.floats(min_value=0.0, max_value=1e8, allow_nan=False)
 text = st.text(max_size=30)
+run_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", fullmatch=True)
 moments = st.datetimes(
     min_value=datetime(1970, 1, 2),
     max_value=datetime(2200, 1, 1),
@@ -78,64 +94,85 @@ moments = st.datetimes(
         ]
     ),
 )
-components = st.builds(
-    ComponentEnergy,
-    name=text,
-    component=text,
-    energy_j=finite,
-    machine_energy_j=finite,
-    source=st.sampled_from(["measured", "estimated"]),
-    method=text,
-    detail=text,
-    in_total=st.booleans(),
-    low_j=maybe_finite,
-    high_j=maybe_finite,
-)
+
+
+@st.composite
+def components(draw: st.DrawFn, name: str) -> ComponentEnergy:
+    energy_j = draw(energy)
+    return ComponentEnergy(
+        name=name,
+        component=draw(text),
+        energy_j=energy_j,
+        machine_energy_j=draw(st.floats(min_value=energy_j, max_value=2e12, allow_nan=False)),
+        source=draw(st.sampled_from(["measured", "estimated"])),
+        method=draw(text),
+        detail=draw(text),
+        in_total=draw(st.booleans()),
+        low_j=draw(st.none() | energy),
+        high_j=draw(st.none() | energy),
+    )
+
+
 windows = st.builds(
     WindowRecord,
-    name=text,
+    name=st.text(min_size=1, max_size=30),
     started_at=moments,
-    duration_s=finite,
-    energy_j=finite,
-    co2e_g=finite,
-    components=st.dictionaries(text, finite, max_size=4),
+    duration_s=seconds,
+    energy_j=energy,
+    co2e_g=energy,
+    components=st.dictionaries(text, energy, max_size=4),
     parent=st.none() | text,
 )
-ranges = st.builds(Range, value=finite, low=finite, high=finite)
+
+
+@st.composite
+def ranges(draw: st.DrawFn, values: st.SearchStrategy[float] = energy) -> Range:
+    return Range(value=draw(values), low=draw(values), high=draw(values))
+
+
 predictions = st.builds(
     Prediction,
-    epochs_done=st.integers(),
-    epochs_planned=st.integers(),
-    energy_j=ranges,
-    duration_s=ranges,
-    co2e_g=ranges,
+    epochs_done=st.integers(1, 10_000),
+    epochs_planned=st.integers(1, 10_000),
+    energy_j=ranges(),
+    duration_s=ranges(seconds),
+    co2e_g=ranges(),
     method=text,
 )
-runs = st.builds(
-    Run,
-    id=st.text(min_size=1, max_size=40),
-    name=text,
-    status=st.sampled_from(RUN_STATUSES),
-    started_at=moments,
-    duration_s=finite,
-    energy_j=finite,
-    machine_energy_j=finite,
-    co2e_g=finite,
-    region=text,
-    intensity_g_per_kwh=finite,
-    intensity_source=text,
-    pue=finite,
-    attribution=st.sampled_from(["process", "machine"]),
-    components=st.lists(components, max_size=4).map(tuple),
-    windows=st.lists(windows, max_size=3).map(tuple),
-    prediction=st.none() | predictions,
-    ended_at=st.none() | moments,
-    command=st.none() | st.lists(text, max_size=4).map(tuple),
-    exit_code=st.none() | st.integers(),
-    error=st.none() | text,
-    host=text.filter(lambda h: h != HOST),  # never this host: a "running" run must not look stale
-    pid=st.integers(min_value=0, max_value=2**31),
-    notes=st.lists(text, max_size=3).map(tuple),
-    wattwise_version=text,
-)
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> Run:
+    names = draw(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=4, unique=True))
+    parts = tuple(draw(components(name)) for name in names)
+    started = draw(moments)
+    duration_s = draw(seconds)
+    return Run(
+        id=draw(run_ids),
+        name=draw(text),
+        status=draw(st.sampled_from(RUN_STATUSES)),
+        started_at=started,
+        duration_s=duration_s,
+        energy_j=sum(c.energy_j for c in parts if c.in_total),
+        machine_energy_j=sum(c.machine_energy_j for c in parts if c.in_total),
+        co2e_g=draw(energy),
+        region=draw(text),
+        intensity_g_per_kwh=draw(st.floats(0.0, 5000.0)),
+        intensity_source=draw(text),
+        pue=draw(st.floats(1.0, 5.0)),
+        attribution=draw(st.sampled_from(["process", "machine"])),
+        components=parts,
+        windows=tuple(draw(st.lists(windows, max_size=3))),
+        prediction=draw(st.none() | predictions),
+        ended_at=draw(st.none() | st.just(started + timedelta(seconds=duration_s))),
+        command=draw(st.none() | st.lists(text, max_size=4).map(tuple)),
+        exit_code=draw(st.none() | st.integers(-255, 255)),
+        error=draw(st.none() | text),
+        host=draw(text.filter(lambda h: h != HOST)),  # never this host: a "running" run must not look stale
+        pid=draw(st.integers(min_value=0, max_value=2**31 - 1)),
+        notes=tuple(draw(st.lists(text, max_size=3))),
+        wattwise_version=draw(text),
+    )
+
+
 samples = st.builds(Sample, t_s=finite, channel=text, power_w=finite, energy_j=finite)

@@ -15,7 +15,7 @@ import pytest
 from wattwise.records import Sample
 from wattwise.store import SQLiteStore
 
-from .builders import T0, make_run
+from .builders import T0, energised, make_run
 
 
 def run_concurrently(writer: Callable[[], None], reader: Callable[[], None]) -> int:
@@ -55,7 +55,7 @@ def test_a_sampling_thread_writes_while_the_main_thread_reads(db_path: Path, sha
         for tick in range(300):
             writer_store.append_samples(run.id, [Sample(tick + c / 10, f"ch{c}", 1.0, tick) for c in range(8)])
             if tick % 20 == 0:
-                writer_store.save(run.replace(energy_j=float(tick)))
+                writer_store.save(energised(run, float(tick)))
 
     def read() -> None:
         assert len(reader_store.list_runs(limit=None)) == 32

@@ -16,7 +16,7 @@ from .builders import make_run, runs, samples
 
 
 @settings(max_examples=300, deadline=None)
-@given(run=runs)
+@given(run=runs())
 def test_any_run_survives_save_and_get(run: Run) -> None:
     with SQLiteStore(":memory:") as store:
         store.save(run)
@@ -26,7 +26,7 @@ def test_any_run_survives_save_and_get(run: Run) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(first=runs, second=runs)
+@given(first=runs(), second=runs())
 def test_a_checkpoint_is_replaced_by_the_next_save(first: Run, second: Run) -> None:
     final = second.replace(id=first.id)
     with SQLiteStore(":memory:") as store:
@@ -37,7 +37,7 @@ def test_a_checkpoint_is_replaced_by_the_next_save(first: Run, second: Run) -> N
 
 
 @settings(max_examples=100, deadline=None)
-@given(batch=st.lists(runs, max_size=4))
+@given(batch=st.lists(runs(), max_size=4))
 def test_any_runs_survive_json_export(batch: list[Run]) -> None:
     out = io.StringIO()
     assert export_runs(batch, "json", out) == len(batch)

@@ -46,8 +46,24 @@ def test_a_run_whose_process_is_gone_becomes_incomplete(db_path: Path, dead_pid:
         assert got.notes[-1] == (
             f"marked incomplete: process {dead_pid} on {this_host()} ended before the run was finished"
         )
-        assert got.replace(status="running", notes=run.notes) == run
+        assert got.ended_at == run.started_at + timedelta(seconds=run.duration_s)  # its last checkpoint
+        assert got.replace(status="running", notes=run.notes, ended_at=None) == run
     assert stored_status(db_path, run.id) == "incomplete"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pids are not probed on Windows")
+def test_a_read_only_store_shows_stale_runs_incomplete_without_writing(db_path: Path, dead_pid: int) -> None:
+    run = make_run(status="running", host=this_host(), pid=dead_pid, ended_at=None)
+    with SQLiteStore(db_path, stale_after_s=1e9) as store:
+        store.save(run)  # save does not settle stale runs; begin and reads of a writable store do
+    before = db_path.read_bytes()
+    with SQLiteStore(db_path, read_only=True) as store:
+        got = store.get(run.id)
+        assert got.status == "incomplete" and got.ended_at == run.started_at + timedelta(seconds=run.duration_s)
+        assert [r.id for r in store.list_runs(status="incomplete")] == [run.id]
+        assert store.list_runs(status="running") == []
+    assert stored_status(db_path, run.id) == "running"  # nothing was written
+    assert db_path.read_bytes() == before
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pids are not probed on Windows")

@@ -67,6 +67,11 @@ def add_parser(sub: Any) -> None:
     i.add_argument("--devices", type=int, help="a fixed deployment of this many accelerators (counts idle power)")
     i.add_argument("--utilisation", type=float, help="share of peak FLOPS sustained while serving, 0-1")
     i.add_argument("--dtype", default="bf16")
+    i.add_argument(
+        "--power-w",
+        type=float,
+        help="average power per busy accelerator, hosts included, if known (replaces the power model)",
+    )
     _grid_flags(i)
     i.add_argument("--json", action="store_true")
     i.set_defaults(handler=handle_inference)
@@ -143,6 +148,7 @@ def handle_inference(args: argparse.Namespace) -> int:
         devices=args.devices,
         utilisation=args.utilisation,
         dtype=args.dtype,
+        power_w=args.power_w,
         pue=args.pue,
         region=args.region,
         intensity_g_per_kwh=args.intensity,

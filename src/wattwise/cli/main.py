@@ -8,16 +8,24 @@ cannot find or execute the command.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from wattwise import __version__
 from wattwise.errors import CommandError, ConfigError, RunNotFoundError, WattwiseError
 
+_NEGATIVE_NUMBER = re.compile(r"^-(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)$", re.IGNORECASE)
+
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line that says where to look."""
+    """argparse, but a usage error is one line that says where to look, and ``--params -7e9`` reaches the
+    validator (which says the value must be positive) instead of being taken for an option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER  # argparse's own matcher misses -7e9 and -inf
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -49,13 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except CommandError as exc:
-        print(f"wattwise: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 127 if "not found" in str(exc) else 126
     except (ConfigError, RunNotFoundError) as exc:  # bad input: a flag, a setting, a region, an id
-        print(f"wattwise: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     except WattwiseError as exc:  # the store, a device, a provider that failed with no fallback
-        print(f"wattwise: error: {exc}", file=sys.stderr)
+        _error(exc)
         return 1
     except BrokenPipeError:  # `wattwise runs export | head`
         return 0
@@ -63,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("wattwise: interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _error(exc: BaseException) -> None:
+    """The one line an error prints: control characters from user input shown as escapes, never executed."""
+    from wattwise.report.safe import printable
+
+    print(f"wattwise: error: {printable(exc)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from wattwise.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from wattwise.records import Run
 
 
 def add_parser(sub: Any) -> None:
@@ -41,32 +44,88 @@ def add_parser(sub: Any) -> None:
     exp.set_defaults(handler=handle_export)
 
     imp = runs_sub.add_parser(
-        "import", help="store run records from a JSON file (e.g. one saved when the store failed)"
+        "import",
+        help="store run records from a JSON file (e.g. one saved when the store failed)",
+        description="Store run records from FILE: one record, or a list of them as `runs export --format json` "
+        "writes. Every record is checked as the store checks what it measures, and nothing is stored unless "
+        "all of them pass; a run whose id is already stored is refused unless --replace is given.",
     )
     imp.add_argument("file", type=Path, help="a JSON run record, or a list of them (as `runs export --format json`)")
+    imp.add_argument("--replace", action="store_true", help="overwrite runs whose id is already stored")
     imp.add_argument("--db", help="run store URL")
     imp.set_defaults(handler=handle_import)
 
 
-def handle_import(args: argparse.Namespace) -> int:
-    from wattwise.records import Run
+MAX_IMPORT_BYTES = 512 * 1024 * 1024  # a record file larger than this is not a wattwise export
 
+
+def handle_import(args: argparse.Namespace) -> int:
+    from wattwise.errors import RunExistsError
+    from wattwise.record_schema import check_run, run_from_dict
+    from wattwise.records import Sample
+    from wattwise.report.safe import printable
+
+    path: Path = args.file
     try:
-        data = json.loads(args.file.read_text(encoding="utf-8"))
+        if path.is_dir():
+            raise ConfigError(f"{printable(path)} is a directory; give a JSON file written by `wattwise runs export`")
+        if path.stat().st_size > MAX_IMPORT_BYTES:
+            raise ConfigError(f"{printable(path)} is larger than {MAX_IMPORT_BYTES >> 20} MiB; not a run record file")
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read {args.file}: {exc.strerror}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{args.file} is not a JSON run record: {exc}") from exc
+        raise ConfigError(f"cannot read {printable(path)}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{printable(path)} is not a JSON run record: {printable(exc)}") from None
     records = data if isinstance(data, list) else [data]
-    try:
-        runs = [Run.from_dict(r) for r in records]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{args.file} is not a wattwise run record (missing or bad field: {exc})") from exc
-    with _open(args) as store:
-        for run in runs:
-            store.save(run)
-    print(f"stored {len(runs)} run(s): {', '.join(r.id for r in runs)}", file=sys.stderr)
+    if not records:
+        raise ConfigError(f"{printable(path)} holds an empty list: no run records to import")
+    where = printable(path.name)
+    parsed: list[tuple[Run, list[Sample]]] = []
+    seen: set[str] = set()
+    for i, record in enumerate(records):
+        label = f"{where}[{i}]" if isinstance(data, list) else where
+        run = run_from_dict(record, label)
+        check_run(run, label)
+        if run.id in seen:
+            raise ConfigError(f"{label}: run id {run.id} appears twice in the file; nothing was imported")
+        seen.add(run.id)
+        parsed.append((run, _samples(record, label)))
+    stored: list[str] = []
+    with _open(args, write=True) as store:
+        for run, samples in parsed:
+            try:
+                store.add(run, samples, replace=args.replace)
+            except RunExistsError as exc:
+                done = f" ({len(stored)} stored before it: {', '.join(stored)})" if stored else ""
+                raise ConfigError(f"{exc}{done}") from None
+            stored.append(run.id)
+    print(f"stored {len(stored)} run(s): {', '.join(stored)}", file=sys.stderr)
     return 0
+
+
+def _samples(record: object, where: str) -> list[Any]:
+    """The ``samples`` a record file may carry (records saved under unsaved/ do), checked like the store's."""
+    from wattwise import validate
+    from wattwise.records import Sample
+
+    raw = record.get("samples") if isinstance(record, dict) else None
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: samples must be a list")
+    out = []
+    for i, item in enumerate(raw):
+        ok = isinstance(item, dict) and isinstance(item.get("channel"), str)
+        values = [item.get(k) for k in ("t_s", "power_w", "energy_j")] if ok else []
+        if not ok or not all(validate.is_number(v) for v in values):
+            raise ConfigError(f"{where}: samples[{i}] must have a channel and numbers t_s, power_w and energy_j")
+        t_s, power_w, energy_j = (float(v) for v in values)
+        if not (validate.DURATION_S.contains(t_s) and validate.SAMPLE_POWER_W.contains(power_w)):
+            raise ConfigError(f"{where}: samples[{i}] has t_s or power_w out of range")
+        if not validate.ENERGY_J.contains(abs(energy_j)):
+            raise ConfigError(f"{where}: samples[{i}] has energy_j out of range")
+        out.append(Sample(t_s=t_s, channel=item["channel"], power_w=power_w, energy_j=energy_j))
+    return out
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -74,11 +133,12 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace, *, write: bool = False) -> Any:
+    """The store, read-only unless ``write``: reading commands work on a read-only file and never change it."""
     from wattwise.cli.common import db_only_settings
     from wattwise.store import open_store
 
-    return open_store(db_only_settings(args).db_url)
+    return open_store(db_only_settings(args).db_url, read_only=not write)
 
 
 def handle_list(args: argparse.Namespace) -> int:
@@ -86,6 +146,7 @@ def handle_list(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit must be a positive number (got {args.limit})")
     with _open(args) as store:
         runs = store.list_runs(limit=args.limit, status=args.status, name=args.name)
+        total = store.count() if not runs else 0
     if args.json:
         json.dump([r.to_dict() for r in runs], sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -96,7 +157,20 @@ def handle_list(args: argparse.Namespace) -> int:
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     if not runs:
-        console.print("no runs stored yet: try `wattwise run -- python your_script.py`")
+        if total == 0:
+            console.print("no runs stored yet: try `wattwise run -- python your_script.py`", highlight=False)
+            return 0
+        from wattwise.report.safe import printable
+
+        filters = [
+            f"--{key} {printable(value)!r}" for key, value in (("status", args.status), ("name", args.name)) if value
+        ]
+        console.print(
+            f"no runs match {' and '.join(filters)}; the store holds {total} run(s): "
+            "`wattwise runs list` shows the newest",
+            highlight=False,
+            markup=False,
+        )
         return 0
     console.print(runs_table(runs))
     return 0

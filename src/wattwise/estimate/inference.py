@@ -12,14 +12,14 @@ PUE and grid intensity carry the same ranges as for training.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from wattwise import validate
 from wattwise.errors import ConfigError
 from wattwise.estimate.hardware import HardwareCatalogue
 from wattwise.estimate.model import DEFAULT_PUE, INTENSITY_SPREAD
-from wattwise.estimate.power import system_power
+from wattwise.estimate.power import DevicePower, system_power
 from wattwise.records import Range
 
 SERVING_UTILISATION = (0.15, 0.05, 0.40)  # ASSUMPTION, see the module docstring
@@ -37,32 +37,30 @@ class InferenceInputs:
     devices: int | None = None  # a fixed deployment; None: only the busy time counts
     utilisation: float | None = None
     dtype: str = "bf16"
+    power_w: float | None = None  # average power per busy accelerator, hosts included; None: the power model
     pue: float | None = None
     region: str | None = None
     intensity_g_per_kwh: float | None = None
 
     def validate(self) -> None:
-        for name in ("params", "tokens_per_request", "requests_per_day"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a positive number (got {value})")
-        if not (math.isfinite(self.prompt_tokens) and self.prompt_tokens >= 0):
-            raise ConfigError(f"prompt_tokens must be zero or more (got {self.prompt_tokens})")
-        if self.utilisation is not None and not (0 < self.utilisation <= 1):
-            raise ConfigError(f"utilisation is a fraction of peak: between 0 and 1 (got {self.utilisation})")
-        if self.devices is not None and self.devices < 1:
-            raise ConfigError(f"devices must be at least 1 (got {self.devices})")
-        if self.pue is not None and not (1.0 <= self.pue <= 5.0):
-            raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue})")
-        if self.active_params is not None:
-            if not (math.isfinite(self.active_params) and self.active_params > 0):
-                raise ConfigError(f"active_params must be a positive number (got {self.active_params})")
-            if self.active_params > self.params:
-                raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")
-        if self.intensity_g_per_kwh is not None and not (
-            math.isfinite(self.intensity_g_per_kwh) and 0 <= self.intensity_g_per_kwh <= 5000
+        """Every value in its plausible range (:mod:`wattwise.validate`), and the inputs consistent."""
+        for name, bounds in (
+            ("params", validate.PARAMS),
+            ("tokens_per_request", validate.TOKENS_PER_REQUEST),
+            ("requests_per_day", validate.REQUESTS_PER_DAY),
+            ("prompt_tokens", validate.PROMPT_TOKENS),
+            ("active_params", validate.PARAMS),
+            ("devices", validate.DEVICES),
+            ("utilisation", validate.UTILISATION),
+            ("power_w", validate.POWER_W),
+            ("pue", validate.PUE),
+            ("intensity_g_per_kwh", validate.INTENSITY),
         ):
-            raise ConfigError(f"intensity must be between 0 and 5000 g/kWh (got {self.intensity_g_per_kwh})")
+            value = getattr(self, name)
+            if value is not None and not (validate.is_number(value) and bounds.contains(float(value))):
+                raise ConfigError(validate.renamed(bounds, name).message(value))
+        if self.active_params is not None and self.active_params > self.params:
+            raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +120,10 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
     peak = catalogue.peak_flops(hw, inputs.dtype)
     u = (inputs.utilisation,) * 3 if inputs.utilisation is not None else SERVING_UTILISATION
     seconds = Range(flops / (peak * u[0]), flops / (peak * u[2]), flops / (peak * u[1]))
-    power = system_power(hw)
+    if inputs.power_w is not None:
+        power = DevicePower(inputs.power_w, inputs.power_w, inputs.power_w, f"{inputs.power_w:g} W as given")
+    else:
+        power = system_power(hw)
     notes = [
         f"hardware: {hw.name} ({hw.sources})",
         f"FLOPs per request = 2 × {n:.3g} × {tokens:g} tokens = {flops:.3g} (forward pass; Kaplan et al. 2020)",

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from wattwise import validate
 from wattwise.errors import ConfigError
 from wattwise.estimate.hardware import Hardware, HardwareCatalogue
 from wattwise.estimate.power import accelerator_power, system_power
@@ -116,33 +117,28 @@ class TrainingInputs:
     price_usd_per_device_hour: float | None = None
 
     def validate(self) -> None:
-        positive = (
-            "devices",
-            "hours",
-            "accelerator_hours",
-            "params",
-            "active_params",
-            "tokens",
-            "flops",
-            "power_w",
-            "seq_len",
-        )
-        for name in positive:
+        """Every value in its plausible range (:mod:`wattwise.validate`), and the inputs consistent."""
+        for name, bounds in (
+            ("devices", validate.DEVICES),
+            ("hours", validate.HOURS),
+            ("accelerator_hours", validate.ACCELERATOR_HOURS),
+            ("params", validate.PARAMS),
+            ("active_params", validate.PARAMS),
+            ("tokens", validate.TOKENS),
+            ("flops", validate.FLOPS),
+            ("mfu", validate.MFU),
+            ("goodput", validate.GOODPUT),
+            ("seq_len", validate.SEQ_LEN),
+            ("power_w", validate.POWER_W),
+            ("host_overhead", validate.HOST_OVERHEAD),
+            ("pue", validate.PUE),
+            ("intensity_g_per_kwh", validate.INTENSITY),
+            ("price_usd_per_kwh", validate.PRICE_USD_PER_KWH),
+            ("price_usd_per_device_hour", validate.PRICE_USD_PER_DEVICE_HOUR),
+        ):
             value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a positive number (got {value})")
-        if self.mfu is not None and not (0 < self.mfu <= 1):
-            raise ConfigError(f"mfu is a fraction of peak: between 0 and 1 (got {self.mfu})")
-        if self.goodput is not None and not (0 < self.goodput <= 1):
-            raise ConfigError(f"goodput is the share of held time that advances training: 0 to 1 (got {self.goodput})")
-        if self.pue is not None and not (1.0 <= self.pue <= 5.0):
-            raise ConfigError(f"pue must be between 1.0 and 5.0 (got {self.pue})")
-        if self.host_overhead is not None and not (0 <= self.host_overhead <= 5):
-            raise ConfigError(f"host_overhead is a fraction of device power: 0 to 5 (got {self.host_overhead})")
-        for name in ("intensity_g_per_kwh", "price_usd_per_kwh", "price_usd_per_device_hour"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{name} must be a non-negative number (got {value})")
+            if value is not None and not (validate.is_number(value) and bounds.contains(float(value))):
+                raise ConfigError(validate.renamed(bounds, name).message(value))
         if self.active_params is not None and self.params is not None and self.active_params > self.params:
             raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")
         if self.accelerator_hours is not None and (self.devices is not None and self.hours is not None):

@@ -89,7 +89,8 @@ def system_power(hw: Hardware) -> DevicePower:
             )
     if hw.tdp_w is None:
         raise ConfigError(
-            f"{hw.name} has no published power figure (TDP or measured): give the average power with --power-w"
+            f"{hw.name} has no published power figure (TDP or measured): give the average power per device with "
+            "--power-w (power_w in Python)"
         )
     share = DEFAULT_NODE_RATIO * hw.tdp_w
     return DevicePower(

@@ -237,7 +237,9 @@ def _stop(tracker: Tracker, status: RunStatus, error: str | None, exit_code: int
     try:
         return tracker.stop(status, error=error, exit_code=exit_code)
     except StoreError as exc:
-        print(f"wattwise: error: {exc}", file=sys.stderr)
+        from wattwise.report.safe import printable
+
+        print(f"wattwise: error: {printable(exc)}", file=sys.stderr)
         assert tracker.result is not None
         return tracker.result
 

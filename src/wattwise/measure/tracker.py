@@ -19,20 +19,24 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from wattwise import validate
 from wattwise.config import Settings
-from wattwise.errors import StoreError, TrackerStateError
+from wattwise.errors import ConfigError, TrackerStateError
 from wattwise.measure import accounting
+from wattwise.measure.lifecycle import guard
 from wattwise.measure.meters import MeterSet, Reading
-from wattwise.records import Attribution, Prediction, Run, RunStatus, Sample, WindowRecord
+from wattwise.measure.persist import RunWriter
+from wattwise.measure.samples import SampleThinner
+from wattwise.record_schema import MAX_NOTES, MAX_TEXT
+from wattwise.records import Attribution, Prediction, Run, RunStatus, WindowRecord
 from wattwise.store.base import this_host
 
 if TYPE_CHECKING:
@@ -42,7 +46,6 @@ if TYPE_CHECKING:
     from wattwise.store.base import RunStore
 
 P = ParamSpec("P")
-_MAX_BACKLOG = 100_000  # samples kept for a retry while the store refuses checkpoints (a few MB)
 _CHECKPOINT_WINDOWS = 1_000  # checkpoints carry at most this many windows; the final record has them all
 R = TypeVar("R")
 
@@ -79,12 +82,20 @@ class Tracker:
         command: Sequence[str] | None = None,
         wall_clock: Callable[[], float] = time.time,
         carbon: CarbonPlan | None = None,
+        handle_signals: bool = True,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_TEXT):
+            raise ConfigError(f"a run name is text of at most {MAX_TEXT:,} characters (got {type(name).__name__})")
         self.name = name or "run"
         self._wall_clock = wall_clock
         self.settings = settings if settings is not None else Settings.load()
-        self.epochs_planned = epochs if epochs is not None else self.settings.epochs
-        self.command = tuple(command) if command is not None else None
+        self.epochs_planned = (
+            validate.EPOCHS.check_int(epochs, "track(epochs=...)") if epochs is not None else self.settings.epochs
+        )
+        self.command = tuple(_clip(str(arg)) for arg in command) if command is not None else None
+        self._handle_signals = handle_signals  # `wattwise run` relays signals itself
+        self._guarded = False
+        self._signals: list[str] = []  # signals the program's own handlers took while the run went on
         self._store = store
         self._owns_store = store is None
         self._sources = sources
@@ -101,9 +112,9 @@ class Tracker:
         self._notes: list[str] = []
         self._lock = threading.Lock()
         self._stop_lock = threading.Lock()
-        self._buffer: list[Sample] = []
+        self._writer: RunWriter | None = None
+        self._thinner: SampleThinner | None = None
         self._last_flush_t = 0.0
-        self._store_failed = False
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_error: BaseException | None = None
@@ -152,22 +163,31 @@ class Tracker:
                 found = discover(self.settings)
                 sources = found.sources
                 self._notes.extend(found.notes)
+            if not sources:
+                raise ConfigError("a run needs at least one power source; pass sources=None to discover them")
             host = self._host
             if host is None:
                 from wattwise.devices.host import open_host
 
                 host = open_host(os.getpid(), self.settings.proc_root)
-            channels = [ch for source in sources for ch in source.channels()]
-            self._account = self._plan.account(channels, self.attribution)
+            from wattwise.measure.meters import unique_channels
+
+            self._account = self._plan.account(unique_channels(sources), self.attribution)
             self._meters = MeterSet(host, sources, carbon=self._account, wall_clock=self._wall_clock)
             self._started_at = datetime.now(UTC)
             self._origin = self._last = self._previous = self._epoch_mark = self._meters.read()
             self.run_id = _new_run_id(self._started_at)
-            self._store.begin(self._record("running", self._origin))
+            self._thinner = SampleThinner(
+                self._meters.channels, self._origin, self.attribution, self.settings.interval_s
+            )
+            self._writer = RunWriter(self._store, self.settings.home)
+            self._writer.begin(self._record("running", self._origin))
         except BaseException:
             self._abort()
             raise
         self._last_flush_t = self._origin.t_s
+        if self._handle_signals:
+            self._guarded = guard().enter(self)
         self._thread = threading.Thread(target=self._loop, name=f"wattwise-sampler-{self.run_id}", daemon=True)
         self._thread.start()
         self._plan.start_refresh(self._account)
@@ -177,9 +197,9 @@ class Tracker:
         """End the run, store its final record and return it. ``status`` defaults to ``complete``.
 
         If the store cannot take the record, the record is written as JSON under ``<home>/unsaved/`` and a
-        StoreError says where (``wattwise runs import FILE`` stores it later); ``self.result`` holds it either way.
+        StoreError says where (``wattwise runs import FILE``); ``self.result`` holds it either way.
         """
-        if self._origin is None or self._meters is None:
+        if self._origin is None or self._meters is None or self._writer is None:
             raise TrackerStateError("tracker.stop() called before start(); use `with wattwise.track(...)`")
         with self._stop_lock:
             if self.result is not None:
@@ -187,63 +207,79 @@ class Tracker:
             self._stop_event.set()
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join()
-            final = self._meters.read()
+            final = self._meters.read_or_last(_READ_WAIT_S) or self._last or self._origin
             if self._plan is not None:
                 self._plan.close()
             with self._lock:
-                self._buffer.extend(self._interval_samples(self._last, final))
+                if self._thinner is not None:
+                    self._writer.add(self._thinner.flush(final))
                 self._previous, self._last = self._last, final
                 for name in reversed(list(self._window_order)):
                     self._close_window(name, final, note=" (closed at stop)")
             self._notes.extend(self._meters.notes())
-            for source_name, count in self._meters.transient_errors.items():
-                if source_name not in self._meters.failures:
-                    self._notes.append(f"{source_name}: {count} reading(s) failed and were skipped")
-            for source_name, message in self._meters.failures.items():
-                self._notes.append(f"{source_name} stopped reporting during the run: {message}; energy up to then kept")
+            self._notes.extend(self._failure_notes())
             run = self._record(status or "complete", final, ended=True, error=error, exit_code=exit_code)
             self.result = run
             try:
-                self._final_save(run)
+                self._writer.final(run)
             finally:
                 self._meters.close()
                 if self._owns_store and self._store is not None:
                     self._store.close()
+                if self._guarded:
+                    guard().leave(self)
         if self._thread_error is not None:
             raise self._thread_error
         return run
 
-    def _final_save(self, run: Run) -> None:
-        """The record first (it matters most), then the samples; a record the store refuses goes to a file."""
-        store = self._store
-        assert store is not None
-        try:
-            store.save(run)
-        except StoreError as exc:
-            path = self._save_unsaved(run)
-            where = f"its record was written to {path}; store it later with `wattwise runs import {path}`"
-            if path is None:
-                where = "and it could not be written to a file either"
-            raise StoreError(f"run {run.id} could not be stored ({exc}); {where}") from exc
+    def _failure_notes(self) -> list[str]:
+        """What failed during the run, and when (seconds after the start)."""
+        assert self._meters is not None and self._origin is not None
+        notes = []
+        for name, errors in self._meters.errors().items():
+            first = f"+{max(0.0, errors.first_t_s - self._origin.t_s):.1f} s" if errors.first_t_s else "during the run"
+            if name == "host":
+                notes.append(
+                    f"{errors.count} reading(s) of the host's counters failed and were skipped ({errors.last})"
+                )
+            elif errors.dropped_t_s is not None:
+                at = f"+{errors.dropped_t_s - self._origin.t_s:.1f} s"
+                notes.append(
+                    f"{name} stopped reporting at {at} (first error at {first}): {errors.last}; its energy up to "
+                    "then is kept, nothing after it is counted"
+                )
+            else:
+                notes.append(f"{name}: {errors.count} reading(s) failed and were skipped (first at {first})")
+        return notes
+
+    # -- the end of the process (see wattwise.measure.lifecycle) -------------------------------------------------
+
+    def on_signal(self, signum: int) -> None:
+        """A signal the program handles itself arrived: note it and checkpoint now, so it is on disk."""
+        if not self.running or self._meters is None or self._writer is None:
+            return
+        name = signal.Signals(signum).name
+        reading = self._meters.read_or_last(_READ_WAIT_S)
+        if reading is None or self._origin is None:
+            return
         with self._lock:
-            batch, self._buffer = self._buffer, []
-        if batch:
-            try:
-                store.append_samples(run.id, batch)
-            except StoreError as exc:
-                raise StoreError(f"run {run.id} was stored, but {len(batch)} of its samples were not: {exc}") from exc
+            self._signals.append(name)
+            self._notes.append(f"received {name} at +{reading.t_s - self._origin.t_s:.1f} s")
+            checkpoint = self._record("running", reading, max_windows=_CHECKPOINT_WINDOWS)
+        self._writer.checkpoint(checkpoint)
 
-    def _save_unsaved(self, run: Run) -> Path | None:
-        import json
-
-        folder = self.settings.home / "unsaved"
+    def finalise(self, why: str) -> None:
+        """Stop and store the run as incomplete because the process is ending; never raises."""
+        if not self.running:
+            return
+        if self._signals and "SIG" not in why:
+            why = f"{why} (after {', '.join(dict.fromkeys(self._signals))})"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{run.id}.json"
-            path.write_text(json.dumps(run.to_dict(), indent=2), encoding="utf-8")
-        except (OSError, ValueError):
-            return None
-        return path
+            self.stop("incomplete", error=why)
+        except Exception as exc:  # the process is ending: say so, keep going
+            import sys
+
+            print(f"wattwise: run {self.run_id} could not be stored at exit: {exc}", file=sys.stderr)
 
     def _abort(self) -> None:
         if self._plan is not None:
@@ -260,12 +296,24 @@ class Tracker:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        signals = ", ".join(dict.fromkeys(self._signals))
+        after = f" after {signals}" if signals else ""
         if exc is None:
             self.stop("complete")
         elif isinstance(exc, KeyboardInterrupt):
-            self.stop("incomplete", error="interrupted (KeyboardInterrupt)")
+            self.stop("incomplete", error=f"interrupted (KeyboardInterrupt{', ' + signals if signals else ''})")
+        elif isinstance(exc, SystemExit):
+            code = exc.code
+            if signals:
+                self.stop("incomplete", error=_clip(f"the program exited (code {code!r}){after}", 500))
+            elif code in (None, 0):
+                self.stop("complete")
+            else:
+                self.stop("failed", error=_clip(f"the program exited with code {code!r}", 500))
         else:
-            self.stop("failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+            text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+            status: RunStatus = "incomplete" if signals else "failed"
+            self.stop(status, error=_clip(text + after, 500))
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Use as a decorator: every call of ``func`` is measured as a run of its own."""
@@ -475,10 +523,10 @@ class Tracker:
             prediction=self._prediction,
             command=self.command,
             exit_code=exit_code,
-            error=error,
+            error=None if error is None else _clip(error),
             host=this_host(),
             pid=os.getpid(),
-            notes=tuple(dict.fromkeys(self._notes)),
+            notes=_capped_notes(self._notes),
             wattwise_version=__version__,
             emissions_method=account.method(),
             signal=series.signal,
@@ -488,49 +536,40 @@ class Tracker:
             water_source=plan.water_source(),
         )
 
-    def _interval_samples(self, previous: Reading | None, current: Reading) -> list[Sample]:
-        assert self._meters is not None and self._origin is not None
-        if previous is None:
-            return []
-        return accounting.samples(self._meters.channels, self._origin, previous, current, self.attribution)
-
     def _loop(self) -> None:
-        assert self._meters is not None
+        assert self._meters is not None and self._writer is not None and self._thinner is not None
         interval = self.settings.interval_s
         try:
             while not self._stop_event.wait(interval):
                 reading = self._meters.read()
                 self.ticks += 1
                 with self._lock:
-                    self._buffer.extend(self._interval_samples(self._last, reading))
+                    self._writer.add(self._thinner.add(reading))
                     self._previous, self._last = self._last, reading
                     due = reading.t_s - self._last_flush_t >= self.settings.flush_s
                     checkpoint = self._record("running", reading, max_windows=_CHECKPOINT_WINDOWS) if due else None
                 if checkpoint is not None:
                     self._last_flush_t = reading.t_s
-                    self._flush(checkpoint)
+                    self._writer.checkpoint(checkpoint)
         except BaseException as exc:  # surfaced by stop(); a tracker that silently stops measuring is worse
             self._thread_error = exc
 
-    def _flush(self, run: Run) -> None:
-        """Checkpoint from the sampler thread: the partial record, then the buffered samples. If the store fails,
-        the samples stay buffered (up to ``_MAX_BACKLOG``) and are retried at the next checkpoint."""
-        store = self._store
-        assert store is not None
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        try:
-            store.save(run)
-            if batch:
-                store.append_samples(run.id, batch)
-        except StoreError as exc:
-            with self._lock:
-                self._buffer = (batch + self._buffer)[-_MAX_BACKLOG:]
-            if not self._store_failed:
-                self._store_failed = True
-                warnings.warn(f"wattwise: checkpoint of run {run.id} failed, will retry: {exc}", stacklevel=2)
-            return
-        self._store_failed = False
+
+def _clip(text: str, most: int = MAX_TEXT) -> str:
+    """``text`` cut to ``most`` characters, with an ellipsis where it was cut (record fields have a size limit)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _capped_notes(notes: Sequence[str]) -> tuple[str, ...]:
+    """Notes once each, each of a bounded size, at most MAX_NOTES of them (the last says how many were left out)."""
+    unique = [_clip(n, 2000) for n in dict.fromkeys(notes)]
+    if len(unique) <= MAX_NOTES:
+        return tuple(unique)
+    kept = unique[: MAX_NOTES - 1]
+    return (*kept, f"… {len(unique) - len(kept)} more notes not kept")
+
+
+_READ_WAIT_S = 2.0  # stop() waits this long for the meters before using the last reading (see read_or_last)
 
 
 @overload

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from wattwise.records import Run
+from wattwise.report.safe import plain, printable
 from wattwise.units import j_to_wh
 
 if TYPE_CHECKING:
@@ -56,8 +57,8 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
     style = _STATUS_STYLE.get(run.status, "white")
     head = Text.assemble(
         ("run ", "bold"),
-        (run.id, "bold"),
-        f"  {run.name}  ",
+        (printable(run.id), "bold"),
+        f"  {printable(run.name)}  ",
         (run.status, f"bold {style}"),
         f"  {fmt_duration(run.duration_s)}",
     )
@@ -66,16 +67,17 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
     totals.add_column()
     label = {"measured": "measured", "estimated": "ESTIMATED (no counters)", "mixed": "measured + estimated"}
     source = label.get(run.source, "no energy recorded")
-    totals.add_row("energy", f"{fmt_energy(run.energy_j)}  ({source}; attribution: {run.attribution})")
+    totals.add_row("energy", plain(f"{fmt_energy(run.energy_j)}  ({source}; attribution: {run.attribution})"))
     if run.attribution == "process" and abs(run.machine_energy_j - run.energy_j) > 1e-9:
         totals.add_row("machine", f"{fmt_energy(run.machine_energy_j)} drawn by the whole machine")
-    fallback = " [yellow](provider failed: packaged annual figure)[/yellow]" if run.intensity_fallback else ""
-    totals.add_row(
-        "emissions",
+    emissions = plain(
         f"{fmt_mass_g(run.co2e_g)} CO2e  = energy × PUE {run.pue:g} × {run.intensity_g_per_kwh:,.1f} g/kWh "
-        f"{run.signal} ({run.region}: {run.intensity_source}){fallback}",
+        f"{run.signal} ({run.region}: {run.intensity_source})"
     )
-    totals.add_row("method", run.emissions_method)
+    if run.intensity_fallback:
+        emissions.append(" (provider failed: packaged annual figure)", style="yellow")
+    totals.add_row("emissions", emissions)
+    totals.add_row("method", plain(run.emissions_method))
     if run.water_l > 0 or run.water_source:
         totals.add_row(
             "water",
@@ -99,10 +101,12 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
             if c.source == "estimated" and c.low_j is not None and c.high_j is not None and c.high_j > c.low_j:
                 span = f"{fmt_energy(c.low_j)}–{fmt_energy(c.high_j)}"
             name = c.name if c.in_total else f"{c.name} (inside another)"
-            table.add_row(name, fmt_energy(c.energy_j), span, fmt_energy(c.machine_energy_j), c.source, c.method)
+            table.add_row(
+                plain(name), fmt_energy(c.energy_j), span, fmt_energy(c.machine_energy_j), c.source, plain(c.method)
+            )
         parts.append(table)
         if details:
-            parts.extend(Text(f"  {c.name}: {c.detail}", style="dim") for c in run.components if c.detail)
+            parts.extend(plain(f"  {c.name}: {c.detail}", style="dim") for c in run.components if c.detail)
     if run.windows:
         wt = Table(box=None, header_style="bold", pad_edge=False)
         for col in ("window", "duration", "energy", "CO2e"):
@@ -116,7 +120,7 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
             if hidden and i == 6:
                 wt.add_row(f"… {hidden} more (--json shows all)", "", "", "")
             name = f"{w.parent} / {w.name}" if w.parent else w.name
-            wt.add_row(name, fmt_duration(w.duration_s), fmt_energy(w.energy_j), fmt_mass_g(w.co2e_g))
+            wt.add_row(plain(name), fmt_duration(w.duration_s), fmt_energy(w.energy_j), fmt_mass_g(w.co2e_g))
         parts.append(wt)
     if run.prediction is not None:
         p = run.prediction
@@ -129,10 +133,10 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
             )
         )
     if run.command:
-        parts.append(Text(f"command: {' '.join(run.command)}  exit code: {run.exit_code}", style="dim"))
+        parts.append(plain(f"command: {' '.join(run.command)}  exit code: {run.exit_code}", style="dim"))
     if run.error:
-        parts.append(Text(f"error: {run.error}", style="red"))
-    parts.extend(Text(f"note: {note}", style="yellow") for note in run.notes)
+        parts.append(plain(f"error: {run.error}", style="red"))
+    parts.extend(plain(f"note: {note}", style="yellow") for note in run.notes)
     return Group(*parts)
 
 
@@ -155,15 +159,15 @@ def runs_table(runs: Sequence[Run]) -> RenderableType:
     for run in runs:
         style = _STATUS_STYLE.get(run.status, "white")
         table.add_row(
-            run.id,
-            run.name,
-            f"[{style}]{run.status}[/{style}]",
+            plain(run.id),
+            plain(run.name),
+            plain(run.status, style=style),
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             fmt_duration(run.duration_s),
             fmt_energy(run.energy_j),
             fmt_mass_g(run.co2e_g),
             run.source,
-            run.region,
+            plain(run.region),
         )
     return table
 
@@ -188,8 +192,8 @@ def live_panel(name: str, run_id: str, status: LiveStatus) -> RenderableType:
             f"[{fmt_mass_g(p.co2e_g.low)}–{fmt_mass_g(p.co2e_g.high)}]",
         )
     for source, message in status.failures.items():
-        grid.add_row(f"[red]{source} failed[/red]", message[:60])
-    return Panel(grid, title=f"wattwise · {name} · {run_id}", expand=False)
+        grid.add_row(plain(f"{source} failed", style="red"), plain(message[:60]))
+    return Panel(grid, title=plain(f"wattwise · {name} · {run_id}"), expand=False)
 
 
 def print_run(run: Run, console: Console) -> None:

@@ -34,10 +34,10 @@ def _invalid(url: str, why: str = "unsupported database URL") -> ConfigError:
     return ConfigError(f"{why} {url!r}; WATTWISE_DB (or --db) takes {ACCEPTED_FORMS}")
 
 
-def _open_sqlite(url: str) -> RunStore:
+def _open_sqlite(url: str, read_only: bool) -> RunStore:
     rest = url.split("://", 1)[1]
     if rest in ("", MEMORY, "/" + MEMORY):
-        return SQLiteStore(MEMORY)
+        return SQLiteStore(MEMORY, read_only=read_only)
     if not rest.startswith("/"):  # sqlite://host/x.db: SQLite has no host
         raise _invalid(url, "malformed SQLite URL (three slashes before a relative path, four before /)")
     path = rest[1:]
@@ -45,15 +45,15 @@ def _open_sqlite(url: str) -> RunStore:
         raise _invalid(url, "SQLite URL without a file name")
     if "?" in path:
         raise _invalid(url, "SQLite URL options are not supported")
-    return SQLiteStore(path)
+    return SQLiteStore(path, read_only=read_only)
 
 
-def _open_postgresql(url: str) -> RunStore:
+def _open_postgresql(url: str, read_only: bool) -> RunStore:
     raise ConfigError("PostgreSQL store is not available yet in this version; use a sqlite:/// URL")
 
 
 # scheme (before any "+driver") → opener; read-only, so there is no global state to reset
-_OPENERS: Mapping[str, Callable[[str], RunStore]] = MappingProxyType(
+_OPENERS: Mapping[str, Callable[[str, bool], RunStore]] = MappingProxyType(
     {
         "sqlite": _open_sqlite,
         "postgresql": _open_postgresql,
@@ -62,11 +62,13 @@ _OPENERS: Mapping[str, Callable[[str], RunStore]] = MappingProxyType(
 )
 
 
-def open_store(url: str) -> RunStore:
+def open_store(url: str, *, read_only: bool = False) -> RunStore:
     """Open the run store a database URL names (see the module docstring for the accepted forms).
 
-    A malformed or unknown URL raises :class:`~wattwise.errors.ConfigError`; a store that cannot be opened
-    raises :class:`~wattwise.errors.StoreError`. Close the store, or use it as a context manager.
+    ``read_only``: for commands that only read (``runs list|show|export``, reports, the dashboard): nothing is
+    created or written, and a store on a read-only filesystem opens. A malformed or unknown URL raises
+    :class:`~wattwise.errors.ConfigError`; a store that cannot be opened raises :class:`~wattwise.errors.StoreError`.
+    Close the store, or use it as a context manager.
     """
     text = url.strip()
     if "://" in text:
@@ -74,9 +76,9 @@ def open_store(url: str) -> RunStore:
         opener = _OPENERS.get(scheme)
         if opener is None:
             raise _invalid(url)
-        return opener(text)
+        return opener(text, read_only)
     if text == MEMORY:
-        return SQLiteStore(MEMORY)
+        return SQLiteStore(MEMORY, read_only=read_only)
     if text.lower().endswith(FILE_SUFFIXES) and not _SCHEME.match(text):
-        return SQLiteStore(text)
+        return SQLiteStore(text, read_only=read_only)
     raise _invalid(url)

@@ -15,10 +15,10 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
-from wattwise.errors import ConfigError, RunNotFoundError, StoreError
+from wattwise.errors import ConfigError, RecordError, RunNotFoundError, StoreError
 from wattwise.records import RUN_STATUSES, Run, Sample
 
 if TYPE_CHECKING:
@@ -64,6 +64,13 @@ class RunStore(Protocol):
         """Add samples to a run in one transaction; RunNotFoundError if the run was never begun."""
         ...
 
+    def add(self, run: Run, samples: Sequence[Sample] = (), *, replace: bool = False) -> None:
+        """Store a whole record made elsewhere (``runs import``) with its samples, in one transaction.
+
+        A run with the same id is refused with RunExistsError unless ``replace``; replacing drops the old samples.
+        """
+        ...
+
     def get(self, ref: str) -> Run:
         """The run with id ``ref``, or whose id starts with ``ref`` (≥ 4 characters, unique), or "latest"."""
         ...
@@ -72,12 +79,22 @@ class RunStore(Protocol):
         """Runs newest first, optionally only those with this status or exactly this name; None: no limit."""
         ...
 
+    def count(self) -> int:
+        """How many runs are stored, whatever their status."""
+        ...
+
     def iter_samples(self, run_id: str) -> Iterator[Sample]:
         """A run's samples ordered by ``t_s`` then channel, read in batches (never all at once)."""
         ...
 
     def close(self) -> None:
         """Release the connection. Safe to call twice; any other call afterwards raises StoreError."""
+        ...
+
+    @property
+    def read_only(self) -> bool:
+        """True when opened for reading only: every write raises StoreError, and runs whose process is gone are
+        shown as incomplete without being rewritten."""
         ...
 
     def __enter__(self) -> Self:
@@ -144,8 +161,10 @@ def stale_reason(
 
 
 def mark_incomplete(run: Run, reason: str) -> Run:
-    """The record a store persists for a stale run: status "incomplete" and a note saying why."""
-    return run.replace(status="incomplete", notes=(*run.notes, f"marked incomplete: {reason}"))
+    """The record of a stale run: status "incomplete", ``ended_at`` at its last checkpoint (what was measured),
+    and a note saying why."""
+    ended = run.ended_at if run.ended_at is not None else run.started_at + timedelta(seconds=run.duration_s)
+    return run.replace(status="incomplete", ended_at=ended, notes=(*run.notes, f"marked incomplete: {reason}"))
 
 
 # --- records ---------------------------------------------------------------------------------------------
@@ -172,11 +191,20 @@ def _non_finite_path(value: Any, path: str) -> str | None:
     return None
 
 
-def encode_record(run: Run) -> str:
+def encode_record(run: Run, *, check: bool = True) -> str:
     """``run.to_dict()`` as strict JSON (ASCII, no NaN/Infinity), or StoreError naming the offending field.
 
-    Datetimes must be timezone-aware: a naive one would come back aware and the record would not round-trip.
+    ``check`` applies every record rule first (:func:`wattwise.record_schema.check_run`: a safe id, known status,
+    aware times, numbers in range, totals that add up), so no store ever holds a record ``runs import`` would
+    refuse. Exports and re-encodings of records already stored pass ``check=False``: what is stored is shown.
     """
+    if check:
+        from wattwise.record_schema import check_run
+
+        try:
+            check_run(run, "run")
+        except RecordError as exc:
+            raise StoreError(f"{exc}; the record was not stored") from None
     moments = [("started_at", run.started_at), ("ended_at", run.ended_at)]
     moments += [(f"windows[{i}].started_at", w.started_at) for i, w in enumerate(run.windows)]
     for field_name, moment in moments:
@@ -191,11 +219,13 @@ def encode_record(run: Run) -> str:
 
 
 def decode_record(text: str, where: str) -> Run:
-    """A stored record back into a Run; StoreError if it cannot be read."""
+    """A stored record back into a Run; StoreError if it cannot be read (its values are not re-checked)."""
+    from wattwise.record_schema import run_from_dict
+
     try:
-        return Run.from_dict(json.loads(text))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StoreError(f"unreadable run record in {where}: {type(exc).__name__}: {exc}") from None
+        return run_from_dict(json.loads(text), f"run record in {where}")
+    except (ValueError, RecordError) as exc:
+        raise StoreError(f"unreadable run record in {where}: {exc}") from None
 
 
 # --- lookup errors and arguments -------------------------------------------------------------------------

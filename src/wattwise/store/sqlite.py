@@ -2,21 +2,29 @@
 
 The ``runs`` table holds the full record as JSON (``record``) next to the scalar columns lists and filters
 need; both are written together, so they never disagree. WAL journaling lets a CLI read while the tracker
-writes; a 5 s busy timeout absorbs short write locks. One connection per store object, used under a lock.
+writes; a busy timeout absorbs write locks, and a write that still finds the database locked is retried (see
+:data:`BUSY_RETRIES`), so concurrent writers wait rather than fail. One connection per store object, under a lock.
+
+**Read-only.** ``SQLiteStore(path, read_only=True)`` (what ``wattwise runs list|show|export`` open) never writes:
+it opens the file with SQLite's ``mode=ro``, falls back to ``immutable=1`` where a WAL database sits on a
+read-only filesystem without its shared-memory file, creates nothing (a missing file reads as an empty store),
+and shows runs whose process is gone as ``incomplete`` without rewriting them. A writable store rewrites them.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from wattwise.errors import RunNotFoundError, StoreError
+from wattwise.errors import RunExistsError, RunNotFoundError, StoreError
 from wattwise.records import Run, Sample, utc_now
 from wattwise.store.base import (
     MIN_PREFIX,
@@ -38,6 +46,7 @@ __all__ = ["SQLiteStore"]
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_S = 5.0
+BUSY_RETRIES = 6  # a write that finds the database locked after the busy timeout is tried this many more times
 SAMPLE_BATCH = 5000  # rows per read while streaming samples
 _FIX = "set WATTWISE_HOME to a writable directory or WATTWISE_DB to another URL"
 
@@ -59,29 +68,34 @@ _COLUMNS = (
 _INSERT = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 _UPSERT = _INSERT + " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
 _SAMPLES = "SELECT rowid, t_s, channel, power_w, energy_j FROM samples WHERE run_id = ?"
+_INSERT_SAMPLE = "INSERT INTO samples (run_id, t_s, channel, power_w, energy_j) VALUES (?, ?, ?, ?, ?)"
 _SAMPLE_ORDER = " ORDER BY t_s, channel, rowid LIMIT ?"
 
 
 class SQLiteStore(RunStore):
     """Runs in a SQLite database at ``path`` (created with its parent directory if missing) or in memory.
 
-    ``clock`` and ``stale_after_s`` exist for tests and tools; the defaults are what the tracker expects.
+    ``read_only`` opens it for reading only (see the module docstring). ``clock`` and ``stale_after_s`` exist for
+    tests and tools; the defaults are what the tracker expects.
     """
 
     def __init__(
         self,
         path: Path | str,
         *,
+        read_only: bool = False,
         stale_after_s: float = STALE_AFTER_S,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._path = None if str(path) == MEMORY else Path(path).expanduser()
         self._where = MEMORY if self._path is None else str(self._path)
+        self._read_only = read_only
         self._stale_after_s = stale_after_s
         self._clock = clock
         self._host = this_host()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self.notes: list[str] = []  # how a read-only store had to be opened (immutable), for doctor
         if sqlite3.sqlite_version_info < (3, 24, 0):
             raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old for the run store; wattwise needs 3.24+")
         conn = self._connect()
@@ -97,36 +111,73 @@ class SQLiteStore(RunStore):
         """The database file, or None for an in-memory store."""
         return self._path
 
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
     def __repr__(self) -> str:
-        return f"SQLiteStore({self._where!r})"
+        mode = ", read_only=True" if self._read_only else ""
+        return f"SQLiteStore({self._where!r}{mode})"
 
     # --- opening -----------------------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        target = MEMORY
-        if self._path is not None:
-            _create_file(self._path)
-            target = str(self._path)
+        if self._path is None:
+            return self._sqlite(MEMORY)
+        if self._read_only:
+            return self._connect_read_only(self._path)
+        _create_file(self._path)
+        return self._sqlite(str(self._path))
+
+    def _sqlite(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         try:
-            return sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            return sqlite3.connect(
+                target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=uri
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open run store at {self._where}: {_reason(exc)}; {_FIX}") from None
+
+    def _connect_read_only(self, path: Path) -> sqlite3.Connection:
+        """``mode=ro``; where a WAL database on a read-only filesystem cannot be opened that way (SQLite must create
+        its -shm file), ``immutable=1``, which reads the file as it is. A missing file is an empty store."""
+        try:
+            if not path.exists():
+                self.notes.append(f"no run store at {path} yet")
+                return self._sqlite(MEMORY)
+            if path.is_dir():
+                raise StoreError(f"cannot read run store at {path}: it is a directory; {_FIX}")
+            if not os.access(path, os.R_OK):
+                raise StoreError(f"cannot read run store at {path}: permission denied for this user; {_FIX}")
+            uri = path.resolve().as_uri()
+        except OSError as exc:
+            raise StoreError(f"cannot read run store at {path}: {exc.strerror or exc}; {_FIX}") from None
+        conn = self._sqlite(f"{uri}?mode=ro", uri=True)
+        try:
+            conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+        conn = self._sqlite(f"{uri}?mode=ro&immutable=1", uri=True)
+        self.notes.append(f"{path} opened as immutable (read-only filesystem): writes by others are not seen")
+        return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Check that the file is ours (or empty), apply missing migrations, then set the journal up.
 
-        Nothing is written to a file before it is known to be a wattwise store that this version can read.
+        Nothing is written to a file before it is known to be a wattwise store that this version can read; a
+        read-only store writes nothing at all.
         """
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+            reason = _reason(exc)
+            if isinstance(exc, sqlite3.OperationalError) and ("readonly" in reason or "unable to open" in reason):
                 raise StoreError(
-                    f"run store {self._where} cannot be written here ({_reason(exc)}): its file or directory is "
-                    f"read-only for this user; it was left untouched; {_FIX}"
+                    f"run store {self._where} cannot be opened for writing here ({reason}): its file or directory "
+                    f"is read-only for this user; it was left untouched (reading commands still work); {_FIX}"
                 ) from None
             raise StoreError(
-                f"{self._where} is not a SQLite database ({_reason(exc)}); it was left untouched; "
+                f"{self._where} is not a SQLite database ({reason}); it was left untouched; "
                 "point WATTWISE_DB to another file or move this one away"
             ) from None
         if tables:
@@ -136,13 +187,35 @@ class SQLiteStore(RunStore):
                 raise self._foreign(tables) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if self._read_only and tables:
+                self._check_readable(conn)
+                conn.execute("PRAGMA query_only = ON")
+                return
             conn.execute("PRAGMA foreign_keys = ON")
-            apply_migrations(conn, self._where, SQLITE_MIGRATIONS)
-            if self._path is not None:
-                conn.execute("PRAGMA journal_mode = WAL")  # persistent; a no-op once set
+            self._retry_busy(lambda: apply_migrations(conn, self._where, SQLITE_MIGRATIONS))
+            if self._path is not None and not self._read_only:
+                self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))  # persistent; then a no-op
                 conn.execute("PRAGMA synchronous = NORMAL")  # in WAL: safe from crashes of the process
+            if self._read_only:
+                conn.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
             raise _error(self._where, "opening", exc) from None
+
+    def _check_readable(self, conn: sqlite3.Connection) -> None:
+        applied = set(applied_migrations(conn))
+        known = [m.name for m in SQLITE_MIGRATIONS]
+        unknown = sorted(applied - set(known))
+        if unknown:
+            raise StoreError(
+                f"database {self._where} was created by a newer wattwise (unknown migrations: {', '.join(unknown)}); "
+                "upgrade wattwise to open it"
+            )
+        missing = [name for name in known if name not in applied]
+        if missing:
+            raise StoreError(
+                f"run store {self._where} was written by an older wattwise and needs upgrading ({', '.join(missing)}), "
+                "which reading cannot do: run `wattwise run -- true` once with write access to it"
+            )
 
     def _foreign(self, tables: set[str]) -> StoreError:
         names = ", ".join(sorted(tables)[:5])
@@ -151,18 +224,44 @@ class SQLiteStore(RunStore):
             "it was left untouched; point WATTWISE_DB to another file"
         )
 
+    @staticmethod
+    def _retry_busy(action: Callable[[], object]) -> None:
+        """Run ``action``; if the database stays locked past the busy timeout (heavy concurrent writing), wait a
+        little and try again, up to BUSY_RETRIES times, so writers queue rather than fail."""
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                action()
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if attempt == BUSY_RETRIES or ("locked" not in text and "busy" not in text):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
     # --- plumbing ----------------------------------------------------------------------------------------
 
     @contextmanager
-    def _db(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _db(self, action: str, *, write: bool = False) -> Iterator[sqlite3.Connection]:
         """The connection, under the lock, with database errors turned into one-line StoreErrors."""
         with self._lock:
             if self._conn is None:
                 raise StoreError(f"run store {self._where} is closed")
+            if write and self._read_only:
+                raise StoreError(f"run store {self._where} was opened read-only; {action} needs write access")
             try:
                 yield self._conn
             except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
                 raise _error(self._where, action, exc) from None
+
+    def _write(self, action: str, work: Callable[[sqlite3.Connection], None]) -> None:
+        """One write transaction, retried while another process holds the lock (see :meth:`_retry_busy`)."""
+        with self._db(action, write=True) as conn:
+
+            def attempt() -> None:
+                with transaction(conn):
+                    work(conn)
+
+            self._retry_busy(attempt)
 
     def _row(self, run: Run, heartbeat_at: datetime) -> dict[str, object]:
         return {
@@ -181,10 +280,27 @@ class SQLiteStore(RunStore):
             "record": encode_record(run),  # validates first: no partial row is ever written
         }
 
+    def _stale(self, run: Run, heartbeat_at: str) -> str | None:
+        return stale_reason(
+            run,
+            datetime.fromisoformat(heartbeat_at),
+            now=self._clock(),
+            host=self._host,
+            stale_after_s=self._stale_after_s,
+        )
+
+    def _view(self, record: str, heartbeat_at: str) -> Run:
+        """A stored record as readers see it: a run whose process is gone is shown incomplete."""
+        run = decode_record(record, self._where)
+        reason = self._stale(run, heartbeat_at) if run.status == "running" else None
+        return run if reason is None else mark_incomplete(run, reason)
+
     def _reap_stale(self, conn: sqlite3.Connection) -> None:
-        """Persist status "incomplete" for every stored "running" run whose process is gone (see base)."""
-        now = self._clock()
-        stale: list[tuple[str, str, str]] = []
+        """Persist status "incomplete" for every stored "running" run whose process is gone (see base); a
+        read-only store leaves them (readers see them incomplete through :meth:`_view`)."""
+        if self._read_only:
+            return
+        stale: list[tuple[str, str, str, str | None]] = []
         for run_id, heartbeat_at, record in conn.execute(
             "SELECT id, heartbeat_at, record FROM runs WHERE status = 'running'"
         ):
@@ -192,24 +308,24 @@ class SQLiteStore(RunStore):
                 run = decode_record(record, self._where)
             except StoreError:
                 continue  # an unreadable record is reported by whoever lists it
-            reason = stale_reason(
-                run,
-                datetime.fromisoformat(heartbeat_at),
-                now=now,
-                host=self._host,
-                stale_after_s=self._stale_after_s,
-            )
+            reason = self._stale(run, heartbeat_at)
             if reason is not None:
-                stale.append((run_id, heartbeat_at, encode_record(mark_incomplete(run, reason))))
+                marked = mark_incomplete(run, reason)
+                ended = None if marked.ended_at is None else utc_iso(marked.ended_at)
+                stale.append((run_id, heartbeat_at, encode_record(marked, check=False), ended))
         if not stale:
             return
-        with transaction(conn):
-            for run_id, heartbeat_at, record in stale:  # unless the tracker checkpointed meanwhile
-                conn.execute(
-                    "UPDATE runs SET status = 'incomplete', record = ? "
-                    "WHERE id = ? AND status = 'running' AND heartbeat_at = ?",
-                    (record, run_id, heartbeat_at),
-                )
+
+        def attempt() -> None:
+            with transaction(conn):
+                for run_id, heartbeat_at, record, ended in stale:  # unless the tracker checkpointed meanwhile
+                    conn.execute(
+                        "UPDATE runs SET status = 'incomplete', record = ?, ended_at = ? "
+                        "WHERE id = ? AND status = 'running' AND heartbeat_at = ?",
+                        (record, ended, run_id, heartbeat_at),
+                    )
+
+        self._retry_busy(attempt)
 
     # --- writing -----------------------------------------------------------------------------------------
 
@@ -217,35 +333,56 @@ class SQLiteStore(RunStore):
         if run.status != "running":
             run = run.replace(status="running")
         row = self._row(run, self._clock())
-        with self._db("beginning a run") as conn:
+
+        def insert(conn: sqlite3.Connection) -> None:
             try:
-                with transaction(conn):
-                    conn.execute(_INSERT, row)
+                conn.execute(_INSERT, row)
             except sqlite3.IntegrityError:
-                raise StoreError(f"a run with id {run.id!r} already exists in {self._where}; use a new id") from None
+                raise RunExistsError(
+                    f"a run with id {run.id!r} already exists in {self._where}; use a new id"
+                ) from None
+
+        self._write("beginning a run", insert)
+        try:  # runs left "running" by processes that died are settled when a new run starts
+            with self._db("settling stale runs", write=True) as conn:
+                self._reap_stale(conn)
+        except StoreError:
+            pass  # best effort: readers show them incomplete anyway
 
     def save(self, run: Run) -> None:
         row = self._row(run, self._clock())
-        with self._db("saving a run") as conn, transaction(conn):
+        self._write("saving a run", lambda conn: _execute(conn, _UPSERT, row))
+
+    def add(self, run: Run, samples: Sequence[Sample] = (), *, replace: bool = False) -> None:
+        row = self._row(run, self._clock())
+        sample_rows = _sample_rows(run.id, samples)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            exists = conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone() is not None
+            if exists and not replace:
+                raise RunExistsError(
+                    f"a run with id {run.id!r} is already stored in {self._where}; nothing was imported "
+                    "(give --replace to overwrite it)"
+                )
+            if exists:
+                conn.execute("DELETE FROM samples WHERE run_id = ?", (run.id,))
             conn.execute(_UPSERT, row)
+            conn.executemany(_INSERT_SAMPLE, sample_rows)
+
+        self._write("storing a run", insert)
 
     def append_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
-        rows = [(run_id, s.t_s, _text(s.channel), s.power_w, s.energy_j) for s in samples]
-        for sample in samples:
-            if not _finite(sample.t_s, sample.power_w, sample.energy_j):
-                raise StoreError(
-                    f"run {run_id!r}: sample of {sample.channel!r} at t_s={sample.t_s} is not finite; "
-                    "no sample of this batch was stored"
-                )
+        rows = _sample_rows(run_id, samples)
         if not rows:
             return
-        with self._db("appending samples") as conn, transaction(conn):
+
+        def insert(conn: sqlite3.Connection) -> None:
             touched = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (utc_iso(self._clock()), run_id))
             if touched.rowcount == 0:
                 raise RunNotFoundError(f"no run {run_id!r} in {self._where}; begin() it before appending samples")
-            conn.executemany(
-                "INSERT INTO samples (run_id, t_s, channel, power_w, energy_j) VALUES (?, ?, ?, ?, ?)", rows
-            )
+            conn.executemany(_INSERT_SAMPLE, rows)
+
+        self._write("appending samples", insert)
 
     # --- reading -----------------------------------------------------------------------------------------
 
@@ -253,47 +390,61 @@ class SQLiteStore(RunStore):
         with self._db("reading a run") as conn:
             self._reap_stale(conn)
             if ref == "latest":
-                row = conn.execute("SELECT record FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1").fetchone()
+                row = conn.execute(
+                    "SELECT record, heartbeat_at FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                ).fetchone()
             else:
-                row = conn.execute("SELECT record FROM runs WHERE id = ?", (ref,)).fetchone()
+                row = conn.execute("SELECT record, heartbeat_at FROM runs WHERE id = ?", (ref,)).fetchone()
             if row is not None:
-                return decode_record(row[0], self._where)
+                return self._view(row[0], row[1])
             if len(ref) < MIN_PREFIX or ref == "latest":
                 raise not_found_error(ref)
             matches = conn.execute(
-                "SELECT id, record FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 6", (len(ref), ref)
+                "SELECT id, record, heartbeat_at FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 6",
+                (len(ref), ref),
             ).fetchall()
         if not matches:
             raise not_found_error(ref)
         if len(matches) > 1:
             raise ambiguous_error(ref, [m[0] for m in matches[:5]], more=len(matches) > 5)
-        return decode_record(matches[0][1], self._where)
+        return self._view(matches[0][1], matches[0][2])
+
+    def count(self) -> int:
+        """How many runs are stored (whatever their status)."""
+        with self._db("counting runs") as conn:
+            return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
 
     def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
         check_list_args(limit, status)
         where: list[str] = []
         params: list[object] = []
         if status is not None:
-            where.append("status = ?")
+            # a stored "running" run may be shown as incomplete (its process is gone): look at those too
+            where.append("(status = ? OR status = 'running')")
             params.append(status)
         if name is not None:
             where.append("name = ?")
             params.append(_text(name))
-        query = "SELECT record FROM runs"
+        query = "SELECT id, record, heartbeat_at FROM runs"
         if where:
             query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
-        params.append(-1 if limit is None else limit)
-        query = query.replace("SELECT record FROM runs", "SELECT id, record FROM runs", 1)
+        query += " ORDER BY started_at DESC, rowid DESC"
+        runs: list[Run] = []
+        if limit == 0:
+            return runs
         with self._db("listing runs") as conn:
             self._reap_stale(conn)
-            rows = [(row[0], row[1]) for row in conn.execute(query, params)]
-        runs = []
-        for run_id, record in rows:
-            try:
-                runs.append(decode_record(record, self._where))
-            except StoreError as exc:  # one damaged row must not hide the others
-                warnings.warn(f"skipped run {run_id}: {exc}", stacklevel=2)
+            for run_id, record, heartbeat_at in conn.execute(query, params):
+                try:
+                    run = self._view(record, heartbeat_at)
+                except StoreError as exc:  # one damaged row must not hide the others
+                    warnings.warn(f"skipped run {run_id}: {exc}", stacklevel=2)
+                    continue
+                if status is not None and run.status != status:
+                    continue
+                runs.append(run)
+                if limit is not None and len(runs) >= limit:
+                    break
         return runs
 
     def iter_samples(self, run_id: str, *, batch_size: int = SAMPLE_BATCH) -> Iterator[Sample]:
@@ -330,6 +481,17 @@ class SQLiteStore(RunStore):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _sample_rows(run_id: str, samples: Sequence[Sample]) -> list[tuple[str, float, str, float, float]]:
+    """Rows for the samples table, or StoreError (nothing stored) if any sample is not finite."""
+    for sample in samples:
+        if not _finite(sample.t_s, sample.power_w, sample.energy_j):
+            raise StoreError(
+                f"run {run_id!r}: sample of {sample.channel!r} at t_s={sample.t_s} is not finite; "
+                "no sample of this batch was stored"
+            )
+    return [(run_id, s.t_s, _text(s.channel), s.power_w, s.energy_j) for s in samples]
 
 
 def _create_file(path: Path) -> None:
@@ -393,3 +555,7 @@ def _error(where: str, action: str, exc: BaseException) -> StoreError:
     if "readonly" in reason or "unable to open" in reason:
         return StoreError(f"cannot write run store at {where} ({reason}) while {action}; {_FIX}")
     return StoreError(f"run store {where}: {action} failed: {reason}")
+
+
+def _execute(conn: sqlite3.Connection, statement: str, params: dict[str, object]) -> None:
+    conn.execute(statement, params)

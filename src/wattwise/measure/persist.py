@@ -1,0 +1,120 @@
+"""Getting a run into the store, and never losing it: at the start, at every checkpoint, at the end.
+
+:class:`RunWriter` is the tracker's only path to the store. Checkpoints (from the sampler thread, at least every
+``flush_s``) save the partial record then the samples gathered since the last one; if the store refuses, the
+samples stay buffered (up to :data:`MAX_BACKLOG`) for the next checkpoint and one warning is given. At the end the
+record is saved first (it matters most), then the samples. If the store refuses the final record, the record and
+its unsent samples are written under ``<home>/unsaved/<run id>.json`` (private to the user) and a StoreError says
+how to import it (``wattwise runs import FILE``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wattwise.errors import StoreError
+from wattwise.validate import RUN_ID
+
+if TYPE_CHECKING:
+    from wattwise.records import Run, Sample
+    from wattwise.store.base import RunStore
+
+__all__ = ["MAX_BACKLOG", "RunWriter", "write_private"]
+
+MAX_BACKLOG = 100_000  # samples kept for a retry while the store refuses checkpoints (a few MB)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new file readable by its owner only (0600), in a directory only they can enter (0700),
+    atomically (a temporary name, then a rename)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+class RunWriter:
+    """Saves one run's records and samples through a store (see the module docstring). Thread-safe."""
+
+    def __init__(self, store: RunStore, home: Path) -> None:
+        self._store = store
+        self._home = home
+        self._lock = threading.Lock()
+        self._buffer: list[Sample] = []
+        self._failing = False
+
+    @property
+    def store(self) -> RunStore:
+        return self._store
+
+    def begin(self, run: Run) -> None:
+        self._store.begin(run)
+
+    def add(self, samples: list[Sample]) -> None:
+        """Samples to send with the next checkpoint."""
+        if samples:
+            with self._lock:
+                self._buffer.extend(samples)
+
+    def checkpoint(self, run: Run) -> bool:
+        """The partial record, then the buffered samples; False (samples kept, one warning) if the store refused."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        try:
+            self._store.save(run)
+            if batch:
+                self._store.append_samples(run.id, batch)
+        except StoreError as exc:
+            with self._lock:
+                self._buffer = (batch + self._buffer)[-MAX_BACKLOG:]
+            if not self._failing:
+                self._failing = True
+                warnings.warn(f"wattwise: checkpoint of run {run.id} failed, will retry: {exc}", stacklevel=2)
+            return False
+        self._failing = False
+        return True
+
+    def final(self, run: Run) -> None:
+        """The final record, then every sample not yet stored; a record the store refuses goes to a file."""
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        try:
+            self._store.save(run)
+        except StoreError as exc:
+            path = self.save_unsaved(run, batch)
+            where = f"its record was written to {path}; store it later with `wattwise runs import {path}`"
+            if path is None:
+                where = "and it could not be written to a file either"
+            raise StoreError(f"run {run.id} could not be stored ({exc}); {where}") from exc
+        if batch:
+            try:
+                self._store.append_samples(run.id, batch)
+            except StoreError as exc:
+                raise StoreError(f"run {run.id} was stored, but {len(batch)} of its samples were not: {exc}") from exc
+
+    def save_unsaved(self, run: Run, samples: list[Sample]) -> Path | None:
+        """``<home>/unsaved/<id>.json``: the record and its unsent samples, for ``wattwise runs import``."""
+        name = run.id if RUN_ID.fullmatch(run.id) else "run"  # never a path from an id
+        data = run.to_dict()
+        data["samples"] = [
+            {"t_s": s.t_s, "channel": s.channel, "power_w": s.power_w, "energy_j": s.energy_j} for s in samples
+        ]
+        try:
+            path = self._home / "unsaved" / f"{name}.json"
+            write_private(path, json.dumps(data, indent=1, allow_nan=False))
+        except (OSError, ValueError):
+            return None
+        return path

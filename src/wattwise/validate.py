@@ -1,0 +1,217 @@
+"""The plausible range of every value that enters wattwise, checked in one place.
+
+Every entry point uses these bounds: CLI flags and Python arguments (through :class:`~wattwise.config.Settings`
+and the estimate inputs), the config file and ``WATTWISE_*`` environment, CSV intensity traces, live providers'
+JSON and imported run records. A value outside its range is refused with one line that names the value, where
+it came from, the range and why the range is what it is; it is never clipped or silently replaced.
+
+The ranges are wide on purpose: they exist to catch unit mistakes (kg given as g is ×1000, a trace in
+lbs/MWh read as g/kWh is ×0.45, a value of 1e300) and garbage, not to second-guess real figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+
+from wattwise.errors import ConfigError
+
+__all__ = [
+    "ACCELERATOR_HOURS",
+    "CO2E_G",
+    "CPU_TDP_W",
+    "DEVICES",
+    "DURATION_S",
+    "ENERGY_J",
+    "EPOCHS",
+    "FLOPS",
+    "FLUSH_S",
+    "FRACTION",
+    "GOODPUT",
+    "HOST_OVERHEAD",
+    "HOURS",
+    "HTTP_TIMEOUT_S",
+    "INTENSITY",
+    "INTERVAL_S",
+    "KILL_GRACE_S",
+    "MEMORY_W_PER_GB",
+    "MFU",
+    "NETWORK_KWH_PER_GB",
+    "PARAMS",
+    "POWER_W",
+    "PRICE_USD_PER_DEVICE_HOUR",
+    "PRICE_USD_PER_KWH",
+    "PROMPT_TOKENS",
+    "PUE",
+    "REQUESTS_PER_DAY",
+    "RUN_ID",
+    "SAMPLE_POWER_W",
+    "SEQ_LEN",
+    "TOKENS",
+    "TOKENS_PER_REQUEST",
+    "UTILISATION",
+    "WATER_L",
+    "WATER_L_PER_KWH",
+    "WUE",
+    "Bounds",
+    "check_run_id",
+    "is_number",
+    "renamed",
+]
+
+
+def is_number(value: object) -> bool:
+    """A real int or float (not a bool, not a string that looks like a number)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The range of one quantity. ``low_open``: the low end itself is refused (strictly positive quantities).
+    ``integer``: only whole numbers. ``why`` says where the range comes from, for the error line."""
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    why: str = ""
+    low_open: bool = False
+    integer: bool = False
+
+    def contains(self, value: float) -> bool:
+        if not math.isfinite(value) or value > self.high:
+            return False
+        if self.integer and not float(value).is_integer():
+            return False
+        return value > self.low if self.low_open else value >= self.low
+
+    def describe(self) -> str:
+        """``between 0 and 5000 g/kWh`` or ``a whole number from 1 to 10,000,000``."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.integer:
+            return f"a whole number from {_fmt(self.low + (1 if self.low_open else 0))} to {_fmt(self.high)}{unit}"
+        if self.low_open and self.low == 0:
+            return f"above 0 and at most {_fmt(self.high)}{unit}"
+        return f"between {_fmt(self.low)} and {_fmt(self.high)}{unit}"
+
+    def message(self, value: object, where: str = "") -> str:
+        origin = f" from {where}" if where else ""
+        reason = f"; {self.why}" if self.why else ""
+        return f"{self.name}{origin} must be {self.describe()} (got {value!r}){reason}"
+
+    def check(self, value: object, where: str = "") -> float:
+        """``value`` as a float when it is a number in range, else ConfigError with one line that says why."""
+        if not is_number(value) or not self.contains(float(value)):  # type: ignore[arg-type]
+            raise ConfigError(self.message(value, where))
+        return float(value)  # type: ignore[arg-type]
+
+    def check_int(self, value: object, where: str = "") -> int:
+        """Like :meth:`check`, for quantities counted in whole numbers."""
+        number = self.check(value, where)
+        return int(number)
+
+    def check_optional(self, value: object, where: str = "") -> float | None:
+        return None if value is None else self.check(value, where)
+
+
+def renamed(bounds: Bounds, name: str) -> Bounds:
+    """The same range under another name (``active_params`` has the range of ``params``)."""
+    return dataclasses.replace(bounds, name=name)
+
+
+def _fmt(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e7:
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+# -- grid and facility ----------------------------------------------------------------------------------------
+
+INTENSITY = Bounds(
+    "intensity_g_per_kwh",
+    "g/kWh",
+    0.0,
+    5000.0,
+    "coal plants emit 740-910 g/kWh over their life cycle (IPCC AR5 WGIII, Annex III) and no grid averages "
+    "more; the headroom allows unusual marginal signals, not unit mistakes",
+)
+PUE = Bounds(
+    "pue",
+    "",
+    1.0,
+    5.0,
+    "1.0 means no facility overhead; the Uptime Institute's surveys put data centres near 1.6",
+)
+WUE = Bounds("wue_l_per_kwh", "L/kWh", 0.0, 20.0, "on-site water; published fleet figures are below 2 L/kWh")
+WATER_L_PER_KWH = Bounds(
+    "water_l_per_kwh", "L/kWh", 0.0, 500.0, "water consumed per kWh generated; thermal plants use a few litres"
+)
+
+# -- the tracker ----------------------------------------------------------------------------------------------
+
+INTERVAL_S = Bounds(
+    "interval_s",
+    "s",
+    0.01,
+    10.0,
+    "below 10 ms the sampler costs more than it measures; samples reach the store at least every 10 s",
+)
+FLUSH_S = Bounds("flush_s", "s", 0.01, 10.0, "a crash loses at most this much of the time series")
+EPOCHS = Bounds("epochs", "", 1, 10_000_000, "the number of planned epochs, for the early prediction", integer=True)
+KILL_GRACE_S = Bounds(
+    "kill_grace_s",
+    "s",
+    0.0,
+    3600.0,
+    "how long `wattwise run` waits after forwarding SIGTERM/SIGHUP before it sends SIGKILL",
+)
+HTTP_TIMEOUT_S = Bounds("http_timeout_s", "s", 0.0, 300.0, low_open=True)
+CPU_TDP_W = Bounds("cpu_tdp_w", "W", 0.0, 2000.0, "per socket; the largest server CPUs are rated near 500 W")
+MEMORY_W_PER_GB = Bounds("memory_w_per_gb", "W/GB", 0.0, 10.0, "DRAM draws well under 1 W per GB")
+NETWORK_KWH_PER_GB = Bounds(
+    "network_kwh_per_gb", "kWh/GB", 0.0, 1.0, "published figures run from 0.001 to 0.06 kWh/GB (2015)"
+)
+
+# -- estimates ------------------------------------------------------------------------------------------------
+
+PARAMS = Bounds("params", "", 0.0, 1e15, "parameters: the largest models have about 1e12", low_open=True)
+TOKENS = Bounds("tokens", "", 0.0, 1e17, "training tokens: the largest runs use about 4e13", low_open=True)
+FLOPS = Bounds("flops", "", 0.0, 1e32, "training FLOPs: the largest runs are near 5e25", low_open=True)
+DEVICES = Bounds("devices", "", 0, 10_000_000, low_open=True, integer=True)
+HOURS = Bounds("hours", "h", 0.0, 1e6, "wall-clock hours (1e6 h is over a century)", low_open=True)
+ACCELERATOR_HOURS = Bounds("accelerator_hours", "h", 0.0, 1e12, low_open=True)
+FRACTION = Bounds("fraction", "", 0.0, 1.0, low_open=True)
+MFU = Bounds("mfu", "", 0.0, 1.0, "model FLOPs utilisation is a fraction of the accelerators' peak", low_open=True)
+GOODPUT = Bounds("goodput", "", 0.0, 1.0, "the share of held accelerator time that advances training", low_open=True)
+UTILISATION = Bounds("utilisation", "", 0.0, 1.0, "the share of peak FLOP/s sustained while serving", low_open=True)
+SEQ_LEN = Bounds("seq_len", "tokens", 0, 100_000_000, low_open=True, integer=True)
+POWER_W = Bounds("power_w", "W", 0.0, 100_000.0, "average power per device", low_open=True)
+HOST_OVERHEAD = Bounds("host_overhead", "", 0.0, 5.0, "host power as a fraction of the devices' power")
+PRICE_USD_PER_KWH = Bounds("price_usd_per_kwh", "USD", 0.0, 100.0)
+PRICE_USD_PER_DEVICE_HOUR = Bounds("price_usd_per_device_hour", "USD", 0.0, 10_000.0)
+TOKENS_PER_REQUEST = Bounds("tokens_per_request", "", 0.0, 1e8, low_open=True)
+PROMPT_TOKENS = Bounds("prompt_tokens", "", 0.0, 1e8)
+REQUESTS_PER_DAY = Bounds("requests_per_day", "", 0.0, 1e13, low_open=True)
+
+# -- run records ----------------------------------------------------------------------------------------------
+
+ENERGY_J = Bounds("energy_j", "J", 0.0, 1e18, "1e18 J is 280 TWh, more than any computation has used")
+CO2E_G = Bounds("co2e_g", "g", 0.0, 1e18)
+DURATION_S = Bounds("duration_s", "s", 0.0, 1e10, "1e10 s is over 300 years")
+WATER_L = Bounds("water_l", "L", 0.0, 1e15)
+SAMPLE_POWER_W = Bounds("power_w", "W", 0.0, 1e8, "one channel's power over one sampling interval")
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_run_id(run_id: object, where: str = "") -> str:
+    """A run id that can name a file and a URL path safely: letters, digits, ``-``, ``_`` and ``.``, not starting
+    with ``.``, at most 128 characters. Never a path (``../../etc/x`` is refused)."""
+    if not isinstance(run_id, str) or RUN_ID.fullmatch(run_id) is None:
+        origin = f" in {where}" if where else ""
+        raise ConfigError(
+            f"run id {run_id!r}{origin} is not valid: use 1-128 letters, digits, '-', '_' or '.', not starting with '.'"
+        )
+    return run_id

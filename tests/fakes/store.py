@@ -1,0 +1,53 @@
+"""A store that refuses some writes, as a locked database or a full disk would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from wattwise.errors import StoreError
+from wattwise.records import Run, Sample
+from wattwise.store.base import RunStore
+
+
+class FailingStore(RunStore):
+    """Wraps a real store; refuses to save the final record (as a locked or full disk would)."""
+
+    def __init__(self, inner: RunStore, fail_final: bool = True, fail_checkpoints: bool = False) -> None:
+        self.inner = inner
+        self.fail_final = fail_final
+        self.fail_checkpoints = fail_checkpoints
+
+    def begin(self, run: Run) -> None:
+        self.inner.begin(run)
+
+    def save(self, run: Run) -> None:
+        if (run.status != "running" and self.fail_final) or (run.status == "running" and self.fail_checkpoints):
+            raise StoreError("database is locked")
+        self.inner.save(run)
+
+    def append_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
+        if self.fail_checkpoints:
+            raise StoreError("database is locked")
+        self.inner.append_samples(run_id, samples)
+
+    def get(self, ref: str) -> Run:
+        return self.inner.get(ref)
+
+    def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
+        return self.inner.list_runs(limit, status, name)
+
+    def iter_samples(self, run_id: str) -> Iterator[Sample]:
+        return self.inner.iter_samples(run_id)
+
+    def add(self, run: Run, samples: Sequence[Sample] = (), *, replace: bool = False) -> None:
+        self.inner.add(run, samples, replace=replace)
+
+    def count(self) -> int:
+        return self.inner.count()
+
+    @property
+    def read_only(self) -> bool:
+        return self.inner.read_only
+
+    def close(self) -> None:
+        self.inner.close()
