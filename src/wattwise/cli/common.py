@@ -56,6 +56,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "trace",
         "intensity",
         "wue_l_per_kwh",
+        "kill_grace_s",
     ):
         value = getattr(args, key, None)
         if value is not None:

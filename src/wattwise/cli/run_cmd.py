@@ -21,6 +21,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no live panel and no summary")
     p.add_argument("--json", action="store_true", help="print the stored run as JSON on stdout at the end")
     p.add_argument(
+        "--leave-descendants",
+        action="store_true",
+        help="stop measuring when COMMAND exits, even if processes it started still run (they are named in the "
+        "record); by default wattwise waits for, and measures, every process the command started",
+    )
+    p.add_argument(
+        "--kill-grace",
+        dest="kill_grace_s",
+        type=float,
+        metavar="SECONDS",
+        help="after forwarding SIGTERM or SIGHUP, SIGKILL the command if it has not exited within this long (10)",
+    )
+    p.add_argument(
         "--epochs",
         type=int,
         help="planned epochs: with wattwise.report_epoch() called by the command, predict the whole run",
@@ -44,11 +57,13 @@ def handle(args: argparse.Namespace) -> int:
     resolve_command(argv)  # a missing command fails before anything is measured or stored
     settings = settings_from_args(args)
     name = args.name or argv[0].rsplit("/", 1)[-1]
-    tracker = Tracker(name, settings=settings, command=argv)
+    tracker = Tracker(name, settings=settings, command=argv, handle_signals=False)  # the relay handles signals
     # The relay blocks the signals it forwards before any thread exists, so no thread can catch them by mistake.
-    with SignalRelay() as relay:
+    wait = not args.leave_descendants
+    with SignalRelay(grace_s=settings.kill_grace_s) as relay:
         if args.quiet or not (sys.stdout.isatty() and sys.stderr.isatty()):
-            result = run_command(argv, tracker, relay=relay)  # no rich import on this path: start-up time counts
+            # no rich import on this path: start-up time counts
+            result = run_command(argv, tracker, relay=relay, supervise=True, wait_descendants=wait)
         else:
             from rich.console import Console
             from rich.live import Live
@@ -65,7 +80,9 @@ def handle(args: argparse.Namespace) -> int:
                 def write(text: str) -> None:
                     live.console.out(text, end="", highlight=False)
 
-                result = run_command(argv, tracker, relay=relay, output=write, on_tick=refresh)
+                result = run_command(
+                    argv, tracker, relay=relay, output=write, on_tick=refresh, supervise=True, wait_descendants=wait
+                )
     if not args.quiet:
         from rich.console import Console
 

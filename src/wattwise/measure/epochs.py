@@ -43,7 +43,8 @@ class EpochListener:
 
     def __init__(self, on_epoch: Callable[[int | None], None]) -> None:
         self._on_epoch = on_epoch
-        self._dir = Path(tempfile.mkdtemp(prefix="wattwise-"))
+        # wattwise-<pid>-…: a directory left by a killed wattwise is removed at the next start (see supervise)
+        self._dir = Path(tempfile.mkdtemp(prefix=f"wattwise-{os.getpid()}-"))
         self.path = str(self._dir / "epochs.sock")
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(self.path)

@@ -2,10 +2,18 @@
 
 The tracker measures this process's tree, which holds the command and everything it starts. Signals are relayed
 by :class:`~wattwise.measure.signals.SignalRelay` (forward what was sent to wattwise, never repeat what the
-terminal already delivered). The command is started with ``posix_spawn`` so that it gets a clean signal mask.
-However the command ends, the run is stored (``incomplete`` when interrupted or killed by a signal, ``failed``
-on a non-zero exit), and wattwise exits with the command's own code (128 + N for a command killed by signal N,
-as shells do).
+terminal already delivered; SIGKILL the tree ``kill_grace_s`` after a SIGTERM or SIGHUP it ignores). The command is
+started with ``posix_spawn`` so that it gets a clean signal mask. However the command ends, the run is stored
+(``incomplete`` when interrupted or killed by a signal, ``failed`` on a non-zero exit), and wattwise exits with the
+command's own code (128 + N for a command killed by signal N, as shells do; 128 + N too when wattwise got signal
+N and had to kill a command that ignored it).
+
+**Background processes.** With ``supervise=True`` (what the CLI passes: wattwise owns its process), wattwise is a
+child subreaper and waits until *every* process of the tree has exited, including those the command left running
+in the background: they are measured until they end. ``wait_descendants=False`` stops with the command instead,
+and the record names the processes still running. A watchdog ends the tree if wattwise itself is killed
+(:mod:`wattwise.measure.supervise`). In-process callers (tests, notebooks) keep ``supervise=False``: a library must
+not reap its host's other children.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +36,7 @@ from wattwise.devices.host import descendants
 from wattwise.errors import CommandError, StoreError
 from wattwise.measure.epochs import EpochListener
 from wattwise.measure.signals import SignalRelay
+from wattwise.measure.supervise import Watchdog, clean_stale_temp, set_child_subreaper
 
 if TYPE_CHECKING:
     from wattwise.measure.tracker import Tracker
@@ -134,6 +144,8 @@ def run_command(
     output: Callable[[str], None] | None = None,
     on_tick: Callable[[], None] | None = None,
     tick_s: float = 0.5,
+    supervise: bool = False,
+    wait_descendants: bool = True,
 ) -> CommandResult:
     """Run ``argv`` under ``tracker`` (not yet started) and return its exit code and stored run.
 
@@ -143,8 +155,23 @@ def run_command(
     the command's exit code is what counts, and the record is kept in a file (see ``Tracker.stop``).
     """
     executable = resolve_command(argv)
-    tracker.start()
+    watchdog: Watchdog | None = None
+    subreaper = False
+    if supervise:
+        clean_stale_temp()
+        watchdog = Watchdog.start(tracker.settings.kill_grace_s)  # detaches while the tracker starts
+    try:
+        tracker.start()
+    finally:
+        if watchdog is not None:
+            watchdog.reap()  # before becoming a subreaper: the watchdog must not be adopted (and measured)
+    if supervise:
+        subreaper = set_child_subreaper()
+        if not subreaper:
+            tracker.note("processes the command leaves in the background are measured only while it runs here")
     if relay is not None and relay.interrupted:
+        if watchdog is not None:
+            watchdog.done()
         run = _stop(tracker, "incomplete", f"interrupted by {relay.describe()} before the command started", 130)
         return CommandResult(exit_code=130, run=run)
     master = slave = -1
@@ -182,14 +209,24 @@ def run_command(
             slave = -1
             pump = threading.Thread(target=_relay, args=(master, output), name="wattwise-output", daemon=True)
             pump.start()
+        tree: Callable[[], list[int]] = (
+            (lambda: descendants(os.getpid())) if subreaper else (lambda: [pid, *descendants(pid)])
+        )
         if relay is not None:
-            relay.attach(lambda: [pid, *descendants(pid)])
+            relay.attach(tree)
+        if watchdog is not None:
+            watchdog.watch(tree)
         ticker = _Ticker(on_tick, tick_s) if on_tick is not None else None
         try:
-            _, status = _wait(pid)
+            status, waited_s, adopted = _wait(pid, subreaper and wait_descendants)
         finally:
             if ticker is not None:
                 ticker.stop()
+        if adopted:
+            tracker.note(
+                f"the command left {adopted} process(es) running in the background; they were measured until the "
+                f"last one exited, {waited_s:.1f} s after the command"
+            )
         survivors = descendants(os.getpid())
         if survivors:
             shown = ", ".join(str(p) for p in survivors[:10])
@@ -202,6 +239,8 @@ def run_command(
         if pump is not None:
             pump.join(timeout=2.0)
     finally:
+        if watchdog is not None:
+            watchdog.done()
         if listener is not None:
             listener.close()
         for fd in (slave, master):
@@ -210,6 +249,14 @@ def run_command(
     code = os.waitstatus_to_exitcode(status)
     exit_code = 128 - code if code < 0 else code
     received = relay.describe() if relay is not None and relay.interrupted else ""
+    if relay is not None and relay.escalated is not None:
+        signum = int(getattr(signal, relay.escalated))
+        why = (
+            f"the command did not exit within {relay.grace_s:g} s of {relay.escalated} and was killed (SIGKILL); "
+            f"wattwise got {received}"
+        )
+        run = _stop(tracker, "incomplete", why, 128 + signum)
+        return CommandResult(exit_code=128 + signum, run=run)
     if code < 0:
         why = f"command killed by {signal.Signals(-code).name}" + (
             f" after wattwise got {received}" if received else ""
@@ -224,12 +271,36 @@ def run_command(
     return CommandResult(exit_code=exit_code, run=run)
 
 
-def _wait(pid: int) -> tuple[int, int]:
+def _wait(pid: int, whole_tree: bool) -> tuple[int, float, int]:
+    """Wait for the command; with ``whole_tree`` (wattwise is a subreaper) also for every process adopted from it.
+
+    Returns the command's wait status, how long after it the last adopted process exited, and how many were
+    adopted. Only a subreaper may wait for any child: its children are the command and what it left behind.
+    """
+    if not whole_tree:
+        while True:
+            try:
+                return os.waitpid(pid, 0)[1], 0.0, 0
+            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
+                continue
+    status: int | None = None
+    ended_at = last_exit = 0.0
+    outlived = 0
     while True:
         try:
-            return os.waitpid(pid, 0)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
+            child, child_status = os.waitpid(-1, 0)
+        except InterruptedError:  # pragma: no cover
             continue
+        except ChildProcessError:  # no children left: the whole tree has exited
+            break
+        if child == pid:
+            status = child_status
+            ended_at = time.monotonic()
+        elif status is not None:  # an adopted process that outlived the command
+            outlived += 1
+            last_exit = time.monotonic()
+    assert status is not None  # the command is our child: waitpid(-1) returned it before ECHILD
+    return status, max(0.0, last_exit - ended_at) if outlived else 0.0, outlived
 
 
 def _stop(tracker: Tracker, status: RunStatus, error: str | None, exit_code: int) -> Run:

@@ -10,6 +10,11 @@ terminal's foreground group.
 Forwarding goes to the command and every process it started (what a terminal's Ctrl-C reaches), so children
 do not outlive an interrupted run. Signals that were ignored when wattwise started (``nohup``, ``&`` in a script)
 stay ignored, for wattwise and for the command. The third interrupt kills the command's whole tree.
+
+A command that ignores SIGTERM or SIGHUP is not waited for forever (Slurm and Kubernetes would kill the job
+anyway, and wattwise's record with it): ``grace_s`` (``kill_grace_s``, 10 s by default, as ``docker stop``) after
+wattwise forwarded the first of them, whatever is left of the tree gets SIGKILL, and :attr:`SignalRelay.escalated`
+says so for the run's record.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ _NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 _SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel generated (terminal keys, hang-up)
 _SI_TKILL = -6  # siginfo si_code of tgkill/pthread_kill: a signal aimed at one thread
 _KILL_AFTER = 3
+_ESCALATE = frozenset(int(getattr(signal, n)) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def forwardable() -> set[int]:
@@ -58,8 +64,11 @@ class SignalRelay:
     wattwise got, so the run can be recorded as interrupted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, grace_s: float = 10.0) -> None:
         self.signals = forwardable()
+        self.grace_s = grace_s
+        self.escalated: str | None = None  # "SIGTERM": the tree was killed grace_s after it was forwarded
+        self._timer: threading.Timer | None = None
         self.received: list[int] = []
         self.from_terminal: list[bool] = []
         self._targets: Callable[[], list[int]] = list
@@ -83,6 +92,8 @@ class SignalRelay:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        if self._timer is not None:
+            self._timer.cancel()
         if self._thread is not None:
             if self._thread.ident is not None and self._thread.is_alive():
                 # wake the waiting thread now (a signal aimed at that thread alone), rather than at its next timeout
@@ -133,6 +144,18 @@ class SignalRelay:
             _send(targets, signal.SIGKILL)
         elif not from_terminal:
             _send(targets, signum)
+        if signum in _ESCALATE and targets and self._timer is None and not self._stop.is_set():
+            self._timer = threading.Timer(self.grace_s, self._escalate, args=(signum,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _escalate(self, signum: int) -> None:
+        """The grace period after SIGTERM/SIGHUP is over: SIGKILL whatever is left of the command's tree."""
+        with self._lock:
+            targets = self._targets()
+        if targets and not self._stop.is_set():
+            self.escalated = signal.Signals(signum).name
+            _send(targets, signal.SIGKILL)
 
     def describe(self) -> str:
         """'SIGINT (terminal), SIGTERM' — for the run's error line."""
