@@ -180,8 +180,10 @@ def test_unsorted_rows_are_sorted(tmp_path: Path) -> None:
     ("row", "message"),
     [
         ("2024-01-01T02:00:00Z,abc", "intensity 'abc' is not a number"),
-        ("2024-01-01T02:00:00Z,-5", "not a finite, non-negative number"),
-        ("2024-01-01T02:00:00Z,nan", "not a finite, non-negative number"),
+        ("2024-01-01T02:00:00Z,-5", "is outside the plausible range, between 0 and 5,000 g/kWh"),
+        ("2024-01-01T02:00:00Z,nan", "is outside the plausible range, between 0 and 5,000 g/kWh"),
+        ("2024-01-01T02:00:00Z,1e300", "is outside the plausible range, between 0 and 5,000 g/kWh"),
+        ("2024-01-01T02:00:00Z,5000.5", "is outside the plausible range, between 0 and 5,000 g/kWh"),
         ("2024-01-01T02:00:00Z", "fewer than the header's columns"),
         ("yesterday,5", "timestamp 'yesterday' is not ISO-8601"),
     ],

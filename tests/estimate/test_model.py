@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -181,11 +182,24 @@ def test_statements_carry_the_numbers_and_assumptions() -> None:
     e = estimate_training(TrainingInputs(hardware="H100-SXM", devices=512, hours=100, region="DE"))
     md = markdown(e, "Model-X")
     assert "Training Model-X used an estimated 51,200 accelerator-hours" in md
-    assert "| Total emissions (kg CO2e) |" in md and "Assumptions:" in md
+    assert "| Total emissions (CO2e) | " in md and "Assumptions:" in md
+    assert "59.5 MWh of electricity (range 43.1–84.6 MWh)" in md
     tex = latex(e, "Model_X")
     assert (
         r"\begin{tabular}{lrr}" in tex and r"Model\_X" in tex and "CO$_2$e" in tex and "%" not in tex.replace(r"\%", "")
     )
+
+
+def test_small_jobs_are_stated_in_small_units_never_zero() -> None:
+    e = estimate_training(TrainingInputs(hardware="H100-SXM", devices=1, hours=0.01, region="DE"))
+    md = markdown(e)
+    paragraph = md.splitlines()[0]
+    assert " 0.0 MWh" not in md and "0.00 t" not in md
+    assert re.search(r"and \d+(\.\d+)? Wh of electricity \(range \d+(\.\d+)?–\d+(\.\d+)? Wh\)", paragraph)
+    assert re.search(r"corresponds to \d+(\.\d+)? g CO2e of operational emissions", paragraph)
+    assert "| Accelerator-hours | 0.01 |" in md
+    big = markdown(estimate_training(TrainingInputs(hardware="H100-SXM", params=70e9, tokens=2e12, region="DE")))
+    assert re.search(r"\d MWh of electricity", big) and re.search(r"\d t CO2e of operational", big)
 
 
 def test_inference_per_request_and_per_day() -> None:

@@ -35,8 +35,10 @@ Rules (each one tested in tests/carbon/test_csvtrace.py):
   touches it is None. The series note counts both kinds and names the first gap.
 - **Duplicates.** Rows with the same timestamp and the same value collapse into one; the same timestamp with a
   different value raises :class:`~wattwise.errors.ConfigError` naming both rows. Rows out of order are sorted.
-- **Bad rows.** An unparseable timestamp or value, a missing cell, a NaN or a negative intensity raises
-  ``ConfigError("FILE:ROW: ...")``, one line, ROW being the line number in the file (the header is line 1).
+- **Bad rows.** An unparseable timestamp or value, a missing cell, or an intensity outside the plausible range every
+  entry point applies (0 to 5,000 g/kWh after unit conversion, :data:`wattwise.validate.INTENSITY`: NaN, negative
+  values and 1e300 among them) raises ``ConfigError("FILE:ROW: ...")``, one line, ROW being the line number in the
+  file (the header is line 1).
 - **Zones.** ``zone`` arguments are checked against the file's zone column where it has one (Electricity Maps
   ``Zone Id``, wattwise ``zone``); a file without one answers for any zone. ``forecast`` answers with the points
   at or after now (the clock is injectable); a file that ends before now cannot forecast and says so.
@@ -62,6 +64,7 @@ from wattwise.carbon.base import IntensityPoint, IntensitySeries, constant_serie
 from wattwise.carbon.providers._series import utc
 from wattwise.errors import ConfigError, ProviderError
 from wattwise.units import g_per_mwh_to_g_per_kwh, kg_per_kwh_to_g_per_kwh, lbs_per_mwh_to_g_per_kwh
+from wattwise.validate import INTENSITY
 
 EmissionFactor = Literal["lifecycle", "direct"]
 MAX_BRIDGED_STEPS = 2
@@ -234,8 +237,10 @@ class CsvTraceProvider:
             value = convert(float(raw))
         except ValueError:
             raise ConfigError(f"{where}: intensity {raw!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{where}: intensity {raw!r} is not a finite, non-negative number")
+        if not INTENSITY.contains(value):
+            raise ConfigError(
+                f"{where}: intensity {raw!r} is outside the plausible range, {INTENSITY.describe()} ({INTENSITY.why})"
+            )
         return value
 
     def _build(self, times: list[float], values: list[float], *, forecast: bool) -> tuple[list[IntensityPoint], str]:

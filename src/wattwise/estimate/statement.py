@@ -3,42 +3,51 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from wattwise.estimate.model import Estimate
 from wattwise.records import Range
-
-
-def _fmt(r: Range, digits: int = 1) -> tuple[str, str]:
-    return f"{r.value:,.{digits}f}", f"{r.low:,.{digits}f}–{r.high:,.{digits}f}"
+from wattwise.report import numbers
+from wattwise.report.numbers import sig
 
 
 def _rows(e: Estimate) -> list[tuple[str, str, str]]:
+    """(quantity, estimate, range): each row in the unit its value calls for, so small jobs never read 0."""
+
+    def row(label: str, r: Range, fmt: Callable[[float, float, float], str]) -> tuple[str, str, str]:
+        text = fmt(r.value, r.low, r.high)  # "1.2 MWh (0.9–1.6 MWh)"
+        value, _, rng = text.partition(" (")
+        return label, value, rng.rstrip(")")
+
     rows = [
-        ("Accelerator-hours", *_fmt(e.accelerator_hours, 0)),
-        ("Energy (kWh, facility)", *_fmt(e.energy_kwh, 0)),
-        ("of which accelerators, before PUE (kWh)", *_fmt(e.accelerator_energy_kwh, 0)),
-        ("of which hosts, before PUE (kWh)", *_fmt(e.host_energy_kwh, 0)),
-        ("Operational emissions (kg CO2e)", *_fmt(e.operational_co2e_kg)),
-        ("Embodied emissions (kg CO2e)", *_fmt(e.embodied_co2e_kg)),
-        ("Total emissions (kg CO2e)", *_fmt(e.total_co2e_kg)),
-        ("Water, on-site (L)", *_fmt(e.water_onsite_l, 0)),
-        ("Water, off-site: electricity generation (L)", *_fmt(e.water_offsite_l, 0)),
+        row("Accelerator-hours", e.accelerator_hours, lambda v, lo, hi: f"{sig(v)} ({sig(lo)}–{sig(hi)})"),
+        row("Energy, facility", e.energy_kwh, numbers.energy_kwh_range),
+        row("of which accelerators, before PUE", e.accelerator_energy_kwh, numbers.energy_kwh_range),
+        row("of which hosts, before PUE", e.host_energy_kwh, numbers.energy_kwh_range),
+        row("Operational emissions (CO2e)", e.operational_co2e_kg, numbers.mass_kg_range),
+        row("Embodied emissions (CO2e)", e.embodied_co2e_kg, numbers.mass_kg_range),
+        row("Total emissions (CO2e)", e.total_co2e_kg, numbers.mass_kg_range),
+        row("Water, on-site", e.water_onsite_l, numbers.volume_l_range),
+        row("Water, off-site: electricity generation", e.water_offsite_l, numbers.volume_l_range),
     ]
     if e.cost_usd is not None:
-        rows.append(("Cost (USD)", *_fmt(e.cost_usd, 0)))
+        rows.append(row("Cost (USD)", e.cost_usd, lambda v, lo, hi: f"{sig(v)} ({sig(lo)}–{sig(hi)})"))
     return rows
 
 
 def _paragraph(e: Estimate, name: str) -> str:
+    energy = e.energy_kwh
+    total = e.total_co2e_kg
+    electricity = numbers.energy_kwh_range(energy.value, energy.low, energy.high).replace(
+        " (", " of electricity (range "
+    )
     return (
-        f"Training {name} used an estimated {e.accelerator_hours.value:,.0f} accelerator-hours and "
-        f"{e.energy_kwh.value / 1000:,.1f} MWh of electricity (range {e.energy_kwh.low / 1000:,.1f}–"
-        f"{e.energy_kwh.high / 1000:,.1f} MWh), including a PUE of {e.pue:g}. At a grid carbon intensity of "
-        f"{e.intensity_g_per_kwh:,.0f} gCO2e/kWh ({e.region}) this corresponds to "
-        f"{e.operational_co2e_kg.value / 1000:,.2f} t CO2e of operational emissions, plus "
-        f"{e.embodied_co2e_kg.value / 1000:,.2f} t CO2e of amortised embodied emissions "
-        f"(total {e.total_co2e_kg.value / 1000:,.2f} t, range {e.total_co2e_kg.low / 1000:,.2f}–"
-        f"{e.total_co2e_kg.high / 1000:,.2f} t). Estimated with wattwise; assumptions below."
+        f"Training {name} used an estimated {sig(e.accelerator_hours.value)} accelerator-hours and {electricity}, "
+        f"including a PUE of {e.pue:g}. At a grid carbon intensity of {e.intensity_g_per_kwh:,.0f} gCO2e/kWh "
+        f"({e.region}) this corresponds to {numbers.mass_kg(e.operational_co2e_kg.value)} CO2e of operational "
+        f"emissions, plus {numbers.mass_kg(e.embodied_co2e_kg.value)} CO2e of amortised embodied emissions (total "
+        f"{numbers.mass_kg_range(total.value, total.low, total.high).replace(' (', ', range ', 1).rstrip(')')}). "
+        "Estimated with wattwise; assumptions below."
     )
 
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from wattwise.records import Run
+from wattwise.report import numbers
 from wattwise.report.safe import plain, printable
-from wattwise.units import j_to_wh
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -17,36 +17,11 @@ if TYPE_CHECKING:
 _STATUS_STYLE = {"complete": "green", "running": "cyan", "incomplete": "yellow", "failed": "red"}
 
 
-def fmt_energy(energy_j: float) -> str:
-    if energy_j >= 3.6e6:
-        return f"{energy_j / 3.6e6:,.3f} kWh"
-    if energy_j >= 3600:
-        return f"{j_to_wh(energy_j):,.2f} Wh"
-    return f"{energy_j:,.1f} J"
-
-
-def fmt_mass_g(mass_g: float) -> str:
-    if mass_g >= 1000:
-        return f"{mass_g / 1000:,.3f} kg"
-    if mass_g >= 1:
-        return f"{mass_g:,.2f} g"
-    return f"{mass_g * 1000:,.2f} mg"
-
-
-def fmt_volume_l(litres: float) -> str:
-    if litres >= 1000:
-        return f"{litres / 1000:,.2f} m³"
-    if litres >= 1:
-        return f"{litres:,.2f} L"
-    return f"{litres * 1000:,.3g} mL"
-
-
-def fmt_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+# every number is formatted by wattwise.report.numbers; these names are kept for the callers that use them
+fmt_energy = numbers.energy_j
+fmt_mass_g = numbers.mass_g
+fmt_volume_l = numbers.volume_l
+fmt_duration = numbers.duration_s
 
 
 def run_summary(run: Run, *, details: bool = True) -> RenderableType:

@@ -9,9 +9,11 @@ from typing import Any
 
 from wattwise.carbon.base import IntensityPoint, IntensitySeries, Signal
 from wattwise.errors import ProviderError
+from wattwise.validate import INTENSITY
 
 ISO_MINUTE = "%Y-%m-%dT%H:%MZ"
 ISO_SECOND = "%Y-%m-%dT%H:%M:%SZ"
+_MAX_PERIOD_S = 31 * 86400.0  # a point that claims to hold longer than a month is not an intensity period
 
 
 def utc(moment: datetime) -> datetime:
@@ -66,11 +68,17 @@ class SeriesBuilder:
     notes: list[str] = field(default_factory=list)
     _points: list[IntensityPoint] = field(default_factory=list)
     _missing: list[datetime] = field(default_factory=list)
+    _implausible: list[datetime] = field(default_factory=list)
 
     def add(self, start: datetime, duration_s: float, value: object, *, forecast: bool = False) -> None:
+        """One period's value; a missing one, or one outside the plausible range every entry point applies
+        (:data:`wattwise.validate.INTENSITY`), is left out and counted in the note (never stored, never zero)."""
         intensity = number(value)
         if intensity is None:
             self._missing.append(start)
+            return
+        if not INTENSITY.contains(intensity) or not (0 < duration_s <= _MAX_PERIOD_S):
+            self._implausible.append(start)
             return
         self._points.append(IntensityPoint(start, duration_s, intensity, forecast))
 
@@ -101,6 +109,13 @@ class SeriesBuilder:
         if missing:
             first = min(missing).strftime(ISO_MINUTE)
             notes.append(f"{len(missing)} period(s) without a value skipped (first at {first})")
+        implausible = self._implausible if window is None else [m for m in self._implausible if lo <= m < hi]
+        if implausible:
+            first = min(implausible).strftime(ISO_MINUTE)
+            notes.append(
+                f"{len(implausible)} value(s) outside {INTENSITY.describe()} or with an impossible period "
+                f"skipped (first at {first})"
+            )
         if require_points and not unique:
             where = "" if window is None else f" between {window[0]:%Y-%m-%d %H:%M} and {window[1]:%Y-%m-%d %H:%M} UTC"
             raise ProviderError(

@@ -1,0 +1,101 @@
+"""Every number wattwise prints, formatted in one place: units chosen by magnitude, never a small job rounded to 0.
+
+``energy_j(2.5e6)`` is ``694 Wh``; ``mass_kg(0.0004)`` is ``0.4 g``; a range is written in the unit of its value
+(``1.2 MWh (0.9–1.6 MWh)``). Values keep three significant digits, so a figure is never shown as ``0.0`` unless
+it is zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+from wattwise.units import J_PER_KWH
+
+__all__ = [
+    "duration_s",
+    "energy_j",
+    "energy_kwh",
+    "energy_kwh_range",
+    "mass_g",
+    "mass_kg",
+    "mass_kg_range",
+    "sig",
+    "volume_l",
+    "volume_l_range",
+]
+
+# (divisor, unit), smallest first: the largest unit whose divisor is at most the value is used
+_ENERGY_KWH: tuple[tuple[float, str], ...] = ((1e-3, "Wh"), (1.0, "kWh"), (1e3, "MWh"), (1e6, "GWh"), (1e9, "TWh"))
+_MASS_KG: tuple[tuple[float, str], ...] = ((1e-6, "mg"), (1e-3, "g"), (1.0, "kg"), (1e3, "t"), (1e6, "kt"), (1e9, "Mt"))
+_VOLUME_L: tuple[tuple[float, str], ...] = ((1e-3, "mL"), (1.0, "L"), (1e3, "m³"), (1e6, "thousand m³"))
+
+
+def sig(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits (all digits of a number ≥ 1,000, thousands separated)."""
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    text = f"{value:.{digits}g}"
+    return text if "e" not in text else f"{value:.{digits - 1}e}"
+
+
+def _pick(value: float, scale: tuple[tuple[float, str], ...]) -> tuple[float, str]:
+    chosen = scale[0]
+    for divisor, unit in scale:
+        if abs(value) >= divisor:
+            chosen = (divisor, unit)
+    return chosen
+
+
+def _scaled(value: float, scale: tuple[tuple[float, str], ...]) -> str:
+    divisor, unit = _pick(value, scale)
+    return f"{sig(value / divisor)} {unit}"
+
+
+def _scaled_range(value: float, low: float, high: float, scale: tuple[tuple[float, str], ...]) -> str:
+    divisor, unit = _pick(value, scale)
+    return f"{sig(value / divisor)} {unit} ({sig(low / divisor)}–{sig(high / divisor)} {unit})"
+
+
+def energy_kwh(kwh: float) -> str:
+    return _scaled(kwh, _ENERGY_KWH)
+
+
+def energy_kwh_range(value: float, low: float, high: float) -> str:
+    return _scaled_range(value, low, high, _ENERGY_KWH)
+
+
+def energy_j(joules: float) -> str:
+    """Joules below 1 Wh (``12.5 J``), then Wh, kWh, MWh…"""
+    if abs(joules) < 3600:
+        return f"{sig(joules)} J" if joules else "0 J"
+    return energy_kwh(joules / J_PER_KWH)
+
+
+def mass_kg(kg: float) -> str:
+    return _scaled(kg, _MASS_KG)
+
+
+def mass_kg_range(value: float, low: float, high: float) -> str:
+    return _scaled_range(value, low, high, _MASS_KG)
+
+
+def mass_g(grams: float) -> str:
+    return mass_kg(grams / 1000.0)
+
+
+def volume_l(litres: float) -> str:
+    return _scaled(litres, _VOLUME_L)
+
+
+def volume_l_range(value: float, low: float, high: float) -> str:
+    return _scaled_range(value, low, high, _VOLUME_L)
+
+
+def duration_s(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
