@@ -61,12 +61,26 @@ class StoreError(WattwiseError):
 
 class ProviderError(WattwiseError):
     """A carbon-intensity provider could not answer. ``retryable`` says whether trying later may help
-    (timeouts, 429, 5xx) as opposed to a wrong key or an unknown zone."""
+    (timeouts, 429, 5xx, an empty answer during an outage) as opposed to a wrong key or an unknown zone;
+    ``plan_limit`` that the credentials are good but the user's plan does not include this endpoint or zone (a free
+    key asking for a forecast): callers degrade to what the plan allows. ``status`` is the HTTP status, if any."""
 
-    def __init__(self, message: str, *, provider: str = "", retryable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        retryable: bool = False,
+        plan_limit: bool = False,
+        status: int | None = None,
+        detail: str = "",
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.retryable = retryable
+        self.plan_limit = plan_limit
+        self.status = status
+        self.detail = detail  # the server's own words, secrets scrubbed
 
 
 class RunNotFoundError(StoreError):

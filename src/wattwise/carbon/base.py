@@ -46,6 +46,7 @@ class IntensitySeries:
     points: tuple[IntensityPoint, ...]
     fallback: bool = False
     note: str = ""
+    plan_limit: bool = False  # the fallback happened because the provider's plan does not include the request
     _starts: tuple[float, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,10 +103,19 @@ def constant_series(
     signal: Signal = "average",
     fallback: bool = False,
     note: str = "",
+    plan_limit: bool = False,
 ) -> IntensitySeries:
     """A series that holds one value at all times (annual tables, fixed values)."""
     point = IntensityPoint(datetime(1970, 1, 1, tzinfo=UTC), math.inf, intensity_g_per_kwh)
-    return IntensitySeries(region=region, signal=signal, source=source, points=(point,), fallback=fallback, note=note)
+    return IntensitySeries(
+        region=region,
+        signal=signal,
+        source=source,
+        points=(point,),
+        fallback=fallback,
+        note=note,
+        plan_limit=plan_limit,
+    )
 
 
 @runtime_checkable

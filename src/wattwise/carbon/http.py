@@ -6,7 +6,8 @@
    with ``Settings.offline`` a cached answer of any age is returned (its age in the note), and no cache is an error;
 2. otherwise the request is sent with ``Settings.http_timeout_s`` and retried, with exponential back-off and jitter,
    on timeouts, connection errors, 429 (honouring ``Retry-After`` in seconds or as an HTTP date, up to
-   ``retry_after_cap_s``) and 5xx; never on another 4xx. ``on_unauthorized`` may renew credentials once on 401;
+   ``retry_after_cap_s``), 5xx and answers the call's ``check`` finds empty (an outage behind a 200); never on
+   another 4xx. ``on_unauthorized`` may renew credentials once on 401 or 403 (an expired token can answer either);
 3. when every attempt failed for a reason that may pass (network, 429, 5xx), a cached answer of any age is returned
    with ``stale=True`` and a note that says how old it is; a wrong key or a malformed answer is never papered over.
 
@@ -138,11 +139,14 @@ class HttpClient:
         ttl_s: float,
         cache: bool = True,
         on_unauthorized: Callable[[], Mapping[str, str]] | None = None,
+        check: Callable[[Any], None] | None = None,
     ) -> JsonResponse:
         """GET ``url`` and parse its JSON body (see the module docstring for caching, retries and errors).
 
         ``cache=False`` neither reads nor writes the cache (a login). ``on_unauthorized`` is called once after a
-        401 and answers fresh headers (a renewed token) for one more try."""
+        401 or 403 and answers fresh headers (a renewed token) for one more try. ``check`` looks at the parsed
+        body before it is cached or returned: a retryable ProviderError from it (no data: an outage) is retried
+        like a 5xx and never cached; another ProviderError is raised at once."""
         query = {k: str(v) for k, v in sorted((params or {}).items())}
         secrets = _secrets(headers, auth)
         key_path = self._cache_path(url, query) if cache else None
@@ -160,8 +164,7 @@ class HttpClient:
                 provider=self.name,
             )
         try:
-            body = self._fetch(url, query, dict(headers or {}), auth, secrets, on_unauthorized)
-            data = self._parse(body, url, secrets)
+            body, data = self._fetch(url, query, dict(headers or {}), auth, secrets, on_unauthorized, check)
         except ProviderError as exc:
             if cached is None or not exc.retryable:
                 raise
@@ -208,13 +211,21 @@ class HttpClient:
         auth: tuple[str, str] | None,
         secrets: list[str],
         on_unauthorized: Callable[[], Mapping[str, str]] | None,
-    ) -> str:
+        check: Callable[[Any], None] | None = None,
+    ) -> tuple[str, Any]:
         renewed = False
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._attempt(url, query, headers, auth, secrets, attempt)
+                body = self._attempt(url, query, headers, auth, secrets, attempt)
+                data = self._parse(body, url, secrets)
+                if check is not None:
+                    try:
+                        check(data)
+                    except ProviderError as exc:
+                        raise _Failure(exc) from None
+                return body, data
             except _Failure as failure:
                 if failure.unauthorized and on_unauthorized is not None and not renewed:
                     renewed = True
@@ -268,8 +279,11 @@ class HttpClient:
             return text
         detail = _scrub(_detail(text), secrets)
         if status in (401, 403):
-            error = self._error(f"{self.label} refused the credentials ({status}: {detail}): {self.auth_hint}")
-            raise _Failure(error, unauthorized=status == 401)
+            error = self._error(
+                f"{self.label} refused the credentials ({status}: {detail}): {self.auth_hint}", status=status
+            )
+            error.detail = detail
+            raise _Failure(error, unauthorized=True)
         if status == 429:
             wait = _retry_after(response.headers.get("Retry-After"), self._clock())
             shown = math.ceil(wait) if wait is not None else math.ceil(self._backoff(attempt))
@@ -304,8 +318,8 @@ class HttpClient:
         ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * self._jitter())
 
-    def _error(self, message: str, *, retryable: bool = False) -> ProviderError:
-        return ProviderError(message, provider=self.name, retryable=retryable)
+    def _error(self, message: str, *, retryable: bool = False, status: int | None = None) -> ProviderError:
+        return ProviderError(message, provider=self.name, retryable=retryable, status=status)
 
     # -- the cache ----------------------------------------------------------------------------------------------
 

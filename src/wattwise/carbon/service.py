@@ -136,10 +136,11 @@ class IntensityService:
         try:
             series: IntensitySeries = call(self.zone())
         except ProviderError as exc:
-            # An outage (timeout, 429, 5xx) or offline mode falls back to the table, visibly; a wrong key, an
-            # unknown zone or a malformed answer is the user's to fix and is raised, never papered over.
-            if exc.retryable or self.settings.offline:
-                return self.fallback(f"{self.provider_name} could not answer {ask}: {exc}")
+            # An outage (timeout, 429, 5xx, an empty answer), offline mode or a plan that does not include this
+            # endpoint falls back to the table, visibly; a wrong key, an unknown zone or a malformed answer is the
+            # user's to fix and is raised, never papered over.
+            if exc.retryable or exc.plan_limit or self.settings.offline:
+                return self.fallback(f"{self.provider_name} could not answer {ask}: {exc}", plan_limit=exc.plan_limit)
             raise
         return series
 
@@ -152,8 +153,9 @@ class IntensityService:
     def forecast(self, hours: float) -> IntensitySeries:
         return self._answer("a forecast", lambda zone: self.provider.forecast(zone, hours))
 
-    def fallback(self, why: str) -> IntensitySeries:
-        """The packaged annual figure, flagged as a fallback with the reason."""
+    def fallback(self, why: str, *, plan_limit: bool = False) -> IntensitySeries:
+        """The packaged annual figure, flagged as a fallback with the reason (``plan_limit``: the provider's plan
+        does not include what was asked; callers use what the plan allows before this)."""
         grid = self.region.intensity
         return constant_series(
             self.region.code,
@@ -161,6 +163,7 @@ class IntensityService:
             grid.source,
             fallback=True,
             note=f"{why}; used the packaged annual average instead",
+            plan_limit=plan_limit,
         )
 
     def facility(self) -> Facility:

@@ -130,6 +130,7 @@ class CarbonPlan:
         self.region = self.service.region
         self.facility = self.service.facility()
         self.refresh_s = refresh_s
+        self._no_forecast = False  # the provider's plan refused the forecast: do not ask again
         self.notes: list[str] = [self.region.note] if self.region.note else []
         self.series = self._initial_series()
         if self.series.note and self.series.note != self.region.note:
@@ -154,11 +155,25 @@ class CarbonPlan:
         return self._live_series()
 
     def _live_series(self) -> IntensitySeries:
+        """The latest value and, where the provider and the plan allow, a 48 h forecast after it. A plan without
+        forecasts (a free Electricity Maps key) keeps the latest value, refreshed every ``refresh_s``, and says so;
+        the forecast is not asked for again during the run."""
         latest = self.service.latest()
         if latest.fallback:
             return latest
-        ahead = self.service.forecast(48)
-        if ahead.fallback or not latest.points:
+        ahead = self.service.forecast(48) if not self._no_forecast else None
+        if ahead is not None and ahead.fallback:
+            self._no_forecast = ahead.plan_limit  # an outage may pass; a plan limit will not
+            why = ahead.note.removesuffix("; used the packaged annual average instead")
+            extra = f"the latest value, refreshed every {self.refresh_s / 60:g} min, is used without a forecast"
+            return IntensitySeries(
+                region=latest.region,
+                signal=latest.signal,
+                source=latest.source,
+                points=latest.points,
+                note="; ".join(n for n in (latest.note, f"{why}; {extra}") if n),
+            )
+        if ahead is None or not latest.points:
             return latest
         end = latest.points[-1].end
         points = latest.points + tuple(p for p in ahead.points if p.start >= end)

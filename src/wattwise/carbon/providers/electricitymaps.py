@@ -146,7 +146,23 @@ class ElectricityMapsProvider:
         # never the caller's IP location in place of an unknown zone (the API's documented fallback)
         params = {**params, "emissionFactorType": self.emission_factor_type, "shouldUseFallbackCallerLookup": "false"}
         headers = {"auth-token": self._api_key} if self._api_key else {}
-        return self._client.get_json(self.base_url + path, params=params, headers=headers, ttl_s=ttl_s)
+        try:
+            return self._client.get_json(self.base_url + path, params=params, headers=headers, ttl_s=ttl_s)
+        except ProviderError as exc:
+            # 403 anywhere, or 401 on anything but /latest: the key works (or may) but its plan does not reach this
+            # endpoint or zone. A free key has the latest value and 24 h of history for one zone, no forecast.
+            if exc.status == 403 or (exc.status == 401 and not path.endswith("/latest")):
+                endpoint = path.rsplit("/", 1)[-1]
+                raise ProviderError(
+                    f"Electricity Maps refused {endpoint} for zone {params.get('zone')} ({exc.status}: {exc.detail}): "
+                    "the API key's plan does not include it (free keys have the latest value and 24 h of history "
+                    "for one zone, no forecast)",
+                    provider=NAME,
+                    plan_limit=True,
+                    status=exc.status,
+                    detail=exc.detail,
+                ) from None
+            raise
 
     def _source(self, factor_type: object = None) -> str:
         kind = factor_type if isinstance(factor_type, str) and factor_type else self.emission_factor_type

@@ -96,11 +96,18 @@ class UkGridProvider:
         return f"UkGridProvider(base_url={self.base_url!r})"
 
     def latest(self, zone: str) -> IntensitySeries:
+        """The newest half hour the API has: ``/intensity`` answers the last *complete* half hour (so it usually
+        ended before now), and the note says which half hour it is."""
         outward = parse_zone(zone)
         path = "/intensity" if outward is None else f"/regional/postcode/{outward}"
         builder = self._collect(zone, outward, self._get(path, TTL_LATEST_S), path)
         series = builder.build()
-        return IntensitySeries(series.region, series.signal, series.source, series.points[-1:], note=series.note)
+        point = series.points[-1]
+        now = utc(self._clock())
+        which = "the current half hour" if point.start <= now < point.end else "the last complete half hour"
+        label = f"latest value: {which}, {point.start:%H:%M}-{point.end:%H:%M} UTC {point.start:%Y-%m-%d}"
+        note = "; ".join(n for n in (label, series.note) if n)
+        return IntensitySeries(series.region, series.signal, series.source, (point,), note=note)
 
     def history(self, zone: str, start: datetime, end: datetime) -> IntensitySeries:
         outward = parse_zone(zone)
@@ -136,7 +143,7 @@ class UkGridProvider:
     # -- helpers ------------------------------------------------------------------------------------------------
 
     def _get(self, path: str, ttl_s: float) -> JsonResponse:
-        return self._client.get_json(self.base_url + path, ttl_s=ttl_s)
+        return self._client.get_json(self.base_url + path, ttl_s=ttl_s, check=lambda data: _has_data(data, path))
 
     def _collect(
         self,
@@ -180,6 +187,22 @@ class UkGridProvider:
             builder.add(start, duration, actual)
         else:
             builder.add(start, duration, intensity.get("forecast"), forecast=True)
+
+
+def _has_data(data: Any, path: str) -> None:
+    """A 200 answer with ``{}`` or ``"data": []`` is an outage on the API's side (carbon-intensity/api-definitions
+    issues 18-20), not the user's mistake: retryable, so the client retries and, failing that, the caller falls back."""
+    rows = data.get("data") if isinstance(data, dict) else None
+    if isinstance(rows, dict):  # a regional range: one region object
+        rows = rows.get("data")
+    elif isinstance(rows, list) and rows and isinstance(rows[0], dict) and "regionid" in rows[0]:
+        rows = rows[0].get("data")  # /regional/postcode: a list of one region
+    if not rows:
+        raise ProviderError(
+            f"{LABEL} answered {path} with no data (an outage on its side); try again later",
+            provider=NAME,
+            retryable=True,
+        )
 
 
 def _floor_half_hour(moment: datetime) -> datetime:

@@ -184,9 +184,23 @@ class WattTimeProvider:
     def _get(self, path: str, params: Params, ttl_s: float) -> JsonResponse:
         headers = {} if self._client.offline else self._headers()
         params = {**params, "signal_type": self.signal_type}
-        return self._client.get_json(
-            self.base_url + path, params=params, headers=headers, ttl_s=ttl_s, on_unauthorized=self._renew
-        )
+        try:
+            return self._client.get_json(
+                self.base_url + path, params=params, headers=headers, ttl_s=ttl_s, on_unauthorized=self._renew
+            )
+        except ProviderError as exc:
+            # still 403 after a fresh token: "Invalid scope", the account's plan does not cover this region/endpoint
+            if exc.status == 403:
+                raise ProviderError(
+                    f"WattTime refused {path} for region {params.get('region', '?')} (403: {exc.detail}): the "
+                    "account's plan does not include it (free accounts have every endpoint for CAISO_NORTH only); "
+                    "the login itself worked",
+                    provider=NAME,
+                    plan_limit=True,
+                    status=403,
+                    detail=exc.detail,
+                ) from None
+            raise
 
     def _series(self, zone: str, response: JsonResponse, where: str) -> IntensitySeries:
         return self._collect(zone, response, where).build()
