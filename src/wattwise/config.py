@@ -97,9 +97,17 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {"home": default_home(env)}
         path = config_file if config_file is not None else _config_path(env)
-        if path.is_file():
+        try:
+            is_file = path.is_file()
+            present = is_file or path.exists() or path.is_symlink()
+        except OSError as exc:  # a directory on the way this user may not enter
+            raise ConfigError(
+                f"cannot look for config file {path}: {exc.strerror or exc}; fix the permissions of its directory, "
+                "or point WATTWISE_CONFIG (or WATTWISE_HOME) elsewhere"
+            ) from None
+        if is_file:
             values.update(_read_file(path))
-        elif path.exists() or path.is_symlink():
+        elif present:
             kind = "a directory" if path.is_dir() else "not a regular file (or a broken link)"
             raise ConfigError(f"config file {path} is {kind}; make it a TOML file, or point WATTWISE_CONFIG elsewhere")
         elif config_file is not None or env.get("WATTWISE_CONFIG"):

@@ -36,6 +36,7 @@ __all__ = [
     "not_found_error",
     "pid_alive",
     "stale_reason",
+    "supersedes",
     "this_host",
     "utc_iso",
 ]
@@ -67,7 +68,9 @@ class RunStore(Protocol):
     def add(self, run: Run, samples: Sequence[Sample] = (), *, replace: bool = False) -> None:
         """Store a whole record made elsewhere (``runs import``) with its samples, in one transaction.
 
-        A run with the same id is refused with RunExistsError unless ``replace``; replacing drops the old samples.
+        A run with the same id is refused with RunExistsError, unless ``replace`` (the old record and samples are
+        dropped) or the stored record is an earlier checkpoint of this same run (:func:`supersedes`: the record a
+        tracker saved to a file when the store refused its final save), whose samples are kept and added to.
         """
         ...
 
@@ -158,6 +161,19 @@ def stale_reason(
     if silent_s > stale_after_s:
         return f"no heartbeat for {silent_s:.0f} s (last at {utc_iso(heartbeat_at)})"
     return None
+
+
+def supersedes(new: Run, old: Run) -> bool:
+    """Whether ``new`` is a later record of the same measured run as the stored ``old`` (same id, start, host and
+    process; ``old`` unfinished and not longer): importing it loses nothing that ``old`` holds."""
+    return (
+        new.id == old.id
+        and new.started_at == old.started_at
+        and new.host == old.host
+        and new.pid == old.pid
+        and old.status in ("running", "incomplete")
+        and old.duration_s <= new.duration_s
+    )
 
 
 def mark_incomplete(run: Run, reason: str) -> Run:

@@ -37,6 +37,7 @@ from wattwise.store.base import (
     mark_incomplete,
     not_found_error,
     stale_reason,
+    supersedes,
     this_host,
     utc_iso,
 )
@@ -358,13 +359,18 @@ class SQLiteStore(RunStore):
         sample_rows = _sample_rows(run.id, samples)
 
         def insert(conn: sqlite3.Connection) -> None:
-            exists = conn.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchone() is not None
-            if exists and not replace:
-                raise RunExistsError(
-                    f"a run with id {run.id!r} is already stored in {self._where}; nothing was imported "
-                    "(give --replace to overwrite it)"
-                )
-            if exists:
+            row_found = conn.execute("SELECT record FROM runs WHERE id = ?", (run.id,)).fetchone()
+            if row_found is not None and not replace:
+                try:
+                    earlier = supersedes(run, decode_record(row_found[0], self._where))
+                except StoreError:
+                    earlier = False
+                if not earlier:
+                    raise RunExistsError(
+                        f"a run with id {run.id!r} is already stored in {self._where}; nothing was imported "
+                        "(give --replace to overwrite it)"
+                    )
+            elif row_found is not None:
                 conn.execute("DELETE FROM samples WHERE run_id = ?", (run.id,))
             conn.execute(_UPSERT, row)
             conn.executemany(_INSERT_SAMPLE, sample_rows)
