@@ -15,7 +15,11 @@ exposes the same package domain through MMIO on recent Intel client CPUs and wou
 Counters: ``energy_uj`` counts microjoules and wraps to 0 after ``max_energy_range_uj``, so a delta is
 ``(new − old) mod (max_energy_range_uj + 1)``. A 300 W package wraps a typical 2^38 µJ (≈ 262 kJ) range in
 about 15 minutes; the sampling thread reads every second, and more than one wrap between two reads cannot be
-detected. ``read()`` returns per channel the unwrapped sum of deltas since the first read (which reads 0).
+detected: a counter says nothing of how many times it passed its range. What the tracker can tell is when it
+*might* have happened: when two reads are further apart than the counter needs to wrap at the zone's largest
+power limit (``constraint_*_power_limit_uw``/``max_power_uw``, else an assumed 1,000 W), the run's notes say so
+(a stalled or suspended machine, a sampler blocked for minutes). ``read()`` returns per channel the unwrapped sum
+of deltas since the first read (which reads 0).
 
 Attribution: RAPL meters the whole machine. The energy attributed to the measured process tree is, interval
 by interval, each domain's delta × :func:`~wattwise.devices.base.cpu_share` (the tree's share of the
@@ -71,6 +75,12 @@ class RaplZone:
     domain: str  # the zone's ``name`` file: package-0, core, uncore, dram, psys
     max_energy_range_uj: int
     channel: Channel
+    max_power_w: float = 1000.0  # the zone's largest power limit; ASSUMED 1,000 W where powercap gives none
+
+    @property
+    def wrap_s(self) -> float:
+        """The shortest time the counter can take to wrap: its range at the zone's largest power."""
+        return uj_to_j(self.max_energy_range_uj) / self.max_power_w
 
     @property
     def energy_file(self) -> Path:
@@ -101,6 +111,7 @@ class RaplSource:
         self._last_snapshot: HostSnapshot | None = None
         self._energy_j = [0.0] * len(self._zones)
         self._attributed_j = [0.0] * len(self._zones)
+        self._notes: dict[str, None] = {}
 
     @classmethod
     def open(cls, root: Path = DEFAULT_RAPL_ROOT) -> RaplSource:
@@ -122,6 +133,7 @@ class RaplSource:
         now = [_read_counter(path) for path in self._files]  # all or nothing: a failure changes no state
         if self._last_uj is not None and self._last_snapshot is not None:
             share = cpu_share(self._last_snapshot, snapshot)
+            self._check_gap(snapshot.t_s - self._last_snapshot.t_s)
             for i, (new, old) in enumerate(zip(now, self._last_uj, strict=True)):
                 delta_j = uj_to_j((new - old) % self._moduli[i])
                 self._energy_j[i] += delta_j
@@ -129,6 +141,19 @@ class RaplSource:
         self._last_uj = now
         self._last_snapshot = snapshot
         return tuple(MeterReading(e, a) for e, a in zip(self._energy_j, self._attributed_j, strict=True))
+
+    def _check_gap(self, dt_s: float) -> None:
+        for zone in self._zones:
+            if dt_s >= zone.wrap_s:
+                self._notes.setdefault(
+                    f"{zone.channel.name}: {dt_s:.0f} s passed between two readings, as long as its counter takes to "
+                    f"wrap at {zone.max_power_w:g} W ({zone.wrap_s:.0f} s): a second wrap in that interval would not "
+                    f"be seen, and the interval may be short by multiples of {uj_to_j(zone.max_energy_range_uj):,.0f} J"
+                )
+
+    def notes(self) -> tuple[str, ...]:
+        """Intervals in which a second counter wrap could have gone unseen (see the module docstring)."""
+        return tuple(self._notes)
 
     def close(self) -> None:
         """Nothing is held open between reads."""
@@ -276,7 +301,20 @@ def _zone(path: Path, zone_id: str, parent: str | None, index: int, taken: set[s
     taken.add(name)
     detail = f"powercap {zone_id} {domain}" if parent is None else f"powercap {zone_id} {domain} of {parent}"
     channel = Channel(name, component, "measured", "rapl", detail, in_total=in_total)
-    return RaplZone(path, zone_id, domain, max_range, channel)
+    return RaplZone(path, zone_id, domain, max_range, channel, _max_power_w(path))
+
+
+def _max_power_w(path: Path) -> float:
+    """The zone's largest power limit or maximum (powercap constraints, µW), or the assumed 1,000 W."""
+    found = 0.0
+    for name in ("constraint_0", "constraint_1", "constraint_2"):
+        for suffix in ("power_limit_uw", "max_power_uw"):
+            try:
+                value = int((path / f"{name}_{suffix}").read_text(encoding="ascii").strip())
+            except (OSError, ValueError, UnicodeDecodeError):
+                continue
+            found = max(found, uj_to_j(value))  # µW to W is the same factor as µJ to J
+    return found if found > 0 else 1000.0
 
 
 def _channel_name(domain: str, parent: str | None, index: int) -> tuple[str, Component, bool]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from wattwise.carbon.base import IntensitySeries
 from wattwise.devices.base import Channel
+from wattwise.errors import ProviderError, WattwiseError
 from wattwise.measure.meters import Reading
 from wattwise.records import Attribution
 from wattwise.units import emissions_g, j_to_kwh
@@ -137,6 +138,9 @@ class CarbonPlan:
             self.notes.append(f"intensity: {self.series.note}")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._failures = 0
+        self.refresh_notes: list[str] = []
 
     @property
     def live(self) -> bool:
@@ -161,11 +165,15 @@ class CarbonPlan:
         latest = self.service.latest()
         if latest.fallback:
             return latest
-        ahead = self.service.forecast(48) if not self._no_forecast else None
+        try:
+            ahead = self.service.forecast(48) if not self._no_forecast else None
+        except ProviderError as exc:  # a forecast that cannot be used (empty, malformed): the latest value stands
+            ahead = self.service.fallback(f"{self.service.provider_name} could not answer a forecast: {exc}")
         if ahead is not None and ahead.fallback:
             self._no_forecast = ahead.plan_limit  # an outage may pass; a plan limit will not
             why = ahead.note.removesuffix("; used the packaged annual average instead")
-            extra = f"the latest value, refreshed every {self.refresh_s / 60:g} min, is used without a forecast"
+            every = f"{self.refresh_s / 60:g} min" if self.refresh_s >= 60 else f"{self.refresh_s:g} s"
+            extra = f"the latest value, refreshed every {every}, is used without a forecast"
             return IntensitySeries(
                 region=latest.region,
                 signal=latest.signal,
@@ -199,12 +207,35 @@ class CarbonPlan:
 
         def loop() -> None:
             while not self._stop.wait(self.refresh_s):
-                series = self._live_series()
-                if not series.fallback:
+                try:
+                    series = self._live_series()
+                except WattwiseError as exc:  # garbage or a refusal mid-run: keep the series we have, say so
+                    self._refresh_failed(f"{type(exc).__name__}: {exc}")
+                    continue
+                if series.fallback:
+                    self._refresh_failed(series.note)
+                else:
                     account.replace_series(series)
 
         self._thread = threading.Thread(target=loop, name="wattwise-intensity", daemon=True)
         self._thread.start()
+
+    def _refresh_failed(self, why: str) -> None:
+        moment = datetime.now(UTC).strftime("%H:%M:%S UTC")
+        with self._lock:
+            self._failures += 1
+            if self._failures == 1:
+                self.refresh_notes.append(
+                    f"intensity refresh at {moment} failed ({why}); the values fetched before were kept"
+                )
+
+    def refresh_failures(self) -> list[str]:
+        """Notes on refreshes that failed during the run (the first one, and how many), for the record."""
+        with self._lock:
+            notes = list(self.refresh_notes)
+            if self._failures > 1:
+                notes.append(f"{self._failures} intensity refreshes failed in all")
+            return notes
 
     def close(self) -> None:
         self._stop.set()

@@ -83,6 +83,7 @@ class Tracker:
         wall_clock: Callable[[], float] = time.time,
         carbon: CarbonPlan | None = None,
         handle_signals: bool = True,
+        pace: Callable[[threading.Event, float], bool] | None = None,
     ) -> None:
         if name is not None and (not isinstance(name, str) or len(name) > MAX_TEXT):
             raise ConfigError(f"a run name is text of at most {MAX_TEXT:,} characters (got {type(name).__name__})")
@@ -94,6 +95,9 @@ class Tracker:
         )
         self.command = tuple(_clip(str(arg)) for arg in command) if command is not None else None
         self._handle_signals = handle_signals  # `wattwise run` relays signals itself
+        # how the sampler waits for its next reading (True: stop); benchmarks replay hours of simulated time with one
+        # that does not wait, on a host whose clock they drive
+        self._pace = pace or (lambda stop, interval_s: stop.wait(interval_s))
         self._guarded = False
         self._signals: list[str] = []  # signals the program's own handlers took while the run went on
         self._store = store
@@ -210,6 +214,7 @@ class Tracker:
             final = self._meters.read_or_last(_READ_WAIT_S) or self._last or self._origin
             if self._plan is not None:
                 self._plan.close()
+                self._notes.extend(self._plan.refresh_failures())
             with self._lock:
                 if self._thinner is not None:
                     self._writer.add(self._thinner.flush(final))
@@ -540,7 +545,7 @@ class Tracker:
         assert self._meters is not None and self._writer is not None and self._thinner is not None
         interval = self.settings.interval_s
         try:
-            while not self._stop_event.wait(interval):
+            while not self._pace(self._stop_event, interval):
                 reading = self._meters.read()
                 self.ticks += 1
                 with self._lock:
