@@ -55,6 +55,8 @@ class RunWriter:
         self._lock = threading.Lock()
         self._buffer: list[Sample] = []
         self._failing = False
+        self.samples_stored = 0  # samples the store has accepted for this run
+        self.samples_taken = 0  # samples handed to the writer (stored, buffered, or dropped past MAX_BACKLOG)
 
     @property
     def store(self) -> RunStore:
@@ -68,6 +70,7 @@ class RunWriter:
         if samples:
             with self._lock:
                 self._buffer.extend(samples)
+                self.samples_taken += len(samples)
 
     def checkpoint(self, run: Run) -> bool:
         """The partial record, then the buffered samples; False (samples kept, one warning) if the store refused."""
@@ -77,6 +80,7 @@ class RunWriter:
             self._store.save(run)
             if batch:
                 self._store.append_samples(run.id, batch)
+                self.samples_stored += len(batch)
         except StoreError as exc:
             with self._lock:
                 self._buffer = (batch + self._buffer)[-MAX_BACKLOG:]
@@ -102,6 +106,7 @@ class RunWriter:
         if batch:
             try:
                 self._store.append_samples(run.id, batch)
+                self.samples_stored += len(batch)
             except StoreError as exc:
                 raise StoreError(f"run {run.id} was stored, but {len(batch)} of its samples were not: {exc}") from exc
 

@@ -420,6 +420,16 @@ class Tracker:
             self._notes.append(text)
 
     @property
+    def samples_stored(self) -> int:
+        """How many samples of this run the store has accepted so far."""
+        return self._writer.samples_stored if self._writer is not None else 0
+
+    @property
+    def samples_taken(self) -> int:
+        """How many samples this run has produced so far (the store may not have all of them yet)."""
+        return self._writer.samples_taken if self._writer is not None else 0
+
+    @property
     def prediction(self) -> Prediction | None:
         return self._prediction
 
