@@ -27,7 +27,8 @@ sources = [ConstantPowerSource({"gpu:0": 100.0, "cpu": 20.0, "memory": 3.0})]
 with warnings.catch_warnings(record=True) as caught:
     with Tracker(f"writer-{sys.argv[2]}", settings=settings, sources=sources, host=FakeHost()) as t:
         time.sleep(float(sys.argv[3]))
-print(json.dumps({"id": t.result.id, "samples": t.samples_stored, "taken": t.samples_taken, "warnings": [str(w.message) for w in caught]}))
+report = {"id": t.result.id, "samples": t.samples_stored, "taken": t.samples_taken}
+print(json.dumps({**report, "warnings": [str(w.message) for w in caught]}))
 """
 
 
