@@ -18,13 +18,11 @@ tokens travel) are never part of the key, the cache file, a log line or a messag
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import hashlib
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wattwise.errors import ProviderError
+from wattwise.fsutil import write_private
 
 if TYPE_CHECKING:
     import httpx
@@ -351,15 +350,10 @@ class HttpClient:
             "fetched_at_utc": fetched.isoformat(),
             "body": body,
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(record), encoding="utf-8")
-            tmp.replace(path)
+            write_private(path, json.dumps(record))  # private to the user, like everything under the home
         except OSError as exc:  # a read-only home must not stop a measurement; the answer is still good
             log.warning("cannot write the HTTP cache %s: %s", path, exc.strerror)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 def format_age(seconds: float) -> str:

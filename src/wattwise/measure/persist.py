@@ -10,40 +10,23 @@ how to import it (``wattwise runs import FILE``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wattwise.errors import StoreError
+from wattwise.fsutil import write_private
 from wattwise.validate import RUN_ID
 
 if TYPE_CHECKING:
     from wattwise.records import Run, Sample
     from wattwise.store.base import RunStore
 
-__all__ = ["MAX_BACKLOG", "RunWriter", "write_private"]
+__all__ = ["MAX_BACKLOG", "RunWriter"]
 
 MAX_BACKLOG = 100_000  # samples kept for a retry while the store refuses checkpoints (a few MB)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to a new file readable by its owner only (0600), in a directory only they can enter (0700),
-    atomically (a temporary name, then a rename)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 class RunWriter:

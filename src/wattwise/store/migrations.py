@@ -105,7 +105,7 @@ def apply_migrations(
                 if done is not None:
                     continue
                 for statement in migration.statements:
-                    conn.execute(statement)
+                    conn.execute(statement)  # static SQL: a released migration's statement
                 conn.execute(
                     "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
                     (migration.name, datetime.now(UTC).isoformat(timespec="microseconds")),

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from wattwise.errors import RunExistsError, RunNotFoundError, StoreError
+from wattwise.fsutil import make_private_dirs
 from wattwise.records import Run, Sample, utc_now
 from wattwise.store.base import (
     MIN_PREFIX,
@@ -69,6 +70,14 @@ _COLUMNS = (
 _INSERT = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 _UPSERT = _INSERT + " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
 _SAMPLES = "SELECT rowid, t_s, channel, power_w, energy_j FROM samples WHERE run_id = ?"
+_BUSY_PRAGMA = f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}"
+# one static statement for every filter combination: a NULL parameter means "any"; a stored "running" run is also
+# looked at when filtering by status (readers may show it incomplete: its process is gone)
+_LIST = (
+    "SELECT id, record, heartbeat_at FROM runs"
+    " WHERE (:status IS NULL OR status = :status OR status = 'running') AND (:name IS NULL OR name = :name)"
+    " ORDER BY started_at DESC, rowid DESC"
+)
 _INSERT_SAMPLE = "INSERT INTO samples (run_id, t_s, channel, power_w, energy_j) VALUES (?, ?, ?, ?, ?)"
 _SAMPLE_ORDER = " ORDER BY t_s, channel, rowid LIMIT ?"
 
@@ -187,7 +196,7 @@ class SQLiteStore(RunStore):
             except sqlite3.OperationalError:  # no "migrations" table, or one that is not our ledger
                 raise self._foreign(tables) from None
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute(_BUSY_PRAGMA)
             if self._read_only and tables:
                 self._check_readable(conn)
                 conn.execute("PRAGMA query_only = ON")
@@ -352,7 +361,11 @@ class SQLiteStore(RunStore):
 
     def save(self, run: Run) -> None:
         row = self._row(run, self._clock())
-        self._write("saving a run", lambda conn: _execute(conn, _UPSERT, row))
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT, row)
+
+        self._write("saving a run", upsert)
 
     def add(self, run: Run, samples: Sequence[Sample] = (), *, replace: bool = False) -> None:
         row = self._row(run, self._clock())
@@ -422,25 +435,13 @@ class SQLiteStore(RunStore):
 
     def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
         check_list_args(limit, status)
-        where: list[str] = []
-        params: list[object] = []
-        if status is not None:
-            # a stored "running" run may be shown as incomplete (its process is gone): look at those too
-            where.append("(status = ? OR status = 'running')")
-            params.append(status)
-        if name is not None:
-            where.append("name = ?")
-            params.append(_text(name))
-        query = "SELECT id, record, heartbeat_at FROM runs"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY started_at DESC, rowid DESC"
+        params = {"status": status, "name": None if name is None else _text(name)}
         runs: list[Run] = []
         if limit == 0:
             return runs
         with self._db("listing runs") as conn:
             self._reap_stale(conn)
-            for run_id, record, heartbeat_at in conn.execute(query, params):
+            for run_id, record, heartbeat_at in conn.execute(_LIST, params):
                 try:
                     run = self._view(record, heartbeat_at)
                 except StoreError as exc:  # one damaged row must not hide the others
@@ -510,7 +511,7 @@ def _create_file(path: Path) -> None:
         if path.is_dir():
             reason = "it is a directory"
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)  # a new home is the user's alone
             if not path.exists():
                 path.touch(mode=0o600)
             return
@@ -561,7 +562,3 @@ def _error(where: str, action: str, exc: BaseException) -> StoreError:
     if "readonly" in reason or "unable to open" in reason:
         return StoreError(f"cannot write run store at {where} ({reason}) while {action}; {_FIX}")
     return StoreError(f"run store {where}: {action} failed: {reason}")
-
-
-def _execute(conn: sqlite3.Connection, statement: str, params: dict[str, object]) -> None:
-    conn.execute(statement, params)
