@@ -32,7 +32,7 @@ SECRET = "em-PLANTED-secret-4f9a1c"  # a key that must never be written anywhere
 
 
 def _module_constants(tree: ast.Module) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in tree.body:
         targets = (
             node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
