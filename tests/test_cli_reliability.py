@@ -487,3 +487,44 @@ def test_open_store_read_only_refuses_writes(isolated_env: Path) -> None:
 
     with open_store(str(db), read_only=True) as store, pytest.raises(StoreError, match="opened read-only"):
         store.save(make_run("ro000002"))
+
+
+# -- truth under sharing ------------------------------------------------------------------------------------------
+
+
+def _attributed_cpu(home: Path) -> float:
+    run = show_latest(home)
+    return float(next(c for c in run["components"] if c["component"] == "cpu")["energy_j"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_identical_sleeps_get_the_same_figure_whatever_else_runs(isolated_env: Path, tmp_path: Path) -> None:
+    """Two `sleep 1` runs, one beside a process that keeps a CPU busy: the CPU energy charged to the sleep is its
+    share of the machine's idle power (it holds the machine) and nothing of the other process's work."""
+    quiet = wattwise(isolated_env, "run", "--quiet", "--", "sleep", "1")
+    assert quiet.returncode == 0, quiet.stderr
+    alone = _attributed_cpu(isolated_env)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        busy = wattwise(isolated_env, "run", "--quiet", "--", "sleep", "1")
+    finally:
+        burner.kill()
+        burner.wait()
+    assert busy.returncode == 0, busy.stderr
+    beside = _attributed_cpu(isolated_env)
+    assert alone > 0 and beside == pytest.approx(alone, rel=0.15)  # durations differ by a few ms, no more
+
+
+def test_the_summary_shows_network_energy_kept_out_of_the_total(isolated_env: Path) -> None:
+    from wattwise.records import ComponentEnergy
+    from wattwise.report.terminal import run_summary
+
+    net = ComponentEnergy("network", "network", 0.0, 360.0, "estimated", "network-model")
+    run = make_run().replace(components=(*make_run().components, net))
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(run_summary(run))
+    text = console.export_text()
+    assert "360 J for the machine's traffic, not in the total" in text

@@ -49,8 +49,13 @@ def write_proc(tmp_path: Path, text: str) -> Path:
     return proc
 
 
-def snap(t_s: float, busy_s: float, total_s: float, tree_s: float) -> HostSnapshot:
-    return HostSnapshot(t_s=t_s, cpu_busy_s=busy_s, cpu_total_s=total_s, tree_cpu_s=tree_s)
+def snap(
+    t_s: float, busy_s: float, total_s: float, tree_s: float, allowed: float | None = None, cpus: int = 8
+) -> HostSnapshot:
+    """A snapshot of a machine of ``cpus`` logical CPUs, of which the tree may use ``allowed`` (None: all)."""
+    return HostSnapshot(
+        t_s=t_s, cpu_busy_s=busy_s, cpu_total_s=total_s, tree_cpu_s=tree_s, logical_cpus=cpus, tree_allowed_cpus=allowed
+    )
 
 
 @pytest.fixture(scope="module")
@@ -208,28 +213,49 @@ def test_tdp_model_energy_by_hand() -> None:
     source = CpuModelSource(CpuInfo(XEON_8375C, sockets=2, logical_cpus=8, is_virtual=False))
     (first,) = source.read(snap(100.0, busy_s=0.0, total_s=0.0, tree_s=0.0))
     assert (first.energy_j, first.attributed_j) == (0.0, 0.0)
-    # 2 s; 8 CPUs: 16 CPU-s in total, 8 busy (u = 0.5), 2 of them the tree's (share 0.25).
+    # 2 s; 8 CPUs: 16 CPU-s in total, 8 busy (u = 0.5), 2 of them the tree's (a quarter of the busy time).
     (r,) = source.read(snap(102.0, busy_s=8.0, total_s=16.0, tree_s=2.0))
     f = 0.74 / 3.5
-    power_w = 2 * 300.0 * (f + (1 - f) * 0.5)
-    assert r.energy_j == pytest.approx(power_w * 2.0)
-    assert r.attributed_j == pytest.approx(power_w * 2.0 * 0.25)
+    idle_w, max_w = 2 * 300.0 * f, 2 * 300.0
+    assert r.energy_j == pytest.approx((idle_w + (max_w - idle_w) * 0.5) * 2.0)
+    # idle charged by allocation (no CPU set: the whole machine), the power above idle by CPU time
+    assert r.attributed_j == pytest.approx(idle_w * 2.0 * 1.0 + (max_w - idle_w) * 0.5 * 2.0 * 0.25)
+
+
+def test_tdp_model_charges_idle_by_the_cpus_the_tree_may_use() -> None:
+    source = CpuModelSource(CpuInfo(XEON_8375C, sockets=2, logical_cpus=8, is_virtual=False))
+    source.read(snap(100.0, busy_s=0.0, total_s=0.0, tree_s=0.0, allowed=2))
+    (r,) = source.read(snap(102.0, busy_s=8.0, total_s=16.0, tree_s=2.0, allowed=2))
+    f = 0.74 / 3.5
+    idle_w, max_w = 2 * 300.0 * f, 2 * 300.0
+    assert r.attributed_j == pytest.approx(idle_w * 2.0 * (2 / 8) + (max_w - idle_w) * 0.5 * 2.0 * 0.25)
 
 
 def test_per_thread_model_energy_by_hand_and_accumulation() -> None:
     source = CpuModelSource(CpuInfo("Intel(R) Xeon(R) Processor", 1, 4, True))
-    source.read(snap(0.0, 0.0, 0.0, 0.0))
-    # 10 s, 4 CPUs: 40 CPU-s, 10 busy (u = 0.25), 5 of them the tree's (share 0.5): 4 × (0.74 + 2.76 × 0.25) W
-    (r,) = source.read(snap(10.0, busy_s=10.0, total_s=40.0, tree_s=5.0))
+    source.read(snap(0.0, 0.0, 0.0, 0.0, allowed=1, cpus=4))
+    # 10 s, 4 CPUs: 40 CPU-s, 10 busy (u = 0.25), 5 of them the tree's: 4 × (0.74 + 2.76 × 0.25) W on the machine.
+    # The tree may use 1 CPU of 4: idle 4 × 0.74 W × 10 s × 1/4 = 7.4 J; above idle 11.04 W × 0.25 × 10 s × 5/10 = 13.8 J
+    (r,) = source.read(snap(10.0, busy_s=10.0, total_s=40.0, tree_s=5.0, allowed=1, cpus=4))
     assert r.energy_j == pytest.approx(57.2)
-    assert r.attributed_j == pytest.approx(28.6)
-    # 5 s idle: 4 × 0.74 W × 5 s more on the machine, nothing attributed.
-    (r,) = source.read(snap(15.0, busy_s=10.0, total_s=60.0, tree_s=5.0))
+    assert r.attributed_j == pytest.approx(7.4 + 13.8)
+    # 5 s idle: 4 × 0.74 W × 5 s more on the machine; the tree still holds its CPU: 14.8 J × 1/4
+    (r,) = source.read(snap(15.0, busy_s=10.0, total_s=60.0, tree_s=5.0, allowed=1, cpus=4))
     assert r.energy_j == pytest.approx(57.2 + 14.8)
-    assert r.attributed_j == pytest.approx(28.6)
+    assert r.attributed_j == pytest.approx(7.4 + 13.8 + 3.7)
     # The same instant twice adds nothing.
-    (again,) = source.read(snap(15.0, busy_s=10.0, total_s=60.0, tree_s=5.0))
+    (again,) = source.read(snap(15.0, busy_s=10.0, total_s=60.0, tree_s=5.0, allowed=1, cpus=4))
     assert again == r
+
+
+@pytest.mark.parametrize("other_busy_s", [0.0, 3.0, 9.0, 15.0])
+def test_the_same_work_is_charged_the_same_whatever_else_runs(other_busy_s: float) -> None:
+    """4 CPUs for 10 s; the tree uses 5 CPU-s, other processes 0 to 15 more: the tree's figure does not move."""
+    source = CpuModelSource(CpuInfo("Intel(R) Xeon(R) Processor", 1, 4, True))
+    source.read(snap(0.0, 0.0, 0.0, 0.0, allowed=2, cpus=4))
+    (r,) = source.read(snap(10.0, busy_s=5.0 + other_busy_s, total_s=40.0, tree_s=5.0, allowed=2, cpus=4))
+    idle_w, max_w = 4 * 0.74, 4 * 3.5
+    assert r.attributed_j == pytest.approx(idle_w * 10 * 0.5 + (max_w - idle_w) * 10 * 5 / 40)
 
 
 def test_open_and_probe_read_the_given_proc(tmp_path: Path) -> None:

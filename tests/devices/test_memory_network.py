@@ -97,13 +97,22 @@ def test_network_energy_by_hand_with_a_counter_reset() -> None:
     # 2.5 GB × 0.001 kWh/GB = 0.0025 kWh = 9,000 J
     (r,) = source.read(net_snap(3_500_000_000))
     assert r.energy_j == pytest.approx(9000.0)
-    assert r.attributed_j == r.energy_j  # machine-wide counters: attributed = machine
+    assert r.attributed_j == 0.0  # machine-wide counters: not charged to the process tree
     # an interface went away: the counter fell; nothing is added, counting resumes from the new value
     (r,) = source.read(net_snap(200_000_000))
     assert r.energy_j == pytest.approx(9000.0)
     # 0.5 GB more: 1,800 J
     (r,) = source.read(net_snap(700_000_000))
     assert r.energy_j == pytest.approx(10800.0)
+
+
+def test_network_is_charged_whole_only_with_machine_attribution() -> None:
+    source = NetworkSource(None, attributed=True)
+    source.read(net_snap(0))
+    (r,) = source.read(net_snap(1_000_000_000))
+    assert r.attributed_j == r.energy_j == pytest.approx(3600.0)
+    assert "counted whole" in source.channels()[0].detail
+    assert "not charged to the process tree" in NetworkSource().channels()[0].detail
 
 
 def test_network_coefficients_and_range() -> None:

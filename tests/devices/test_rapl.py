@@ -117,24 +117,53 @@ def test_unwrapped_total_equals_the_sum_of_deltas(start: int, deltas: list[int])
         assert reading.energy_j == pytest.approx(sum(deltas) * 1e-6)
 
 
-def test_attribution_is_the_tree_share_of_busy_cpu_time_per_interval(tmp_path: Path) -> None:
+def held(t_s: float, busy_s: float, tree_s: float, rss: int = 0) -> HostSnapshot:
+    """A machine of 4 CPUs and 16 GB of which the tree may use 1 CPU and holds ``rss`` bytes."""
+    return HostSnapshot(
+        t_s=t_s,
+        cpu_busy_s=busy_s,
+        cpu_total_s=4 * t_s,
+        tree_cpu_s=tree_s,
+        logical_cpus=4,
+        tree_allowed_cpus=1,
+        tree_rss_bytes=rss,
+        mem_total_bytes=16_000_000_000,
+    )
+
+
+def test_idle_is_charged_by_allocation_and_the_rest_by_cpu_time(tmp_path: Path) -> None:
     zones = make_powercap(tmp_path, sockets=1, dram=True, core=False)
     source = RaplSource.open(tmp_path)
-    source.read(snap(0.0, busy_s=0.0, tree_s=0.0))
+    source.read(held(0.0, busy_s=0.0, tree_s=0.0, rss=4_000_000_000))
+    # 1 s of a quiet machine: package 5 J, DRAM 1 J: the idle baselines (5 W, 1 W). The tree holds 1 CPU of 4 and
+    # 4 GB of 16: it is charged 5 J × 1/4 and 1 J × 1/4.
+    zones["cpu:package-0"].add_energy(5_000_000)
+    zones["dram:package-0"].add_energy(1_000_000)
+    pkg, dram = source.read(held(1.0, busy_s=0.0, tree_s=0.0, rss=4_000_000_000))
+    assert (pkg.energy_j, pkg.attributed_j) == (5.0, pytest.approx(1.25))
+    assert (dram.energy_j, dram.attributed_j) == (1.0, pytest.approx(0.25))
+    # 1 s busy: package 13 J (8 above idle), 2 CPU-s busy of which the tree's 0.5: 5 × 1/4 + 8 × 0.25.
+    # DRAM 3 J (2 above idle): 1 × 4/16 + 2 × 0.25.
+    zones["cpu:package-0"].add_energy(13_000_000)
+    zones["dram:package-0"].add_energy(3_000_000)
+    pkg, dram = source.read(held(2.0, busy_s=2.0, tree_s=0.5, rss=4_000_000_000))
+    assert pkg.energy_j == 18.0 and pkg.attributed_j == pytest.approx(1.25 + 1.25 + 2.0)
+    assert dram.energy_j == 4.0 and dram.attributed_j == pytest.approx(0.25 + 0.25 + 0.5)
+    assert any("idle baselines" in n and "cpu:package-0 5.0 W" in n for n in source.notes())
 
-    zones["cpu:package-0"].add_energy(8_000_000)  # 8 J
-    zones["dram:package-0"].add_energy(2_000_000)  # 2 J
-    pkg, dram = source.read(snap(1.0, busy_s=2.0, tree_s=0.5))  # share 0.25
-    assert (pkg.energy_j, pkg.attributed_j) == (8.0, 2.0)
-    assert (dram.energy_j, dram.attributed_j) == (2.0, 0.5)
 
-    zones["cpu:package-0"].add_energy(4_000_000)  # 4 J
-    pkg, dram = source.read(snap(2.0, busy_s=3.0, tree_s=1.5))  # share 1.0 over this interval
-    assert (pkg.energy_j, pkg.attributed_j) == (12.0, 6.0)
-
-    zones["cpu:package-0"].add_energy(4_000_000)
-    pkg, _ = source.read(snap(3.0, busy_s=3.0, tree_s=1.5))  # machine idle, tree idle: share 0
-    assert (pkg.energy_j, pkg.attributed_j) == (16.0, 6.0)
+@pytest.mark.parametrize("other_busy_s", [0.0, 0.5, 1.5, 3.0])
+def test_the_same_work_costs_the_same_whatever_else_runs(tmp_path: Path, other_busy_s: float) -> None:
+    """A package drawing 5 W idle + 4 W per busy CPU: the tree's 0.5 CPU-s is charged 1.25 + 2 J in every case."""
+    zones = make_powercap(tmp_path, sockets=1, dram=False, core=False)
+    source = RaplSource.open(tmp_path)
+    source.read(held(0.0, 0.0, 0.0))
+    zones["cpu:package-0"].add_energy(5_000_000)
+    source.read(held(1.0, 0.0, 0.0))
+    busy = 0.5 + other_busy_s
+    zones["cpu:package-0"].add_energy(int((5 + 4 * busy) * 1e6))
+    (pkg,) = source.read(held(2.0, busy, 0.5))
+    assert pkg.attributed_j - 1.25 == pytest.approx(1.25 + 4 * 0.5)
 
 
 def test_amd_layout_package_and_core_without_dram(tmp_path: Path) -> None:

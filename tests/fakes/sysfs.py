@@ -29,7 +29,10 @@ class FakeZone:
         return self.path / "energy_uj"
 
     def set_energy(self, energy_uj: int) -> None:
-        self.energy_file.write_text(f"{energy_uj}\n")
+        """Atomically, as sysfs does: a reader never sees a half-written (empty) counter."""
+        tmp = self.energy_file.with_name(".energy_uj.tmp")
+        tmp.write_text(f"{energy_uj}\n")
+        tmp.replace(self.energy_file)
 
     def add_energy(self, delta_uj: int, max_range_uj: int = MAX_RANGE_UJ) -> None:
         """Advance the counter by ``delta_uj``, wrapping past ``max_range_uj`` as the hardware does."""

@@ -75,7 +75,7 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
     if "dram" not in components:
         found.sources.append(MemoryModelSource(settings.memory_w_per_gb))
     if settings.network:
-        found.sources.append(NetworkSource(settings.network_kwh_per_gb))
+        found.sources.append(NetworkSource(settings.network_kwh_per_gb, attributed=settings.attribution == "machine"))
     return found
 
 

@@ -67,6 +67,7 @@ class HostSnapshot:
     mem_total_bytes: int = 0
     logical_cpus: int = 1
     net_bytes: int = 0  # bytes received + sent on non-loopback interfaces, machine-wide
+    tree_allowed_cpus: float | None = None  # logical CPUs the tree may use (affinity, cgroup quota); None: all
 
 
 def cpu_share(previous: HostSnapshot, current: HostSnapshot) -> float:
@@ -76,6 +77,43 @@ def cpu_share(previous: HostSnapshot, current: HostSnapshot) -> float:
     if busy <= 0:
         return 1.0 if tree > 0 else 0.0
     return min(1.0, max(0.0, tree / busy))
+
+
+def allocation_share(snapshot: HostSnapshot) -> float:
+    """Share of the machine's logical CPUs the measured tree may run on (its CPU affinity and cgroup CPU quota), in
+    [0, 1]. It does not change with what else runs, which is why idle power is charged by it."""
+    allowed = snapshot.tree_allowed_cpus
+    if allowed is None or snapshot.logical_cpus <= 0:
+        return 1.0
+    return min(1.0, max(0.0, allowed / snapshot.logical_cpus))
+
+
+def memory_share(previous: HostSnapshot, current: HostSnapshot) -> float:
+    """Share of the machine's memory the tree held over the interval (mean resident size), in [0, 1]."""
+    if current.mem_total_bytes <= 0:
+        return 1.0
+    held = (previous.tree_rss_bytes + current.tree_rss_bytes) / 2
+    return min(1.0, max(0.0, held / current.mem_total_bytes))
+
+
+def attribute(
+    energy_j: float, idle_j: float, previous: HostSnapshot, current: HostSnapshot, *, idle_by: str = "allocation"
+) -> float:
+    """The measured tree's share of one interval's energy, idle and dynamic power charged separately.
+
+    * **dynamic** (the energy above the idle baseline) by the tree's share of the machine's busy CPU time, as Kepler
+      and Scaphandre do: under a linear power model that is ``(P_max − P_idle) × Δt × tree CPU / all CPU``, the same
+      whatever else the machine is doing;
+    * **idle** (the baseline the machine draws doing nothing) by what the tree holds, not what it uses:
+      ``idle_by="allocation"`` the share of logical CPUs it may run on (:func:`allocation_share`: all of them
+      without a CPU set or quota), ``"memory"`` (DRAM) the share of memory it holds (:func:`memory_share`). A job
+      that sleeps is charged the same idle power on a busy machine as on an idle one.
+
+    ``idle_j`` is clipped to ``[0, energy_j]``. See docs/measurement.md, "Attribution".
+    """
+    idle = min(max(idle_j, 0.0), max(energy_j, 0.0))
+    held = memory_share(previous, current) if idle_by == "memory" else allocation_share(current)
+    return idle * held + (energy_j - idle) * cpu_share(previous, current)
 
 
 def cpu_utilisation(previous: HostSnapshot, current: HostSnapshot) -> float:

@@ -22,8 +22,9 @@ Two models, chosen once when the source is built (:func:`choose_model`):
   so this model overlaps a separately modelled memory channel somewhat.
 
 Energy over an interval is ``P_machine(u) × dt`` with ``dt = snap.t_s − prev.t_s``; the first read returns
-zeros. The attributed energy is the machine energy × :func:`~wattwise.devices.base.cpu_share` (the tree's
-share of the machine's busy CPU time).
+zeros. The attributed energy charges the model's idle power by the tree's CPU allocation and the power above it by
+the tree's share of busy CPU time (:func:`~wattwise.devices.base.attribute`), so the tree's figure is
+``idle_w × dt × allocation + (max_w − idle_w) × dt × tree CPU ÷ all CPU``, whatever else runs.
 
 How far off this can be: TDP is a thermal design figure, not a power reading. Under load, packages run
 above TDP for long stretches (turbo power limits), light loads spend time in deep idle states far below
@@ -51,7 +52,7 @@ from wattwise.devices.base import (
     HostSnapshot,
     MeterReading,
     ProbeResult,
-    cpu_share,
+    attribute,
     cpu_utilisation,
 )
 
@@ -332,9 +333,10 @@ class CpuModelSource:
     def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
         last = self._last
         if last is not None and snapshot.t_s > last.t_s:
-            energy_j = self.model.power_w(cpu_utilisation(last, snapshot)) * (snapshot.t_s - last.t_s)
+            dt_s = snapshot.t_s - last.t_s
+            energy_j = self.model.power_w(cpu_utilisation(last, snapshot)) * dt_s
             self._energy_j += energy_j
-            self._attributed_j += energy_j * cpu_share(last, snapshot)
+            self._attributed_j += attribute(energy_j, self.model.idle_w * dt_s, last, snapshot)
         self._last = snapshot
         return (MeterReading(self._energy_j, self._attributed_j),)
 

@@ -4,10 +4,16 @@
 The tree is the root process and every live descendant. Its CPU time is, per live member, user + system time
 plus the CPU time of the children it has reaped (``cutime``/``cstime``), so the sum stays continuous when a
 child exits and is reaped by a member of the tree.
+
+The tree's CPU *allocation* (what idle power is charged by, see :func:`~wattwise.devices.base.attribute`) is read
+once, when the reader is built: the CPUs the root process may run on (``sched_getaffinity``: a CPU set from
+``taskset``, Slurm or a container), capped by its cgroup's CPU quota (``cpu.max`` in cgroup v2,
+``cpu.cfs_quota_us``/``cpu.cfs_period_us`` in v1, the tightest along the path).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable
@@ -25,6 +31,57 @@ class HostReader(Protocol):
     def snapshot(self) -> HostSnapshot: ...
 
 
+def allowed_cpus(pid: int, proc_root: Path = Path("/proc"), cgroup_root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """How many logical CPUs ``pid`` may use: its affinity set, capped by its cgroup's CPU quota; None if unknown."""
+    found: float | None = None
+    if hasattr(os, "sched_getaffinity") and proc_root == Path("/proc"):
+        try:
+            found = float(len(os.sched_getaffinity(pid)))
+        except OSError:
+            found = None
+    quota = _cgroup_quota(pid, proc_root, cgroup_root)
+    if quota is not None:
+        found = quota if found is None else min(found, quota)
+    return found
+
+
+def _cgroup_quota(pid: int, proc_root: Path, cgroup_root: Path) -> float | None:
+    """The tightest CPU quota (in CPUs) on the cgroup path of ``pid``, v2 or v1; None when unlimited or unknown."""
+    try:
+        lines = (proc_root / str(pid) / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # cgroup v2: 0::/path
+            for folder in _along(cgroup_root, path):
+                text = _read_small(str(folder / "cpu.max"))
+                words = text.split() if text else []
+                if len(words) == 2 and words[0] != "max":
+                    with contextlib.suppress(ValueError, ZeroDivisionError):
+                        limits.append(int(words[0]) / int(words[1]))
+        elif "cpu" in controllers.split(","):  # cgroup v1
+            for folder in _along(cgroup_root / controllers, path):
+                quota, period = (
+                    _read_small(str(folder / "cpu.cfs_quota_us")),
+                    _read_small(str(folder / "cpu.cfs_period_us")),
+                )
+                with contextlib.suppress(ValueError, ZeroDivisionError, AttributeError):
+                    if int(quota or "-1") > 0:
+                        limits.append(int(quota or "0") / int(period or "0"))
+    return min(limits) if limits else None
+
+
+def _along(root: Path, path: str) -> list[Path]:
+    """``root/path`` and each of its parents up to ``root``."""
+    parts = [p for p in path.strip("/").split("/") if p and p != ".."]
+    return [root.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+
+
 class ProcfsHost:
     """Reads ``/proc/stat``, ``/proc/meminfo``, ``/proc/net/dev`` and ``/proc/<pid>/stat`` under ``proc_root``."""
 
@@ -36,6 +93,7 @@ class ProcfsHost:
         self._mem_total = self._read_mem_total()
         self._root_str = str(proc_root)
         self._children_files = (proc_root / str(root_pid) / "task" / str(root_pid) / "children").exists()
+        self.allowed_cpus = allowed_cpus(root_pid, proc_root)
 
     @staticmethod
     def available(proc_root: Path = Path("/proc")) -> bool:
@@ -61,6 +119,7 @@ class ProcfsHost:
             mem_total_bytes=self._mem_total,
             logical_cpus=n_cpus,
             net_bytes=self._read_net(),
+            tree_allowed_cpus=self.allowed_cpus,
         )
 
     def _read_stat(self) -> tuple[float, float, int]:

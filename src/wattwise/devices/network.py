@@ -12,10 +12,12 @@ Energy = bytes received + sent on non-loopback interfaces (``HostSnapshot.net_by
   access networks of the public internet, so the high factor is 0.0053 / coefficient (×5.3 for the default).
 * the low factor, ×0.5, is an ASSUMPTION of wattwise, not a published figure.
 
-The counters are machine-wide: Linux keeps no per-process byte counts without eBPF, so the energy attributed
-to the process tree is the machine's, and the channel's detail says so. A counter that goes backwards (an
-interface removed or reset) adds nothing for that interval; counting resumes from the new value. The first
-read returns zeros.
+The counters are machine-wide: Linux keeps no per-process byte counts without eBPF, so another process's download
+would be charged to the run if the channel were attributed. It is not: with process attribution (the default)
+the channel's attributed energy is 0 and its machine energy the machine's traffic; the run summary shows that figure
+on its own line ("not in the total"), and ``--attribution machine`` counts it. A counter that goes backwards (an
+interface removed or reset) adds nothing for that interval; counting resumes from the new value. The first read
+returns zeros.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ def _coefficient(kwh_per_gb: float | None) -> tuple[float, str]:
     return kwh_per_gb, "network_kwh_per_gb setting"
 
 
-def _channel(kwh_per_gb: float, origin: str) -> Channel:
+def _channel(kwh_per_gb: float, origin: str, attributed: bool = False) -> Channel:
     high = ASLAN_2022_KWH_PER_GB / kwh_per_gb if 0 < kwh_per_gb < ASLAN_2022_KWH_PER_GB else 1.0
-    detail = (
-        f"{kwh_per_gb:g} kWh/GB ({origin}) × bytes sent and received, machine-wide: Linux has no per-process "
-        f"byte counters, so the process tree is charged the machine's traffic"
+    whose = (
+        "counted whole (machine attribution)"
+        if attributed
+        else "not charged to the process tree: Linux has no per-process byte counters, and another process's "
+        "traffic must not become this run's energy"
     )
+    detail = f"{kwh_per_gb:g} kWh/GB ({origin}) × bytes sent and received, machine-wide; {whose}"
     return Channel(
         "network",
         "network",
@@ -58,9 +63,11 @@ class NetworkSource:
 
     name: str = "network-model"
 
-    def __init__(self, kwh_per_gb: float | None = None) -> None:
+    def __init__(self, kwh_per_gb: float | None = None, *, attributed: bool = False) -> None:
+        """``attributed``: charge the machine's traffic to the process tree (for ``attribution = "machine"``)."""
         self.kwh_per_gb, origin = _coefficient(kwh_per_gb)
-        self._channel = _channel(self.kwh_per_gb, origin)
+        self.attributed = attributed
+        self._channel = _channel(self.kwh_per_gb, origin, attributed)
         self._last_bytes: int | None = None
         self._energy_j = 0.0
 
@@ -72,7 +79,7 @@ class NetworkSource:
         if self._last_bytes is not None and now > self._last_bytes:
             self._energy_j += kwh_to_j(bytes_to_gb(now - self._last_bytes) * self.kwh_per_gb)
         self._last_bytes = now
-        return (MeterReading(self._energy_j, self._energy_j),)
+        return (MeterReading(self._energy_j, self._energy_j if self.attributed else 0.0),)
 
     def close(self) -> None:
         """Nothing to release."""

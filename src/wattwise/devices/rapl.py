@@ -21,11 +21,12 @@ power limit (``constraint_*_power_limit_uw``/``max_power_uw``, else an assumed 1
 (a stalled or suspended machine, a sampler blocked for minutes). ``read()`` returns per channel the unwrapped sum
 of deltas since the first read (which reads 0).
 
-Attribution: RAPL meters the whole machine. The energy attributed to the measured process tree is, interval
-by interval, each domain's delta × :func:`~wattwise.devices.base.cpu_share` (the tree's share of the
-machine's busy CPU time), for every domain, DRAM included. This is a deliberate, uniform choice: DRAM energy
-follows memory traffic rather than CPU time, and idle power is charged to whoever is busy (a lone job on an
-idle machine is charged all of it); but every source applies the same rule, so attributed totals add up.
+Attribution: RAPL meters the whole machine. Each domain's energy over an interval is split into an idle part
+(the domain's idle baseline × Δt) and the dynamic rest (:func:`~wattwise.devices.base.attribute`): the dynamic
+part is charged by the tree's share of the machine's busy CPU time, the idle part by what the tree holds (its share
+of the CPUs it may run on; for DRAM, its share of memory). A counter gives no idle figure, so the baseline is
+the lowest power the domain drew over any interval of at least :data:`MIN_BASELINE_S` in this run: an upper bound
+of the true idle, which tightens as the run meets quieter moments; the run's notes give it.
 
 Permissions: since Linux 5.10 (CVE-2020-8694) ``energy_uj`` is readable only by root. :meth:`RaplSource.open`
 then raises :class:`~wattwise.errors.DeviceError` with the fix in one line; :func:`probe_rapl` gives the
@@ -41,11 +42,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wattwise.devices.base import Channel, Component, HostSnapshot, MeterReading, ProbeResult, cpu_share
+from wattwise.devices.base import Channel, Component, HostSnapshot, MeterReading, ProbeResult, attribute
 from wattwise.errors import DeviceError
 from wattwise.units import uj_to_j
 
-__all__ = ["DEFAULT_RAPL_ROOT", "RaplSource", "RaplZone", "probe_rapl"]
+__all__ = ["DEFAULT_RAPL_ROOT", "MIN_BASELINE_S", "RaplSource", "RaplZone", "probe_rapl"]
+
+MIN_BASELINE_S = 0.2  # shorter intervals are too noisy to tell the idle baseline
 
 DEFAULT_RAPL_ROOT = Path("/sys/class/powercap")
 
@@ -112,6 +115,8 @@ class RaplSource:
         self._energy_j = [0.0] * len(self._zones)
         self._attributed_j = [0.0] * len(self._zones)
         self._notes: dict[str, None] = {}
+        self._baseline_w: list[float | None] = [None] * len(self._zones)  # the lowest interval power seen
+        self._idle_by = tuple("memory" if z.domain == "dram" else "allocation" for z in self._zones)
 
     @classmethod
     def open(cls, root: Path = DEFAULT_RAPL_ROOT) -> RaplSource:
@@ -131,13 +136,18 @@ class RaplSource:
     def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
         """Cumulative joules per channel since the first call; attributed by the interval's CPU-time share."""
         now = [_read_counter(path) for path in self._files]  # all or nothing: a failure changes no state
-        if self._last_uj is not None and self._last_snapshot is not None:
-            share = cpu_share(self._last_snapshot, snapshot)
-            self._check_gap(snapshot.t_s - self._last_snapshot.t_s)
+        last = self._last_snapshot
+        if self._last_uj is not None and last is not None:
+            dt_s = snapshot.t_s - last.t_s
+            self._check_gap(dt_s)
             for i, (new, old) in enumerate(zip(now, self._last_uj, strict=True)):
                 delta_j = uj_to_j((new - old) % self._moduli[i])
+                baseline = self._baseline_w[i]
+                if dt_s >= MIN_BASELINE_S and (baseline is None or delta_j / dt_s < baseline):
+                    self._baseline_w[i] = baseline = delta_j / dt_s
+                idle_j = (baseline or 0.0) * max(dt_s, 0.0)
                 self._energy_j[i] += delta_j
-                self._attributed_j[i] += delta_j * share
+                self._attributed_j[i] += attribute(delta_j, idle_j, last, snapshot, idle_by=self._idle_by[i])
         self._last_uj = now
         self._last_snapshot = snapshot
         return tuple(MeterReading(e, a) for e, a in zip(self._energy_j, self._attributed_j, strict=True))
@@ -152,8 +162,19 @@ class RaplSource:
                 )
 
     def notes(self) -> tuple[str, ...]:
-        """Intervals in which a second counter wrap could have gone unseen (see the module docstring)."""
-        return tuple(self._notes)
+        """The idle baselines used, and intervals in which a second counter wrap could have gone unseen."""
+        baselines = [
+            f"{zone.channel.name} {watts:.1f} W"
+            for zone, watts in zip(self._zones, self._baseline_w, strict=True)
+            if watts is not None and zone.channel.in_total
+        ]
+        found = list(self._notes)
+        if baselines:
+            found.append(
+                "RAPL idle baselines (the lowest power seen in this run, charged by allocation; the rest by CPU "
+                f"time): {', '.join(baselines)}"
+            )
+        return tuple(found)
 
     def close(self) -> None:
         """Nothing is held open between reads."""

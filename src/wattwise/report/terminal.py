@@ -45,6 +45,15 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
     totals.add_row("energy", plain(f"{fmt_energy(run.energy_j)}  ({source}; attribution: {run.attribution})"))
     if run.attribution == "process" and abs(run.machine_energy_j - run.energy_j) > 1e-9:
         totals.add_row("machine", f"{fmt_energy(run.machine_energy_j)} drawn by the whole machine")
+    network = [c for c in run.components if c.component == "network" and c.energy_j == 0 and c.machine_energy_j > 0]
+    if run.attribution == "process" and network:
+        totals.add_row(
+            "network",
+            plain(
+                f"{fmt_energy(sum(c.machine_energy_j for c in network))} for the machine's traffic, not in the total "
+                "(no per-process byte counters; --attribution machine counts it)"
+            ),
+        )
     emissions = plain(
         f"{fmt_mass_g(run.co2e_g)} CO2e  = energy × PUE {run.pue:g} × {run.intensity_g_per_kwh:,.1f} g/kWh "
         f"{run.signal} ({run.region}: {run.intensity_source})"
