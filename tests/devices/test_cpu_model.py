@@ -235,7 +235,8 @@ def test_per_thread_model_energy_by_hand_and_accumulation() -> None:
     source = CpuModelSource(CpuInfo("Intel(R) Xeon(R) Processor", 1, 4, True))
     source.read(snap(0.0, 0.0, 0.0, 0.0, allowed=1, cpus=4))
     # 10 s, 4 CPUs: 40 CPU-s, 10 busy (u = 0.25), 5 of them the tree's: 4 × (0.74 + 2.76 × 0.25) W on the machine.
-    # The tree may use 1 CPU of 4: idle 4 × 0.74 W × 10 s × 1/4 = 7.4 J; above idle 11.04 W × 0.25 × 10 s × 5/10 = 13.8 J
+    # The tree may use 1 CPU of 4: idle 4 × 0.74 W × 10 s × 1/4 = 7.4 J;
+    # above idle 11.04 W × 0.25 × 10 s × 5/10 = 13.8 J
     (r,) = source.read(snap(10.0, busy_s=10.0, total_s=40.0, tree_s=5.0, allowed=1, cpus=4))
     assert r.energy_j == pytest.approx(57.2)
     assert r.attributed_j == pytest.approx(7.4 + 13.8)

@@ -140,8 +140,8 @@ def test_idle_is_charged_by_allocation_and_the_rest_by_cpu_time(tmp_path: Path) 
     zones["cpu:package-0"].add_energy(5_000_000)
     zones["dram:package-0"].add_energy(1_000_000)
     pkg, dram = source.read(held(1.0, busy_s=0.0, tree_s=0.0, rss=4_000_000_000))
-    assert (pkg.energy_j, pkg.attributed_j) == (5.0, pytest.approx(1.25))
-    assert (dram.energy_j, dram.attributed_j) == (1.0, pytest.approx(0.25))
+    assert pkg.energy_j == 5.0 and pkg.attributed_j == pytest.approx(1.25)
+    assert dram.energy_j == 1.0 and dram.attributed_j == pytest.approx(0.25)
     # 1 s busy: package 13 J (8 above idle), 2 CPU-s busy of which the tree's 0.5: 5 × 1/4 + 8 × 0.25.
     # DRAM 3 J (2 above idle): 1 × 4/16 + 2 × 0.25.
     zones["cpu:package-0"].add_energy(13_000_000)
