@@ -131,7 +131,18 @@ def test_sigint_raises_keyboard_interrupt_and_the_run_is_incomplete(tmp_path: Pa
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == -signal.SIGINT  # Python dies by SIGINT after an uncaught KeyboardInterrupt
     run = only_run(isolated_env)
-    assert run["status"] == "incomplete" and "KeyboardInterrupt" in run["error"] and "SIGINT" in run["error"]
+    assert run["status"] == "incomplete" and "KeyboardInterrupt" in run["error"]
+    traceback = (tmp_path / "stderr-default").read_text()
+    assert "KeyboardInterrupt" in traceback and "/wattwise/" not in traceback  # the program's own traceback
+
+
+def test_sigint_with_start_stop_is_stored_as_interrupted_at_exit(tmp_path: Path, isolated_env: Path) -> None:
+    proc, _ = start(tmp_path, isolated_env, "start-stop")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == -signal.SIGINT
+    run = only_run(isolated_env)
+    assert run["status"] == "incomplete" and run["error"] == "interrupted (KeyboardInterrupt)"
 
 
 def test_a_run_never_stopped_is_finalised_at_exit(tmp_path: Path, isolated_env: Path) -> None:

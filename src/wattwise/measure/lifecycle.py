@@ -9,10 +9,12 @@ would have done without wattwise, after saving the runs:
   stopped (status ``incomplete``, error ``terminated by SIGTERM``), its record stored, then the default disposition
   is restored and the signal raised again, so the process ends exactly as it would have (killed by the signal,
   exit status 128 + N seen by the shell);
-* **a handler the program installed** (and Python's own SIGINT handler, which raises KeyboardInterrupt): each
-  running tracker notes the signal and writes a checkpoint at once, then the program's handler runs. If it ends
-  the program (SystemExit, KeyboardInterrupt, an exception), the tracker's ``__exit__`` or the exit hook stores the
-  run as ``incomplete`` with the signal named; if the program goes on, so does the run, with a note;
+* **a handler the program installed**: each running tracker notes the signal and writes a checkpoint at once, then
+  the program's handler runs. If it ends the program (SystemExit, KeyboardInterrupt, an exception), the tracker's
+  ``__exit__`` or the exit hook stores the run as ``incomplete`` with the signal named; if the program goes on, so
+  does the run, with a note;
+* **Python's own SIGINT handler** (KeyboardInterrupt) is left in place, so a Ctrl-C traceback is the program's own,
+  with no wattwise frame in it: ``__exit__`` or the exit hook stores the run as ``incomplete``, "interrupted";
 * **an ignored signal** (``nohup``, ``SIG_IGN``) stays ignored: no handler is installed for it.
 
 Finalising runs in a helper thread that the handler waits for, at most :data:`FINALISE_WAIT_S`: Python runs the
@@ -32,6 +34,7 @@ import atexit
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -82,8 +85,8 @@ class ProcessGuard:
                 if signum is None or signum in self._previous:
                     continue
                 current = signal.getsignal(signum)
-                if current in (signal.SIG_IGN, None):  # ignored stays ignored; a C-level handler is not ours
-                    continue
+                if current in (signal.SIG_IGN, None, signal.default_int_handler):
+                    continue  # ignored stays ignored; a C-level handler is not ours; KeyboardInterrupt needs no help
                 with contextlib.suppress(ValueError, OSError):
                     signal.signal(signum, self._on_signal)
                     self._previous[signum] = current
@@ -130,8 +133,14 @@ class ProcessGuard:
     def _at_exit(self) -> None:
         if os.getpid() != self._pid:  # a forked child exiting: the runs are its parent's
             return
+        why = "the process exited before the run was stopped"
+        last = getattr(sys, "last_type", None)  # set when the interpreter printed an uncaught exception
+        if last is not None:
+            why = (
+                f"interrupted ({last.__name__})" if issubclass(last, KeyboardInterrupt) else f"{why} ({last.__name__})"
+            )
         for tracker in self.running():
-            tracker.finalise("the process exited before the run was stopped")
+            tracker.finalise(why)
 
     @staticmethod
     def _bounded(work: Callable[[], object]) -> None:
