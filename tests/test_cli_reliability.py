@@ -528,3 +528,73 @@ def test_the_summary_shows_network_energy_kept_out_of_the_total(isolated_env: Pa
     console.print(run_summary(run))
     text = console.export_text()
     assert "360 J for the machine's traffic, not in the total" in text
+
+
+# -- found by review ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="unshare needs root")
+def test_wattwise_run_as_process_1_of_a_pid_namespace_returns(isolated_env: Path) -> None:
+    """A container without an init: the watchdog would be adopted by wattwise itself; it is not started there."""
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare not permitted here: {probe.stderr.decode().strip()}")
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "wattwise", "run", "--quiet", "--"]
+    started = time.monotonic()
+    out = subprocess.run(
+        [*argv, "true"], env=cli_env(isolated_env), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - started < 20
+    run = show_latest(isolated_env)
+    assert run["status"] == "complete" and not any("background" in n for n in run["notes"])
+
+
+def test_planted_temp_names_cannot_crash_a_run(isolated_env: Path, tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    for name in ("wattwise-99999999999999999999-x", "wattwise-²-x", "wattwise-1-x"):
+        (tmp / name).mkdir()
+    (tmp / "wattwise-2-y").symlink_to(tmp_path)
+    out = wattwise(isolated_env, "run", "--quiet", "--", "true", TMPDIR=str(tmp))
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert (tmp / "wattwise-1-x").exists()  # pid 1 is alive: its folder is left
+    assert tmp_path.exists()
+
+
+def test_a_background_process_ignoring_sigterm_is_named_as_such(isolated_env: Path, tmp_path: Path) -> None:
+    script = "trap '' TERM; (trap '' TERM; exec sleep 30) & echo ready; wait"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wattwise", "run", "--quiet", "--kill-grace", "1", "--", "sh", "-c", script],
+        env=cli_env(isolated_env),
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    proc.stdout.close()
+    assert "was killed (SIGKILL)" in show_latest(isolated_env)["error"]
+
+
+def test_an_impossible_epoch_count_from_the_command_is_ignored_not_fatal(isolated_env: Path) -> None:
+    code = "import wattwise; wattwise.report_epoch(planned=10**200); wattwise.report_epoch()"
+    out = wattwise(isolated_env, "run", "--quiet", "--", sys.executable, "-c", code)
+    assert out.returncode == 0, out.stderr
+    run = show_latest(isolated_env)
+    assert run["status"] == "complete" and run["energy_j"] > 0
+    assert any("ignored a planned epoch count" in n for n in run["notes"])
+
+
+def test_bad_window_names_fail_at_once_and_the_run_survives(isolated_env: Path) -> None:
+    import wattwise as ww
+    from wattwise.errors import ConfigError
+
+    with ww.track("w", gpu=False, interval_s=0.05, flush_s=0.2) as t:
+        with pytest.raises(ConfigError, match="a window name is text of 1 to 1,000 characters"):
+            t.begin_window("")
+        with pytest.raises(ConfigError, match="a window name"):
+            t.begin_window("x" * 100_001)
+        with t.window("ok"):
+            pass
+    assert t.result is not None and [w.name for w in t.result.windows] == ["ok"]
+    assert show_latest(isolated_env)["status"] == "complete"

@@ -260,6 +260,7 @@ def check_run(run: Run, where: str = "run record") -> None:
     except ConfigError as exc:
         raise RecordError(f"{where}: {exc}") from None
     where = f"{where} {run.id}"
+    run_from_dict(run.to_dict(), where)  # every field's type and size, as a reader will see them
     for name in ("name", "region", "intensity_source", "emissions_method", "water_source", "wattwise_version"):
         value = getattr(run, name)
         if not isinstance(value, str) or len(value) > MAX_TEXT:

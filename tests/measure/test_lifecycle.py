@@ -207,3 +207,76 @@ def test_the_saved_record_is_private_and_importable(tmp_path: Path, isolated_env
     with open_store(settings.db_url, read_only=True) as store:
         assert store.get(t.result.id).status == "complete"
         assert len(list(store.iter_samples(t.result.id))) == len(data["samples"])
+
+
+CHAIN = """
+import os, signal, sys, time
+import wattwise
+flag = []
+signal.signal(signal.SIGTERM, lambda s, f: flag.append(s))  # the program's graceful-shutdown flag
+with wattwise.track("chain", interval_s=0.05, flush_s=0.2):
+    previous = signal.getsignal(signal.SIGTERM)
+    def library(s, f):  # a library (Lightning, Ray, submitit) chaining to the handler it found
+        previous(s, f)
+    signal.signal(signal.SIGTERM, library)
+    time.sleep(0.2)
+os.kill(os.getpid(), signal.SIGTERM)  # after the run: the chain must still reach the program's handler
+time.sleep(0.2)
+print(flag)
+"""
+
+
+def test_a_library_chaining_to_our_handler_still_reaches_the_programs_own(tmp_path: Path, isolated_env: Path) -> None:
+    script = tmp_path / "chain.py"
+    script.write_text(CHAIN)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
+    env.update(WATTWISE_HOME=str(isolated_env), WATTWISE_GPU="0", WATTWISE_RAPL_ROOT=str(isolated_env / "none"))
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "[15]", (out.returncode, out.stdout, out.stderr)
+
+
+FORKED = """
+import os, signal, sys, time
+import wattwise
+with wattwise.track("parent", interval_s=0.05, flush_s=0.2):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        with wattwise.track("child", interval_s=0.05, flush_s=0.2):
+            os.write(write_end, b"1")
+            while True:
+                sum(range(2000))
+    os.read(read_end, 1)
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGTERM)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_forked_child_finalises_its_own_run_on_sigterm(tmp_path: Path, isolated_env: Path) -> None:
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
+    env.update(WATTWISE_HOME=str(isolated_env), WATTWISE_GPU="0", WATTWISE_RAPL_ROOT=str(isolated_env / "none"))
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip() == str(-signal.SIGTERM), out.stderr
+    with open_store(f"sqlite:///{isolated_env / 'wattwise.db'}", read_only=True) as store:
+        runs = {run.name: run for run in store.list_runs(limit=None)}
+    assert runs["child"].status == "incomplete" and runs["child"].error == "terminated by SIGTERM"
+    assert runs["parent"].status == "complete"
+
+
+def test_a_checkpoint_after_the_final_save_is_ignored(isolated_env: Path) -> None:
+    from tests.store.builders import make_run
+    from wattwise.measure.persist import RunWriter
+
+    with open_store("sqlite://:memory:") as store:
+        writer = RunWriter(store, isolated_env)
+        final = make_run("late0001")
+        writer.final(final)
+        assert writer.checkpoint(final.replace(status="running", ended_at=None)) is False
+        assert store.get("late0001") == final

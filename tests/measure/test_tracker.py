@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -252,15 +253,19 @@ def test_a_store_failure_at_stop_keeps_the_record_in_a_file(settings: Settings) 
     inner.close()
 
 
-def test_failed_checkpoints_keep_their_samples_for_the_next_one(settings: Settings) -> None:
+def test_failed_checkpoints_keep_their_samples_for_the_next_one(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     inner = open_store(settings.db_url)
     store = FailingStore(inner, fail_final=False, fail_checkpoints=True)
     t = Tracker("x", settings=settings, sources=[ConstantPowerSource({"gpu:0": 5.0})], host=FakeHost(), store=store)
     t.start()
-    with pytest.warns(UserWarning, match="checkpoint of run .* failed, will retry"):
+    with caplog.at_level("WARNING"):
         time.sleep(0.5)
         store.fail_checkpoints = False
         run = t.stop()
+    assert re.search("checkpoint of run .* failed, will retry", caplog.text)
+    assert len([r for r in caplog.records if "checkpoint" in r.getMessage()]) == 1  # said once
     with open_store(settings.db_url) as check:
         samples = list(check.iter_samples(run.id))
     assert samples[0].t_s < 0.2  # the earliest samples survived the failed checkpoints

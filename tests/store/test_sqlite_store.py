@@ -94,11 +94,11 @@ def test_save_refreshes_the_heartbeat(db_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"energy_j": float("nan")}, "energy_j must be between"),
-        ({"pue": float("inf")}, "pue must be between"),
+        ({"energy_j": float("nan")}, "energy_j must be a finite number, not nan"),
+        ({"pue": float("inf")}, "pue must be a finite number, not inf"),
         (
             {"components": (ComponentEnergy("x", "gpu", float("nan"), 1.0, "measured", "m"),)},
-            "components[0].energy_j must be between",
+            "components[0].energy_j must be a finite number, not nan",
         ),
     ],
 )
@@ -276,13 +276,14 @@ def test_closed_store_says_so(db_path: Path) -> None:
         other.get("latest")
 
 
-def test_one_damaged_record_does_not_hide_the_others(tmp_path: Path) -> None:
+def test_one_damaged_record_does_not_hide_the_others(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "runs.db"
     with SQLiteStore(path) as store:
         store.begin(make_run("20260101-000000-aaaaaa"))
         store.begin(make_run("20260101-000001-bbbbbb", started_at=T0 + timedelta(seconds=1)))
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE runs SET record = '{}' WHERE id = '20260101-000000-aaaaaa'")
-    with SQLiteStore(path) as store, pytest.warns(UserWarning, match="skipped run 20260101-000000-aaaaaa"):
+    with SQLiteStore(path) as store, caplog.at_level("WARNING"):
         runs = store.list_runs()
     assert [r.id for r in runs] == ["20260101-000001-bbbbbb"]
+    assert "skipped run 20260101-000000-aaaaaa" in caplog.text

@@ -125,6 +125,7 @@ class HttpClient:
         self._clock = clock
         self._jitter = jitter
         self._client: httpx.Client | None = None
+        self._closed = False
 
     # -- public -------------------------------------------------------------------------------------------------
 
@@ -176,6 +177,9 @@ class HttpClient:
         return JsonResponse(data=data, url=url, fetched_at=fetched)
 
     def close(self) -> None:
+        """Release the connections; a request after this is refused (a refresh still in flight at the end of a
+        run must not open a new client that nothing will close)."""
+        self._closed = True
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -189,6 +193,8 @@ class HttpClient:
     # -- the network --------------------------------------------------------------------------------------------
 
     def _http(self) -> httpx.Client:
+        if self._closed:
+            raise _Failure(self._error(f"the {self.label} client was closed: the run has ended"))
         if self._client is None:
             import httpx  # only when a provider really goes to the network: start-up cost
 

@@ -55,6 +55,7 @@ from wattwise.devices.base import (
     attribute,
     cpu_utilisation,
 )
+from wattwise.devices.idle import CCF_AWS_MAX_W_PER_VCPU, CCF_AWS_MIN_W_PER_VCPU, IDLE_FRACTION
 
 __all__ = [
     "CCF_AWS_MAX_W_PER_VCPU",
@@ -74,9 +75,6 @@ __all__ = [
     "read_cpuinfo",
 ]
 
-CCF_AWS_MIN_W_PER_VCPU = 0.74  # Cloud Carbon Footprint, AWS average minimum watts per vCPU (SPECpower)
-CCF_AWS_MAX_W_PER_VCPU = 3.5  # Cloud Carbon Footprint, AWS average maximum watts per vCPU (SPECpower)
-IDLE_FRACTION = CCF_AWS_MIN_W_PER_VCPU / CCF_AWS_MAX_W_PER_VCPU  # ≈ 0.21 of TDP at zero utilisation
 LOW_FACTOR = 0.5  # ASSUMPTION (see the module docstring), not a published figure
 HIGH_FACTOR = 1.5  # ASSUMPTION (see the module docstring), not a published figure
 

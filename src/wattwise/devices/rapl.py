@@ -24,9 +24,9 @@ of deltas since the first read (which reads 0).
 Attribution: RAPL meters the whole machine. Each domain's energy over an interval is split into an idle part
 (the domain's idle baseline × Δt) and the dynamic rest (:func:`~wattwise.devices.base.attribute`): the dynamic
 part is charged by the tree's share of the machine's busy CPU time, the idle part by what the tree holds (its share
-of the CPUs it may run on; for DRAM, its share of memory). A counter gives no idle figure, so the baseline is
-the lowest power the domain drew over any interval of at least :data:`MIN_BASELINE_S` in this run: an upper bound
-of the true idle, which tightens as the run meets quieter moments; the run's notes give it.
+of the CPUs it may run on; for DRAM, its share of memory). A counter gives no idle figure: the baseline is learnt
+from the run and applied to all of it at the end (:class:`~wattwise.devices.idle.IdleSplit`: the quietest moments,
+else the intercept of power against utilisation, else an assumed or the lowest power); the run's notes give it.
 
 Permissions: since Linux 5.10 (CVE-2020-8694) ``energy_uj`` is readable only by root. :meth:`RaplSource.open`
 then raises :class:`~wattwise.errors.DeviceError` with the fix in one line; :func:`probe_rapl` gives the
@@ -42,13 +42,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wattwise.devices.base import Channel, Component, HostSnapshot, MeterReading, ProbeResult, attribute
+from wattwise.devices.base import (
+    Channel,
+    Component,
+    HostSnapshot,
+    MeterReading,
+    ProbeResult,
+    allocation_share,
+    cpu_share,
+    cpu_utilisation,
+    memory_share,
+)
+from wattwise.devices.idle import IDLE_FRACTION, IdleSplit
 from wattwise.errors import DeviceError
 from wattwise.units import uj_to_j
 
-__all__ = ["DEFAULT_RAPL_ROOT", "MIN_BASELINE_S", "RaplSource", "RaplZone", "probe_rapl"]
-
-MIN_BASELINE_S = 0.2  # shorter intervals are too noisy to tell the idle baseline
+__all__ = ["DEFAULT_RAPL_ROOT", "RaplSource", "RaplZone", "probe_rapl"]
 
 DEFAULT_RAPL_ROOT = Path("/sys/class/powercap")
 
@@ -79,6 +88,7 @@ class RaplZone:
     max_energy_range_uj: int
     channel: Channel
     max_power_w: float = 1000.0  # the zone's largest power limit; ASSUMED 1,000 W where powercap gives none
+    long_term_limit_w: float | None = None  # constraint_0 (PL1, about the TDP) where powercap gives it
 
     @property
     def wrap_s(self) -> float:
@@ -112,11 +122,15 @@ class RaplSource:
         self._channels = tuple(z.channel for z in self._zones)
         self._last_uj: list[int] | None = None
         self._last_snapshot: HostSnapshot | None = None
-        self._energy_j = [0.0] * len(self._zones)
-        self._attributed_j = [0.0] * len(self._zones)
+        # a package's idle prior: its long-term limit (≈ TDP) × the CPU model's idle fraction (CCF, 0.74/3.5 W)
+        self._splits = [
+            IdleSplit(
+                prior_w=IDLE_FRACTION * z.long_term_limit_w if z.long_term_limit_w and z.domain != "dram" else None
+            )
+            for z in self._zones
+        ]
         self._notes: dict[str, None] = {}
-        self._baseline_w: list[float | None] = [None] * len(self._zones)  # the lowest interval power seen
-        self._idle_by = tuple("memory" if z.domain == "dram" else "allocation" for z in self._zones)
+        self._by_memory = tuple(z.domain == "dram" for z in self._zones)  # DRAM idle is charged by memory held
 
     @classmethod
     def open(cls, root: Path = DEFAULT_RAPL_ROOT) -> RaplSource:
@@ -138,19 +152,16 @@ class RaplSource:
         now = [_read_counter(path) for path in self._files]  # all or nothing: a failure changes no state
         last = self._last_snapshot
         if self._last_uj is not None and last is not None:
-            dt_s = snapshot.t_s - last.t_s
+            dt_s = max(0.0, snapshot.t_s - last.t_s)
             self._check_gap(dt_s)
+            util, share = cpu_utilisation(last, snapshot), cpu_share(last, snapshot)
+            held = allocation_share(snapshot), memory_share(last, snapshot)
             for i, (new, old) in enumerate(zip(now, self._last_uj, strict=True)):
                 delta_j = uj_to_j((new - old) % self._moduli[i])
-                baseline = self._baseline_w[i]
-                if dt_s >= MIN_BASELINE_S and (baseline is None or delta_j / dt_s < baseline):
-                    self._baseline_w[i] = baseline = delta_j / dt_s
-                idle_j = (baseline or 0.0) * max(dt_s, 0.0)
-                self._energy_j[i] += delta_j
-                self._attributed_j[i] += attribute(delta_j, idle_j, last, snapshot, idle_by=self._idle_by[i])
+                self._splits[i].add(delta_j, dt_s, util, held[1] if self._by_memory[i] else held[0], share)
         self._last_uj = now
         self._last_snapshot = snapshot
-        return tuple(MeterReading(e, a) for e, a in zip(self._energy_j, self._attributed_j, strict=True))
+        return tuple(MeterReading(split.energy_j, split.attributed_j()) for split in self._splits)
 
     def _check_gap(self, dt_s: float) -> None:
         for zone in self._zones:
@@ -163,16 +174,21 @@ class RaplSource:
 
     def notes(self) -> tuple[str, ...]:
         """The idle baselines used, and intervals in which a second counter wrap could have gone unseen."""
-        baselines = [
-            f"{zone.channel.name} {watts:.1f} W"
-            for zone, watts in zip(self._zones, self._baseline_w, strict=True)
-            if watts is not None and zone.channel.in_total
-        ]
+        how = {
+            "quiet": "its quietest moments",
+            "intercept": "power against utilisation at zero use",
+            "lowest": "the lowest power seen: an upper bound, the machine was never quiet",
+            "assumed": "assumed: 21 % of its long-term power limit, the machine was never quiet",
+        }
+        baselines = []
+        for zone, split in zip(self._zones, self._splits, strict=True):
+            watts, method = split.baseline()
+            if method != "none" and zone.channel.in_total:
+                baselines.append(f"{zone.channel.name} {watts:.1f} W ({how[method]})")
         found = list(self._notes)
         if baselines:
             found.append(
-                "RAPL idle baselines (the lowest power seen in this run, charged by allocation; the rest by CPU "
-                f"time): {', '.join(baselines)}"
+                "RAPL idle baselines, charged by what the run holds (the rest by its CPU time): " + ", ".join(baselines)
             )
         return tuple(found)
 
@@ -322,7 +338,16 @@ def _zone(path: Path, zone_id: str, parent: str | None, index: int, taken: set[s
     taken.add(name)
     detail = f"powercap {zone_id} {domain}" if parent is None else f"powercap {zone_id} {domain} of {parent}"
     channel = Channel(name, component, "measured", "rapl", detail, in_total=in_total)
-    return RaplZone(path, zone_id, domain, max_range, channel, _max_power_w(path))
+    return RaplZone(path, zone_id, domain, max_range, channel, _max_power_w(path), _long_term_limit_w(path))
+
+
+def _long_term_limit_w(path: Path) -> float | None:
+    """``constraint_0_power_limit_uw`` (the long-term limit, PL1, about the TDP), or None."""
+    try:
+        value = int((path / "constraint_0_power_limit_uw").read_text(encoding="ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return uj_to_j(value) if value > 0 else None
 
 
 def _max_power_w(path: Path) -> float:

@@ -82,9 +82,14 @@ class ProcessGuard:
                 return bool(self._previous)
             for name in HANDLED_SIGNALS:
                 signum = getattr(signal, name, None)
-                if signum is None or signum in self._previous:
+                if signum is None:
                     continue
                 current = signal.getsignal(signum)
+                if current == self._on_signal:
+                    continue  # ours already (a program may have chained to it: _previous is kept for that)
+                owner = getattr(current, "__self__", None)
+                if isinstance(owner, ProcessGuard):  # a forked child inherited its parent's guard: look through it
+                    current = owner._previous.get(signum, signal.SIG_DFL)
                 if current in (signal.SIG_IGN, None, signal.default_int_handler):
                     continue  # ignored stays ignored; a C-level handler is not ours; KeyboardInterrupt needs no help
                 with contextlib.suppress(ValueError, OSError):
@@ -102,10 +107,13 @@ class ProcessGuard:
             if threading.current_thread() is not threading.main_thread():
                 return  # handlers can only change in the main thread; ours stay, and do nothing with no run
             for signum, previous in list(self._previous.items()):
-                if signal.getsignal(signum) == self._on_signal:  # the program may have replaced ours
+                # put the previous handler back only where ours is still the one installed; where the program has
+                # installed its own since, it may chain to ours: we keep the previous handler, so that a call that
+                # reaches us later still does what it would have done (with no run to finalise)
+                if signal.getsignal(signum) == self._on_signal:
                     with contextlib.suppress(ValueError, OSError, TypeError):
                         signal.signal(signum, previous)
-                del self._previous[signum]
+                    del self._previous[signum]
 
     def running(self) -> list[Finalisable]:
         with self._lock:

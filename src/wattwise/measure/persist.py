@@ -11,12 +11,12 @@ how to import it (``wattwise runs import FILE``).
 from __future__ import annotations
 
 import json
+import logging
 import threading
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wattwise.errors import StoreError
+from wattwise.errors import RecordError, StoreError
 from wattwise.fsutil import write_private
 from wattwise.validate import RUN_ID
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_BACKLOG", "RunWriter"]
 
 MAX_BACKLOG = 100_000  # samples kept for a retry while the store refuses checkpoints (a few MB)
+log = logging.getLogger(__name__)  # one line on stderr by Python's last-resort handler: "wattwise: checkpoint ..."
 
 
 class RunWriter:
@@ -35,9 +36,11 @@ class RunWriter:
     def __init__(self, store: RunStore, home: Path) -> None:
         self._store = store
         self._home = home
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the sample buffer
+        self._save_lock = threading.Lock()  # checkpoints and the final save, one at a time
         self._buffer: list[Sample] = []
         self._failing = False
+        self._finished = False  # the final record is being or has been saved: no checkpoint may follow it
         self.samples_stored = 0  # samples the store has accepted for this run
         self.samples_taken = 0  # samples handed to the writer (stored, buffered, or dropped past MAX_BACKLOG)
 
@@ -56,26 +59,38 @@ class RunWriter:
                 self.samples_taken += len(samples)
 
     def checkpoint(self, run: Run) -> bool:
-        """The partial record, then the buffered samples; False (samples kept, one warning) if the store refused."""
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        try:
-            self._store.save(run)
-            if batch:
-                self._store.append_samples(run.id, batch)
-                self.samples_stored += len(batch)
-        except StoreError as exc:
+        """The partial record, then the buffered samples; False (samples kept, one warning) if the store refused.
+
+        Checkpoints and the final save are serialised: a checkpoint that comes after the final save (a signal
+        handler's, late) does nothing, so a final record is never overwritten by a "running" one."""
+        with self._save_lock:
+            if self._finished:
+                return False
             with self._lock:
-                self._buffer = (batch + self._buffer)[-MAX_BACKLOG:]
-            if not self._failing:
-                self._failing = True
-                warnings.warn(f"wattwise: checkpoint of run {run.id} failed, will retry: {exc}", stacklevel=2)
-            return False
-        self._failing = False
-        return True
+                batch, self._buffer = self._buffer, []
+            try:
+                self._store.save(run)
+                if batch:
+                    self._store.append_samples(run.id, batch)
+                    self.samples_stored += len(batch)
+            except StoreError as exc:
+                with self._lock:
+                    self._buffer = (batch + self._buffer)[-MAX_BACKLOG:]
+                if not self._failing:
+                    self._failing = True
+                    retry = "" if isinstance(exc.__cause__, RecordError) else ", will retry"
+                    log.warning("wattwise: checkpoint of run %s failed%s: %s", run.id, retry, exc)
+                return False
+            self._failing = False
+            return True
 
     def final(self, run: Run) -> None:
         """The final record, then every sample not yet stored; a record the store refuses goes to a file."""
+        with self._save_lock:
+            self._finished = True
+            self._final(run)
+
+    def _final(self, run: Run) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
         try:

@@ -37,6 +37,7 @@ from wattwise.errors import CommandError, StoreError
 from wattwise.measure.epochs import EpochListener
 from wattwise.measure.signals import SignalRelay
 from wattwise.measure.supervise import Watchdog, clean_stale_temp, set_child_subreaper
+from wattwise.validate import EPOCHS
 
 if TYPE_CHECKING:
     from wattwise.measure.tracker import Tracker
@@ -122,6 +123,9 @@ def _epoch_listener(tracker: Tracker) -> EpochListener | None:
         return None
 
     def on_epoch(planned: int | None) -> None:
+        if planned is not None and not EPOCHS.contains(planned):
+            tracker.note(f"ignored a planned epoch count of {planned}: it must be {EPOCHS.describe()}")
+            planned = None
         if planned is not None and tracker.epochs_planned is None:
             tracker.epochs_planned = planned
         if tracker.running:
@@ -250,13 +254,17 @@ def run_command(
     exit_code = 128 - code if code < 0 else code
     received = relay.describe() if relay is not None and relay.interrupted else ""
     if relay is not None and relay.escalated is not None:
-        signum = int(getattr(signal, relay.escalated))
-        why = (
-            f"the command did not exit within {relay.grace_s:g} s of {relay.escalated} and was killed (SIGKILL); "
-            f"wattwise got {received}"
-        )
-        run = _stop(tracker, "incomplete", why, 128 + signum)
-        return CommandResult(exit_code=128 + signum, run=run)
+        within = f"within {relay.grace_s:g} s of {relay.escalated}"
+        if code == -signal.SIGKILL:  # the command itself ignored the signal
+            exit_code = 128 + int(getattr(signal, relay.escalated))
+            why = f"the command did not exit {within} and was killed (SIGKILL); wattwise got {received}"
+        else:  # the command ended; what it left in the background did not
+            why = (
+                f"processes the command left in the background did not exit {within} and were killed (SIGKILL); "
+                f"the command itself exited with code {exit_code}; wattwise got {received}"
+            )
+        run = _stop(tracker, "incomplete", why, exit_code)
+        return CommandResult(exit_code=exit_code, run=run)
     if code < 0:
         why = f"command killed by {signal.Signals(-code).name}" + (
             f" after wattwise got {received}" if received else ""
@@ -286,21 +294,46 @@ def _wait(pid: int, whole_tree: bool) -> tuple[int, float, int]:
     status: int | None = None
     ended_at = last_exit = 0.0
     outlived = 0
-    while True:
-        try:
-            child, child_status = os.waitpid(-1, 0)
-        except InterruptedError:  # pragma: no cover
-            continue
-        except ChildProcessError:  # no children left: the whole tree has exited
-            break
-        if child == pid:
-            status = child_status
-            ended_at = time.monotonic()
-        elif status is not None:  # an adopted process that outlived the command
-            outlived += 1
-            last_exit = time.monotonic()
+    notice: threading.Timer | None = None
+    try:
+        while True:
+            try:
+                child, child_status = os.waitpid(-1, 0)
+            except InterruptedError:  # pragma: no cover
+                continue
+            except ChildProcessError:  # no children left: the whole tree has exited
+                break
+            if child == pid:
+                status = child_status
+                ended_at = time.monotonic()
+                notice = threading.Timer(_NOTICE_AFTER_S, _say_waiting)
+                notice.daemon = True
+                notice.start()
+            elif status is not None:  # an adopted process that outlived the command
+                outlived += 1
+                last_exit = time.monotonic()
+    finally:
+        if notice is not None:
+            notice.cancel()
     assert status is not None  # the command is our child: waitpid(-1) returned it before ECHILD
     return status, max(0.0, last_exit - ended_at) if outlived else 0.0, outlived
+
+
+_NOTICE_AFTER_S = 2.0
+
+
+def _say_waiting() -> None:
+    """Once, when the command has exited but processes it left in the background still run: say what we wait for."""
+    left = descendants(os.getpid())
+    if not left:
+        return
+    shown = ", ".join(str(p) for p in left[:5]) + (", …" if len(left) > 5 else "")
+    print(
+        f"wattwise: the command exited; measuring the {len(left)} process(es) it left running until they exit "
+        f"(pids {shown}); --leave-descendants stops with the command",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _stop(tracker: Tracker, status: RunStatus, error: str | None, exit_code: int) -> Run:

@@ -21,6 +21,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
+import stat
 import sys
 import tempfile
 import threading
@@ -30,6 +32,7 @@ from pathlib import Path
 __all__ = ["TEMP_PREFIX", "Watchdog", "clean_stale_temp", "set_child_subreaper", "start_time"]
 
 TEMP_PREFIX = "wattwise-"
+_TEMP_NAME = re.compile(r"wattwise-([0-9]{1,10})-[A-Za-z0-9_]+")
 _PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 _FEED_S = 1.0
 
@@ -152,8 +155,10 @@ class Watchdog:
 
     @classmethod
     def start(cls, grace_s: float) -> Watchdog | None:
-        """Spawn the watchdog (Linux with /proc only); None where it cannot run here."""
-        if not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists():
+        """Spawn the watchdog (Linux with /proc only); None where it cannot run here, or need not: as process 1 of
+        a PID namespace (a container without an init), wattwise would adopt the detached watchdog itself, and when
+        process 1 dies the kernel ends every process of the namespace anyway."""
+        if not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists() or os.getpid() == 1:
             return None
         read_fd, write_fd = os.pipe()
         try:
@@ -223,17 +228,14 @@ def clean_stale_temp(tmp: Path | None = None) -> int:
         return 0
     uid = os.getuid() if hasattr(os, "getuid") else None
     for entry in entries:
-        name = entry.name
-        if not name.startswith(TEMP_PREFIX):
-            continue
-        pid_text = name[len(TEMP_PREFIX) :].split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None:
             continue
         try:
             info = entry.lstat()
-            if uid is not None and info.st_uid != uid:
-                continue
-            if not entry.is_dir() or entry.is_symlink():
+            if (uid is not None and info.st_uid != uid) or not stat.S_ISDIR(info.st_mode):
+                continue  # another user's, or a link or file planted in a shared /tmp: never touched
+            if _alive(int(match[1])):
                 continue
             for child in entry.iterdir():
                 if child.name == "epochs.sock":
@@ -250,6 +252,6 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:
-        return True
+    except (OSError, OverflowError, ValueError):
+        return True  # another user's process, or no valid pid: leave it alone
     return True

@@ -33,9 +33,10 @@ from wattwise.errors import ConfigError, TrackerStateError
 from wattwise.measure import accounting
 from wattwise.measure.lifecycle import guard
 from wattwise.measure.meters import MeterSet, Reading
+from wattwise.measure.notes import capped_notes, clip, failure_notes
 from wattwise.measure.persist import RunWriter
 from wattwise.measure.samples import SampleThinner
-from wattwise.record_schema import MAX_NOTES, MAX_TEXT
+from wattwise.record_schema import MAX_TEXT
 from wattwise.records import Attribution, Prediction, Run, RunStatus, WindowRecord
 from wattwise.store.base import this_host
 
@@ -93,7 +94,7 @@ class Tracker:
         self.epochs_planned = (
             validate.EPOCHS.check_int(epochs, "track(epochs=...)") if epochs is not None else self.settings.epochs
         )
-        self.command = tuple(_clip(str(arg)) for arg in command) if command is not None else None
+        self.command = tuple(clip(str(arg)) for arg in command) if command is not None else None
         self._handle_signals = handle_signals  # `wattwise run` relays signals itself
         # how the sampler waits for its next reading (True: stop); benchmarks replay hours of simulated time with one
         # that does not wait, on a host whose clock they drive
@@ -210,7 +211,9 @@ class Tracker:
                 return self.result
             self._stop_event.set()
             if self._thread is not None and self._thread is not threading.current_thread():
-                self._thread.join()
+                # a source whose read hangs must not hang stop() (nor the exit hook): the reading below then
+                # falls back to the last one taken
+                self._thread.join(timeout=max(5.0, 3 * self.settings.interval_s))
             final = self._meters.read_or_last(_READ_WAIT_S) or self._last or self._origin
             if self._plan is not None:
                 self._plan.close()
@@ -222,7 +225,7 @@ class Tracker:
                 for name in reversed(list(self._window_order)):
                     self._close_window(name, final, note=" (closed at stop)")
             self._notes.extend(self._meters.notes())
-            self._notes.extend(self._failure_notes())
+            self._notes.extend(failure_notes(self._meters.errors(), self._origin.t_s))
             run = self._record(status or "complete", final, ended=True, error=error, exit_code=exit_code)
             self.result = run
             try:
@@ -236,26 +239,6 @@ class Tracker:
         if self._thread_error is not None:
             raise self._thread_error
         return run
-
-    def _failure_notes(self) -> list[str]:
-        """What failed during the run, and when (seconds after the start)."""
-        assert self._meters is not None and self._origin is not None
-        notes = []
-        for name, errors in self._meters.errors().items():
-            first = f"+{max(0.0, errors.first_t_s - self._origin.t_s):.1f} s" if errors.first_t_s else "during the run"
-            if name == "host":
-                notes.append(
-                    f"{errors.count} reading(s) of the host's counters failed and were skipped ({errors.last})"
-                )
-            elif errors.dropped_t_s is not None:
-                at = f"+{errors.dropped_t_s - self._origin.t_s:.1f} s"
-                notes.append(
-                    f"{name} stopped reporting at {at} (first error at {first}): {errors.last}; its energy up to "
-                    "then is kept, nothing after it is counted"
-                )
-            else:
-                notes.append(f"{name}: {errors.count} reading(s) failed and were skipped (first at {first})")
-        return notes
 
     # -- the end of the process (see wattwise.measure.lifecycle) -------------------------------------------------
 
@@ -310,15 +293,15 @@ class Tracker:
         elif isinstance(exc, SystemExit):
             code = exc.code
             if signals:
-                self.stop("incomplete", error=_clip(f"the program exited (code {code!r}){after}", 500))
+                self.stop("incomplete", error=clip(f"the program exited (code {code!r}){after}", 500))
             elif code in (None, 0):
                 self.stop("complete")
             else:
-                self.stop("failed", error=_clip(f"the program exited with code {code!r}", 500))
+                self.stop("failed", error=clip(f"the program exited with code {code!r}", 500))
         else:
             text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
             status: RunStatus = "incomplete" if signals else "failed"
-            self.stop(status, error=_clip(text + after, 500))
+            self.stop(status, error=clip(text + after, 500))
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Use as a decorator: every call of ``func`` is measured as a run of its own."""
@@ -338,6 +321,8 @@ class Tracker:
     # -- windows and epochs ----------------------------------------------------------------------------------
 
     def begin_window(self, name: str) -> None:
+        if not isinstance(name, str) or not name or len(name) > MAX_WINDOW_NAME:
+            raise ConfigError(f"a window name is text of 1 to {MAX_WINDOW_NAME:,} characters (got {name!r:.60})")
         meters = self._require_running()
         reading = meters.read()
         with self._lock:
@@ -538,10 +523,10 @@ class Tracker:
             prediction=self._prediction,
             command=self.command,
             exit_code=exit_code,
-            error=None if error is None else _clip(error),
+            error=None if error is None else clip(error),
             host=this_host(),
             pid=os.getpid(),
-            notes=_capped_notes(self._notes),
+            notes=capped_notes(self._notes),
             wattwise_version=__version__,
             emissions_method=account.method(),
             signal=series.signal,
@@ -570,20 +555,7 @@ class Tracker:
             self._thread_error = exc
 
 
-def _clip(text: str, most: int = MAX_TEXT) -> str:
-    """``text`` cut to ``most`` characters, with an ellipsis where it was cut (record fields have a size limit)."""
-    return text if len(text) <= most else text[: most - 1] + "…"
-
-
-def _capped_notes(notes: Sequence[str]) -> tuple[str, ...]:
-    """Notes once each, each of a bounded size, at most MAX_NOTES of them (the last says how many were left out)."""
-    unique = [_clip(n, 2000) for n in dict.fromkeys(notes)]
-    if len(unique) <= MAX_NOTES:
-        return tuple(unique)
-    kept = unique[: MAX_NOTES - 1]
-    return (*kept, f"… {len(unique) - len(kept)} more notes not kept")
-
-
+MAX_WINDOW_NAME = 1000
 _READ_WAIT_S = 2.0  # stop() waits this long for the meters before using the last reading (see read_or_last)
 
 

@@ -220,7 +220,7 @@ def encode_record(run: Run, *, check: bool = True) -> str:
         try:
             check_run(run, "run")
         except RecordError as exc:
-            raise StoreError(f"{exc}; the record was not stored") from None
+            raise StoreError(f"{exc}; the record was not stored") from exc
     moments = [("started_at", run.started_at), ("ended_at", run.ended_at)]
     moments += [(f"windows[{i}].started_at", w.started_at) for i, w in enumerate(run.windows)]
     for field_name, moment in moments:

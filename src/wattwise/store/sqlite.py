@@ -13,12 +13,12 @@ and shows runs whose process is gone as ``incomplete`` without rewriting them. A
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sqlite3
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -50,6 +50,7 @@ MEMORY = ":memory:"
 BUSY_TIMEOUT_S = 5.0
 BUSY_RETRIES = 6  # a write that finds the database locked after the busy timeout is tried this many more times
 SAMPLE_BATCH = 5000  # rows per read while streaming samples
+log = logging.getLogger(__name__)  # one line on stderr by Python's last-resort handler
 _FIX = "set WATTWISE_HOME to a writable directory or WATTWISE_DB to another URL"
 
 _COLUMNS = (
@@ -445,7 +446,7 @@ class SQLiteStore(RunStore):
                 try:
                     run = self._view(record, heartbeat_at)
                 except StoreError as exc:  # one damaged row must not hide the others
-                    warnings.warn(f"skipped run {run_id}: {exc}", stacklevel=2)
+                    log.warning("wattwise: skipped run %s: %s", run_id, exc)
                     continue
                 if status is not None and run.status != status:
                     continue
