@@ -268,7 +268,7 @@ def test_a_damaged_record_never_harms_a_stored_run(run: Any, key: str, value: An
         try:
             imported = run_from_dict(data)
             check_run(imported)
-            store.add(imported, replace=False)
+            store.add([(imported, [])], replace=False)
         except WattwiseError as exc:
             assert isinstance(exc, RecordError | ConfigError) or "already stored" in str(exc), exc
         assert store.get("keeper01") == keeper

@@ -50,7 +50,7 @@ _LAZY = {
     "Sample": "wattwise.records",
     "WindowRecord": "wattwise.records",
     "Settings": "wattwise.config",
-    "LiveStatus": "wattwise.measure.tracker",
+    "LiveStatus": "wattwise.measure.live",
     "Tracker": "wattwise.measure.tracker",
     "track": "wattwise.measure.tracker",
     "open_store": "wattwise.store",
@@ -70,7 +70,8 @@ if TYPE_CHECKING:
         WattwiseError,
     )
     from wattwise.measure.epochs import report_epoch
-    from wattwise.measure.tracker import LiveStatus, Tracker, track
+    from wattwise.measure.live import LiveStatus
+    from wattwise.measure.tracker import Tracker, track
     from wattwise.records import ComponentEnergy, Prediction, Range, Run, Sample, WindowRecord
     from wattwise.store import open_store
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,7 @@ class Settings:
         """Every value in its plausible range (the shared bounds of :mod:`wattwise.validate`) and consistent."""
         for name, bounds in _BOUNDS.items():
             value = getattr(self, name)
-            if value is not None and not bounds.contains(float(value)):
+            if value is not None and not bounds.contains(value):
                 raise ConfigError(bounds.message(value))
         if self.flush_s < self.interval_s:
             raise ConfigError(
@@ -223,17 +223,30 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+def _indices(values: Iterable[int]) -> tuple[int, ...]:
+    found = tuple(values)
+    if any(v < 0 or v > 4096 for v in found) or len(set(found)) != len(found):
+        raise ValueError(found)  # negative, absurd or repeated GPU indices
+    return found
+
+
 def _coerce(name: str, value: Any, origin: str) -> Any:
     """Turn a value from a file, the environment or an argument into the field's type, or say what is wrong."""
     kind = str(_FIELDS[name].type)
     try:
+        if isinstance(value, str) and "\x00" in value:  # a NUL byte can name no file and no URL
+            raise ValueError(value)
         if "Path" in kind:
+            if not isinstance(value, str | Path):
+                raise ValueError(value)
             return Path(str(value)).expanduser()
         if "tuple[int" in kind:
             if isinstance(value, str):
                 parts = [p for p in value.replace(" ", "").split(",") if p]
-                return tuple(int(p) for p in parts)
-            return tuple(int(v) for v in value)
+                return _indices(int(p) for p in parts)
+            if not isinstance(value, list | tuple) or not all(type(v) is int for v in value):
+                raise ValueError(value)  # [1.5, true] is not a list of GPU indices
+            return _indices(value)
         if kind.startswith("bool"):
             if isinstance(value, bool):
                 return value
@@ -256,7 +269,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if name == "region":
             return value.strip()
         return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         expected = kind.replace(" | None", "").replace("tuple[int, ...]", "comma-separated integers")
-        shown = f"a {type(value).__name__}" if not _FIELDS[name].repr else repr(value)  # never echo a secret
+        shown = f"a {type(value).__name__}" if not _FIELDS[name].repr else validate.short(value)  # never a secret
         raise ConfigError(f"{name} from {origin} must be {expected} (got {shown})") from None

@@ -10,7 +10,7 @@ rules a measured one is. Every problem is a :class:`~wattwise.errors.RecordError
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn, cast
 
 from wattwise import validate
@@ -103,6 +103,10 @@ class _Fields:
             _fail(self.where, self._at(key), f"is not an ISO 8601 time: {_short(value)}")
         if moment.utcoffset() is None:
             _fail(self.where, self._at(key), f"has no UTC offset: {_short(value)} (write it with Z or +00:00)")
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            _fail(self.where, self._at(key), f"is out of range in UTC: {_short(value)}")
         return moment
 
     def optional_moment(self, key: str) -> datetime | None:
@@ -308,6 +312,10 @@ def check_run(run: Run, where: str = "run record") -> None:
                 _bounded(bounds, part, where, f"prediction.{name}")
         for part in (p.co2e_g.value, p.co2e_g.low, p.co2e_g.high):
             _bounded(validate.CO2E_G, part, where, "prediction.co2e_g")
+        for name in ("energy_j", "duration_s", "co2e_g"):
+            r = getattr(p, name)
+            if not r.low <= r.value <= r.high:
+                _fail(where, f"prediction.{name}", f"must have low <= value <= high (got {r.low}, {r.value}, {r.high})")
 
 
 def _check_components(run: Run, where: str) -> None:

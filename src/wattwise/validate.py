@@ -59,6 +59,7 @@ __all__ = [
     "check_run_id",
     "is_number",
     "renamed",
+    "short",
 ]
 
 
@@ -80,12 +81,19 @@ class Bounds:
     low_open: bool = False
     integer: bool = False
 
-    def contains(self, value: float) -> bool:
-        if not math.isfinite(value) or value > self.high:
+    def contains(self, value: object) -> bool:
+        """Whether ``value`` is a number in the range (an int too large for a float is not)."""
+        if not is_number(value):
             return False
-        if self.integer and not float(value).is_integer():
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except OverflowError:
             return False
-        return value > self.low if self.low_open else value >= self.low
+        if not math.isfinite(number) or number > self.high:
+            return False
+        if self.integer and not number.is_integer():
+            return False
+        return number > self.low if self.low_open else number >= self.low
 
     def describe(self) -> str:
         """``between 0 and 5000 g/kWh`` or ``a whole number from 1 to 10,000,000``."""
@@ -99,11 +107,11 @@ class Bounds:
     def message(self, value: object, where: str = "") -> str:
         origin = f" from {where}" if where else ""
         reason = f"; {self.why}" if self.why else ""
-        return f"{self.name}{origin} must be {self.describe()} (got {value!r}){reason}"
+        return f"{self.name}{origin} must be {self.describe()} (got {short(value)}){reason}"
 
     def check(self, value: object, where: str = "") -> float:
         """``value`` as a float when it is a number in range, else ConfigError with one line that says why."""
-        if not is_number(value) or not self.contains(float(value)):  # type: ignore[arg-type]
+        if not self.contains(value):
             raise ConfigError(self.message(value, where))
         return float(value)  # type: ignore[arg-type]
 
@@ -114,6 +122,12 @@ class Bounds:
 
     def check_optional(self, value: object, where: str = "") -> float | None:
         return None if value is None else self.check(value, where)
+
+
+def short(value: object, most: int = 60) -> str:
+    """``repr(value)``, cut to ``most`` characters: an error line quotes what it got, never 400 digits of it."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[: most - 15]}… ({len(text):,} chars)"
 
 
 def renamed(bounds: Bounds, name: str) -> Bounds:
@@ -168,10 +182,17 @@ KILL_GRACE_S = Bounds(
     "how long `wattwise run` waits after forwarding SIGTERM/SIGHUP before it sends SIGKILL",
 )
 HTTP_TIMEOUT_S = Bounds("http_timeout_s", "s", 0.0, 300.0, low_open=True)
-CPU_TDP_W = Bounds("cpu_tdp_w", "W", 0.0, 2000.0, "per socket; the largest server CPUs are rated near 500 W")
-MEMORY_W_PER_GB = Bounds("memory_w_per_gb", "W/GB", 0.0, 10.0, "DRAM draws well under 1 W per GB")
+CPU_TDP_W = Bounds(
+    "cpu_tdp_w", "W", 0.0, 2000.0, "per socket; the largest server CPUs are rated near 500 W", low_open=True
+)
+MEMORY_W_PER_GB = Bounds("memory_w_per_gb", "W/GB", 0.0, 10.0, "DRAM draws well under 1 W per GB", low_open=True)
 NETWORK_KWH_PER_GB = Bounds(
-    "network_kwh_per_gb", "kWh/GB", 0.0, 1.0, "published figures run from 0.001 to 0.06 kWh/GB (2015)"
+    "network_kwh_per_gb",
+    "kWh/GB",
+    0.0,
+    1.0,
+    "published figures run from 0.001 to 0.06 kWh/GB (2015); --no-network leaves the network out",
+    low_open=True,
 )
 
 # -- estimates ------------------------------------------------------------------------------------------------
@@ -212,6 +233,7 @@ def check_run_id(run_id: object, where: str = "") -> str:
     if not isinstance(run_id, str) or RUN_ID.fullmatch(run_id) is None:
         origin = f" in {where}" if where else ""
         raise ConfigError(
-            f"run id {run_id!r}{origin} is not valid: use 1-128 letters, digits, '-', '_' or '.', not starting with '.'"
+            f"run id {short(run_id)}{origin} is not valid: use 1-128 letters, digits, '-', '_' or '.', "
+            "not starting with '.'"
         )
     return run_id

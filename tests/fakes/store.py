@@ -39,8 +39,8 @@ class FailingStore(RunStore):
     def iter_samples(self, run_id: str) -> Iterator[Sample]:
         return self.inner.iter_samples(run_id)
 
-    def add(self, run: Run, samples: Sequence[Sample] = (), *, replace: bool = False) -> None:
-        self.inner.add(run, samples, replace=replace)
+    def add(self, items: Sequence[tuple[Run, Sequence[Sample]]], *, replace: bool = False) -> None:
+        self.inner.add(items, replace=replace)
 
     def count(self) -> int:
         return self.inner.count()
@@ -48,6 +48,10 @@ class FailingStore(RunStore):
     @property
     def read_only(self) -> bool:
         return self.inner.read_only
+
+    @property
+    def persistent(self) -> bool:
+        return self.inner.persistent
 
     def close(self) -> None:
         self.inner.close()

@@ -45,7 +45,7 @@ def one_input(data: bytes) -> None:
         try:
             run = run_from_dict(record, "fuzz")
             check_run(run, "fuzz")
-            STORE.add(run, _samples(record, "fuzz"))
+            STORE.add([(run, _samples(record, "fuzz"))])
         except (ConfigError, RunExistsError) as exc:  # RecordError is a ConfigError
             if "\n" in str(exc):
                 raise AssertionError(f"an error of more than one line: {exc!r}") from None

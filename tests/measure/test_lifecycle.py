@@ -280,3 +280,90 @@ def test_a_checkpoint_after_the_final_save_is_ignored(isolated_env: Path) -> Non
         writer.final(final)
         assert writer.checkpoint(final.replace(status="running", ended_at=None)) is False
         assert store.get("late0001") == final
+
+
+FORK_AFTER = """
+import os, sys, time, wattwise
+with wattwise.track("parent-run", interval_s=0.05, flush_s=0.2) as t:
+    time.sleep(0.3)
+    if os.fork() == 0:
+        time.sleep(0.5)
+        sys.exit(7)  # the child leaves the with block too: it must not store anything
+print(t.result.status, flush=True)
+time.sleep(1.0)
+"""
+
+
+def test_a_child_forked_inside_the_block_never_overwrites_the_parents_run(tmp_path: Path, isolated_env: Path) -> None:
+    script = tmp_path / "fork_after.py"
+    script.write_text(FORK_AFTER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
+    env.update(WATTWISE_HOME=str(isolated_env), WATTWISE_GPU="0", WATTWISE_RAPL_ROOT=str(isolated_env / "none"))
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "complete", out.stderr
+    run = only_run(isolated_env)
+    assert run["status"] == "complete" and run["error"] is None and run["exit_code"] is None
+
+
+STUCK_IN_C = """
+import hashlib, wattwise
+data = b"x" * 300_000_000
+with wattwise.track("c", interval_s=0.1, flush_s=1.0):
+    print("ready", flush=True)
+    for _ in range(200):
+        hashlib.sha256(data).hexdigest()  # releases the GIL, and no signal interrupts it
+"""
+
+
+def test_sigterm_ends_a_process_stuck_in_a_long_c_call_at_once(tmp_path: Path, isolated_env: Path) -> None:
+    script = tmp_path / "stuck.py"
+    script.write_text(STUCK_IN_C)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
+    env.update(WATTWISE_HOME=str(isolated_env), WATTWISE_GPU="0", WATTWISE_RAPL_ROOT=str(isolated_env / "none"))
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    time.sleep(1.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == -signal.SIGTERM
+    proc.stdout.close()
+    assert time.monotonic() - sent < 1.0  # not after the current hash (about a second each here, 200 of them)
+    run = only_run(isolated_env)
+    assert run["status"] == "incomplete" and run["error"] == "terminated by SIGTERM"
+
+
+def test_an_interrupted_final_save_is_done_again_at_exit(isolated_env: Path) -> None:
+    from tests.fakes.power import ConstantPowerSource, FakeHost
+    from wattwise.config import Settings
+    from wattwise.measure.tracker import Tracker
+    from wattwise.records import Run
+
+    class Interrupting:
+        """A store whose first final save is interrupted by Ctrl-C, as a KeyboardInterrupt inside stop() would."""
+
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+            self.interrupted = False
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+        def save(self, run: Run) -> None:
+            if run.status != "running" and not self.interrupted:
+                self.interrupted = True
+                raise KeyboardInterrupt
+            self.inner.save(run)  # type: ignore[attr-defined]
+
+    settings = Settings.load({"gpu": False, "interval_s": 0.05, "flush_s": 0.2})
+    inner = open_store(settings.db_url)
+    store = Interrupting(inner)
+    t = Tracker("x", settings=settings, sources=[ConstantPowerSource({"cpu": 1.0})], host=FakeHost(), store=store)  # type: ignore[arg-type]
+    t.start()
+    time.sleep(0.2)
+    with pytest.raises(KeyboardInterrupt):
+        t.stop()
+    t.finalise("the process exited before the run was stopped")  # what the exit hook does
+    assert inner.get(t.run_id or "").status == "complete"
+    inner.close()

@@ -127,7 +127,8 @@ windows = st.builds(
 
 @st.composite
 def ranges(draw: st.DrawFn, values: st.SearchStrategy[float] = energy) -> Range:
-    return Range(value=draw(values), low=draw(values), high=draw(values))
+    low, value, high = sorted(draw(values) for _ in range(3))
+    return Range(value=value, low=low, high=high)
 
 
 predictions = st.builds(

@@ -68,6 +68,7 @@ from wattwise.validate import INTENSITY
 
 EmissionFactor = Literal["lifecycle", "direct"]
 MAX_BRIDGED_STEPS = 2
+_FIRST_YEAR, _LAST_YEAR = 1990, 2100  # grid intensity series: anything outside is a wrong date, not data
 _MIN_STEP_S, _MAX_STEP_S = 60.0, 86_400.0
 _UNIT = re.compile(
     r"(?<![a-z])(kg|g|t|lbs?)\s*(?:co(?:2|₂)(?:e|eq)?)?\s*(?:/|_per_|\s+per\s+)\s*(kwh|mwh)(?![a-z])", re.IGNORECASE
@@ -162,6 +163,8 @@ class CsvTraceProvider:
             raise ConfigError(f"{self.path}: cannot read the intensity trace ({exc.strerror or exc})") from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{self.path}: not a UTF-8 text file ({exc.reason})") from exc
+        except csv.Error as exc:  # a field over the csv module's size limit, a NUL byte
+            raise ConfigError(f"{self.path}: not a CSV intensity trace ({exc})") from None
         if not rows:
             raise ConfigError(f"{self.path}: empty file, expected a header and rows")
         layout = _detect(self.path, rows[0], emission_factor)
@@ -211,7 +214,13 @@ class CsvTraceProvider:
                     raise ConfigError(f"{where}: timestamp {stamp!r} has no UTC offset; write it as ...Z or +00:00")
             elif moment.utcoffset() != timedelta(0):
                 shifted += 1
-            ts = (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).timestamp()
+            try:
+                aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            except OverflowError:
+                aware = None
+            if aware is None or not _FIRST_YEAR <= aware.year <= _LAST_YEAR:
+                raise ConfigError(f"{where}: timestamp {stamp!r} is outside {_FIRST_YEAR} to {_LAST_YEAR}")
+            ts = aware.timestamp()
             value = self._value(where, raw, convert)
             fc_value = self._value(where, raw_fc, convert) if raw_fc is not None else None
             if layout.zone_col is not None and len(row) > layout.zone_col and row[layout.zone_col].strip():

@@ -56,6 +56,11 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("no command given; usage: wattwise run [options] -- COMMAND [ARGS...]")
     resolve_command(argv)  # a missing command fails before anything is measured or stored
     settings = settings_from_args(args)
+    if settings.db_url.split("://", 1)[-1].strip("/") in ("", ":memory:"):
+        raise ConfigError(
+            f"--db {settings.db_url} is an in-memory store: the run would be gone when the command ends; "
+            "give a file (sqlite:///runs.db) or leave --db out"
+        )
     name = args.name or argv[0].rsplit("/", 1)[-1]
     tracker = Tracker(name, settings=settings, command=argv, handle_signals=False)  # the relay handles signals
     # The relay blocks the signals it forwards before any thread exists, so no thread can catch them by mistake.

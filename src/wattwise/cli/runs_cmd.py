@@ -56,7 +56,7 @@ def add_parser(sub: Any) -> None:
     imp.set_defaults(handler=handle_import)
 
 
-MAX_IMPORT_BYTES = 512 * 1024 * 1024  # a record file larger than this is not a wattwise export
+MAX_IMPORT_BYTES = 64 * 1024 * 1024  # thousands of records; a larger file is not a wattwise export
 
 
 def handle_import(args: argparse.Namespace) -> int:
@@ -90,16 +90,14 @@ def handle_import(args: argparse.Namespace) -> int:
             raise ConfigError(f"{label}: run id {run.id} appears twice in the file; nothing was imported")
         seen.add(run.id)
         parsed.append((run, _samples(record, label)))
-    stored: list[str] = []
     with _open(args, write=True) as store:
-        for run, samples in parsed:
-            try:
-                store.add(run, samples, replace=args.replace)
-            except RunExistsError as exc:
-                done = f" ({len(stored)} stored before it: {', '.join(stored)})" if stored else ""
-                raise ConfigError(f"{exc}{done}") from None
-            stored.append(run.id)
-    print(f"stored {len(stored)} run(s): {', '.join(stored)}", file=sys.stderr)
+        if not store.persistent:
+            raise ConfigError("the store is in memory: nothing imported there would be kept; give a file with --db")
+        try:
+            store.add(parsed, replace=args.replace)  # one transaction: every record, or none
+        except RunExistsError as exc:
+            raise ConfigError(str(exc)) from None
+    print(f"stored {len(parsed)} run(s): {', '.join(run.id for run, _ in parsed)}", file=sys.stderr)
     return 0
 
 
@@ -115,10 +113,12 @@ def _samples(record: object, where: str) -> list[Any]:
         raise ConfigError(f"{where}: samples must be a list")
     out = []
     for i, item in enumerate(raw):
-        ok = isinstance(item, dict) and isinstance(item.get("channel"), str)
+        ok = isinstance(item, dict) and isinstance(item.get("channel"), str) and 0 < len(item["channel"]) <= 200
         values = [item.get(k) for k in ("t_s", "power_w", "energy_j")] if ok else []
         if not ok or not all(validate.is_number(v) for v in values):
-            raise ConfigError(f"{where}: samples[{i}] must have a channel and numbers t_s, power_w and energy_j")
+            raise ConfigError(
+                f"{where}: samples[{i}] must have a channel (1-200 characters) and numbers t_s, power_w and energy_j"
+            )
         t_s, power_w, energy_j = (float(v) for v in values)
         if not (validate.DURATION_S.contains(t_s) and validate.SAMPLE_POWER_W.contains(power_w)):
             raise ConfigError(f"{where}: samples[{i}] has t_s or power_w out of range")
@@ -138,7 +138,11 @@ def _open(args: argparse.Namespace, *, write: bool = False) -> Any:
     from wattwise.cli.common import db_only_settings
     from wattwise.store import open_store
 
-    return open_store(db_only_settings(args).db_url, read_only=not write)
+    store = open_store(db_only_settings(args).db_url, read_only=not write)
+    for note in getattr(store, "notes", ()):
+        if "no run store" not in note:  # a missing store reads as empty: "no runs stored yet" says it
+            print(f"wattwise: note: {note}", file=sys.stderr)
+    return store
 
 
 def handle_list(args: argparse.Namespace) -> int:

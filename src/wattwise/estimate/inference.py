@@ -57,7 +57,7 @@ class InferenceInputs:
             ("intensity_g_per_kwh", validate.INTENSITY),
         ):
             value = getattr(self, name)
-            if value is not None and not (validate.is_number(value) and bounds.contains(float(value))):
+            if value is not None and not bounds.contains(value):
                 raise ConfigError(validate.renamed(bounds, name).message(value))
         if self.active_params is not None and self.active_params > self.params:
             raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")

@@ -137,7 +137,7 @@ class TrainingInputs:
             ("price_usd_per_device_hour", validate.PRICE_USD_PER_DEVICE_HOUR),
         ):
             value = getattr(self, name)
-            if value is not None and not (validate.is_number(value) and bounds.contains(float(value))):
+            if value is not None and not bounds.contains(value):
                 raise ConfigError(validate.renamed(bounds, name).message(value))
         if self.active_params is not None and self.params is not None and self.active_params > self.params:
             raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")

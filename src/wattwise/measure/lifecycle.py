@@ -17,6 +17,13 @@ would have done without wattwise, after saving the runs:
   with no wattwise frame in it: ``__exit__`` or the exit hook stores the run as ``incomplete``, "interrupted";
 * **an ignored signal** (``nohup``, ``SIG_IGN``) stays ignored: no handler is installed for it.
 
+**A main thread stuck in C.** Python runs a signal handler only when the main thread returns to the interpreter, and
+a long C call (a CUDA kernel launch queue, a big NumPy or hashing call) may take minutes; Kubernetes and Slurm
+SIGKILL a job that does not end within their grace period. So, where no one else uses it (asyncio does), the guard
+sets Python's *wakeup fd*: the C-level handler writes the signal's number to a pipe, a watcher thread reads it at
+once and, for a signal whose action is the default one, finalises the runs and ends the process itself. A forked
+child drops the wakeup fd (``os.register_at_fork``): its signals are its own.
+
 Finalising runs in a helper thread that the handler waits for, at most :data:`FINALISE_WAIT_S`: Python runs the
 handler in the main thread between two bytecodes, possibly while that thread holds a lock the tracker needs, and
 a handler must never deadlock the process it is asked to end. If the wait runs out, the run keeps its last
@@ -68,6 +75,7 @@ class ProcessGuard:
         self._running: list[Finalisable] = []
         self._previous: dict[int, _Handler] = {}
         self._exit_hook = False
+        self._wakeup: tuple[int, int] | None = None  # (read, write) ends of the wakeup pipe, when ours is set
 
     # -- registration ---------------------------------------------------------------------------------------
 
@@ -95,7 +103,53 @@ class ProcessGuard:
                 with contextlib.suppress(ValueError, OSError):
                     signal.signal(signum, self._on_signal)
                     self._previous[signum] = current
+            if self._previous and self._wakeup is None:
+                self._start_watcher()
             return bool(self._previous)
+
+    def _start_watcher(self) -> None:
+        """Set the wakeup fd to a pipe of ours and read it from a thread (main thread only; see the docstring)."""
+        previous_fd = signal.set_wakeup_fd(-1)
+        if previous_fd != -1:  # someone else's (an asyncio loop): leave it; the Python-level handlers still work
+            signal.set_wakeup_fd(previous_fd)
+            return
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        self._wakeup = (read_fd, write_fd)
+        _forget_wakeup_in_children()
+        threading.Thread(target=self._watch, args=(read_fd,), name="wattwise-signal-watcher", daemon=True).start()
+
+    def _stop_watcher(self) -> None:
+        if self._wakeup is None:
+            return
+        _, write_fd = self._wakeup  # the watcher closes the read end
+        self._wakeup = None
+        current = signal.set_wakeup_fd(-1)
+        if current not in (-1, write_fd):  # replaced by someone since: theirs stays
+            signal.set_wakeup_fd(current)
+        with contextlib.suppress(OSError):
+            os.write(write_fd, b"\0")  # wakes the watcher, which closes the read end
+        os.close(write_fd)
+
+    def _watch(self, read_fd: int) -> None:
+        """Act on signals whose default action ends the process, even while the main thread is stuck in C."""
+        try:
+            while True:
+                try:
+                    data = os.read(read_fd, 64)
+                except InterruptedError:
+                    continue
+                if not data or 0 in data:
+                    return
+                for signum in data:
+                    if os.getpid() == self._pid and self._previous.get(signum) == signal.SIG_DFL and self.running():
+                        self._on_signal(signum, None)  # finalise, then the default action: the process ends here
+        except OSError:
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(read_fd)
 
     def leave(self, tracker: Finalisable) -> None:
         """Stop watching ``tracker``; the last one out puts the previous handlers back."""
@@ -106,6 +160,7 @@ class ProcessGuard:
                 return
             if threading.current_thread() is not threading.main_thread():
                 return  # handlers can only change in the main thread; ours stay, and do nothing with no run
+            self._stop_watcher()
             for signum, previous in list(self._previous.items()):
                 # put the previous handler back only where ours is still the one installed; where the program has
                 # installed its own since, it may chain to ours: we keep the previous handler, so that a call that
@@ -172,6 +227,26 @@ def _each(trackers: list[Finalisable], action: Callable[[Finalisable], None]) ->
 
 
 _GUARDS: dict[int, ProcessGuard] = {}  # one per process id: a forked child gets its own
+_AT_FORK = [False]  # the at-fork hook is registered once per interpreter
+
+
+def _forget_wakeup_in_children() -> None:
+    """In a forked child, the parent's wakeup pipe is not the child's: drop it (its own guard may set one)."""
+    if _AT_FORK[0] or not hasattr(os, "register_at_fork"):
+        return
+    _AT_FORK[0] = True
+
+    def in_child() -> None:
+        for inherited in list(_GUARDS.values()):
+            if inherited._wakeup is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    signal.set_wakeup_fd(-1)
+                for fd in inherited._wakeup:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                inherited._wakeup = None
+
+    os.register_at_fork(after_in_child=in_child)
 
 
 def guard() -> ProcessGuard:

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from wattwise.measure.tracker import Tracker
     from wattwise.records import Run, RunStatus
 
+# Python ignores these at start-up; a command must not inherit that (`yes | head` would print "Broken pipe"), so
+# they go back to their default, as the subprocess module's restore_signals does
+_RESTORED = frozenset(int(getattr(signal, n)) for n in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, n))
 _PARTIAL_FLUSH_S = 0.5  # show a line without its newline (a prompt, a progress bar) after this long
 _MAX_PENDING = 64 * 1024
 
@@ -203,7 +206,7 @@ def run_command(
                 env,
                 file_actions=file_actions,
                 setsigmask=set(),
-                setsigdef=relay.signals if relay is not None else (),
+                setsigdef=(relay.signals if relay is not None else set()) | _RESTORED,
             )
         except OSError as exc:
             run = _stop(tracker, "failed", f"could not start {argv[0]}: {exc.strerror}", 126)
@@ -220,9 +223,12 @@ def run_command(
             relay.attach(tree)
         if watchdog is not None:
             watchdog.watch(tree)
+        started = time.monotonic()
         ticker = _Ticker(on_tick, tick_s) if on_tick is not None else None
         try:
-            status, waited_s, adopted = _wait(pid, subreaper and wait_descendants)
+            status, waited_s, adopted = _wait(
+                pid, subreaper and wait_descendants, on_command_exit=relay.mark_command_done if relay else None
+            )
         finally:
             if ticker is not None:
                 ticker.stop()
@@ -240,6 +246,8 @@ def run_command(
             )
         if relay is not None:
             relay.detach()
+            for name, at in relay.passed:
+                tracker.note(f"{name} was passed on to the command at +{max(0.0, at - started):.1f} s")
         if pump is not None:
             pump.join(timeout=2.0)
     finally:
@@ -279,7 +287,7 @@ def run_command(
     return CommandResult(exit_code=exit_code, run=run)
 
 
-def _wait(pid: int, whole_tree: bool) -> tuple[int, float, int]:
+def _wait(pid: int, whole_tree: bool, on_command_exit: Callable[[], None] | None = None) -> tuple[int, float, int]:
     """Wait for the command; with ``whole_tree`` (wattwise is a subreaper) also for every process adopted from it.
 
     Returns the command's wait status, how long after it the last adopted process exited, and how many were
@@ -306,6 +314,8 @@ def _wait(pid: int, whole_tree: bool) -> tuple[int, float, int]:
             if child == pid:
                 status = child_status
                 ended_at = time.monotonic()
+                if on_command_exit is not None:
+                    on_command_exit()
                 notice = threading.Timer(_NOTICE_AFTER_S, _say_waiting)
                 notice.daemon = True
                 notice.start()
@@ -330,7 +340,7 @@ def _say_waiting() -> None:
     shown = ", ".join(str(p) for p in left[:5]) + (", …" if len(left) > 5 else "")
     print(
         f"wattwise: the command exited; measuring the {len(left)} process(es) it left running until they exit "
-        f"(pids {shown}); --leave-descendants stops with the command",
+        f"(pids {shown}); Ctrl-C stops them, --leave-descendants does not wait",
         file=sys.stderr,
         flush=True,
     )

@@ -11,6 +11,11 @@ Forwarding goes to the command and every process it started (what a terminal's C
 do not outlive an interrupted run. Signals that were ignored when wattwise started (``nohup``, ``&`` in a script)
 stay ignored, for wattwise and for the command. The third interrupt kills the command's whole tree.
 
+SIGUSR1, SIGUSR2 and SIGALRM are passed on to the command's tree too (a batch system's "checkpoint now" signal
+must reach the job, not end wattwise), and noted in the run, which goes on. Once the command has exited and
+wattwise only waits for what it left in the background, a Ctrl-C (or hang-up) from the terminal is sent on as
+SIGTERM: background processes ignore the terminal's SIGINT, and the user wants them stopped.
+
 A command that ignores SIGTERM or SIGHUP is not waited for forever (Slurm and Kubernetes would kill the job
 anyway, and wattwise's record with it): ``grace_s`` (``kill_grace_s``, 10 s by default, as ``docker stop``) after
 wattwise forwarded the first of them, whatever is left of the tree gets SIGKILL, and :attr:`SignalRelay.escalated`
@@ -23,10 +28,13 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
-_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+_NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+# passed on to the command and noted, but not an interruption: Slurm's --signal=B:USR1@N asks a job to checkpoint
+_PASSED = frozenset(int(getattr(signal, n)) for n in ("SIGUSR1", "SIGUSR2", "SIGALRM") if hasattr(signal, n))
 _SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel generated (terminal keys, hang-up)
 _SI_TKILL = -6  # siginfo si_code of tgkill/pthread_kill: a signal aimed at one thread
 _KILL_AFTER = 3
@@ -71,6 +79,8 @@ class SignalRelay:
         self._timer: threading.Timer | None = None
         self.received: list[int] = []
         self.from_terminal: list[bool] = []
+        self.passed: list[tuple[str, float]] = []  # (signal name, time.monotonic()) passed on without interrupting
+        self.command_done = False  # the command exited; only what it left in the background is being waited for
         self._targets: Callable[[], list[int]] = list
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -112,6 +122,11 @@ class SignalRelay:
         with self._lock:
             self._targets = targets
 
+    def mark_command_done(self) -> None:
+        """The command has exited: from now on only processes it left in the background are waited for."""
+        with self._lock:
+            self.command_done = True
+
     def detach(self) -> None:
         with self._lock:
             self._targets = list
@@ -136,16 +151,28 @@ class SignalRelay:
         self._handle(signum, from_terminal=signum == signal.SIGINT and _terminal_is_ours())
 
     def _handle(self, signum: int, *, from_terminal: bool) -> None:
+        if signum in _PASSED:
+            with self._lock:
+                self.passed.append((signal.Signals(signum).name, time.monotonic()))
+                targets = self._targets()
+            _send(targets, signum)
+            return
         with self._lock:
             self.received.append(signum)
             self.from_terminal.append(from_terminal)
             targets = self._targets()
+            orphans_only = self.command_done
         if len(self.received) >= _KILL_AFTER:
             _send(targets, signal.SIGKILL)
+        elif orphans_only:  # background processes ignore the terminal's SIGINT: ask them to stop
+            _send(targets, signal.SIGTERM)
         elif not from_terminal:
             _send(targets, signum)
-        if signum in _ESCALATE and targets and self._timer is None and not self._stop.is_set():
-            self._timer = threading.Timer(self.grace_s, self._escalate, args=(signum,))
+        escalate = signum in _ESCALATE or orphans_only
+        if escalate and targets and self._timer is None and not self._stop.is_set():
+            self._timer = threading.Timer(
+                self.grace_s, self._escalate, args=(signal.SIGTERM if orphans_only else signum,)
+            )
             self._timer.daemon = True
             self._timer.start()
 

@@ -7,7 +7,7 @@
   no record can be finalised (readers mark the run ``incomplete`` at its last checkpoint), and the command would
   go on unobserved. A small watchdog process, started first and detached from wattwise (its own session, not a
   child), holds the read end of a pipe whose write end only wattwise holds, and is told the tree's pids (with their
-  start times, so a reused pid is never signalled) about once a second. When the pipe closes without wattwise
+  start times, so a reused pid is never signalled) four times a second. When the pipe closes without wattwise
   having said ``done``, the watchdog sends SIGTERM to every process of the tree still alive, waits the grace
   period (``kill_grace_s``), sends SIGKILL to those left, says so on stderr and exits. So a killed ``wattwise run``
   never leaves its command running unmeasured.
@@ -34,7 +34,9 @@ __all__ = ["TEMP_PREFIX", "Watchdog", "clean_stale_temp", "set_child_subreaper",
 TEMP_PREFIX = "wattwise-"
 _TEMP_NAME = re.compile(r"wattwise-([0-9]{1,10})-[A-Za-z0-9_]+")
 _PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
-_FEED_S = 1.0
+# how often the watchdog learns the tree: a process started and orphaned in the last quarter second before a
+# kill -9 may escape it (the watchdog also follows the children of the processes it knows)
+_FEED_S = 0.25
 
 # The watchdog, run as ``python -I -S -c`` (standard library only). argv: owner pid, grace seconds.
 _WATCHDOG = r"""
@@ -182,7 +184,7 @@ class Watchdog:
             os.waitpid(self.intermediate, 0)
 
     def watch(self, tree: Callable[[], list[int]]) -> None:
-        """From now on, tell the watchdog ``tree()`` (the pids to end if wattwise dies) about once a second."""
+        """From now on, tell the watchdog ``tree()`` (the pids to end if wattwise dies) every ``_FEED_S``."""
 
         def loop() -> None:
             while True:

@@ -23,15 +23,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from wattwise import validate
 from wattwise.config import Settings
-from wattwise.errors import ConfigError, TrackerStateError
+from wattwise.errors import ConfigError, StoreError, TrackerStateError
 from wattwise.measure import accounting
 from wattwise.measure.lifecycle import guard
+from wattwise.measure.live import LiveStatus, live_status
 from wattwise.measure.meters import MeterSet, Reading
 from wattwise.measure.notes import capped_notes, clip, failure_notes
 from wattwise.measure.persist import RunWriter
@@ -49,19 +49,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 _CHECKPOINT_WINDOWS = 1_000  # checkpoints carry at most this many windows; the final record has them all
 R = TypeVar("R")
-
-
-@dataclass(frozen=True, slots=True)
-class LiveStatus:
-    """What the live panel shows; computed from the sampler's last readings, without touching hardware."""
-
-    elapsed_s: float
-    power_w: dict[str, float]  # per component kind (gpu, cpu, dram, memory, network)
-    energy_j: float
-    co2e_g: float
-    source: str
-    prediction: Prediction | None
-    failures: dict[str, str]
 
 
 def _new_run_id(now: datetime) -> str:
@@ -100,6 +87,8 @@ class Tracker:
         # that does not wait, on a host whose clock they drive
         self._pace = pace or (lambda stop, interval_s: stop.wait(interval_s))
         self._guarded = False
+        self._saved = False  # the final record is in the store (or, refused, in a file)
+        self._pid: int | None = None  # the process that started the run
         self._signals: list[str] = []  # signals the program's own handlers took while the run went on
         self._store = store
         self._owns_store = store is None
@@ -191,10 +180,11 @@ class Tracker:
             self._abort()
             raise
         self._last_flush_t = self._origin.t_s
-        if self._handle_signals:
-            self._guarded = guard().enter(self)
+        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._loop, name=f"wattwise-sampler-{self.run_id}", daemon=True)
         self._thread.start()
+        if self._handle_signals:  # after the sampler exists: a signal from now on can stop the run whole
+            self._guarded = guard().enter(self)
         self._plan.start_refresh(self._account)
         return self
 
@@ -206,14 +196,21 @@ class Tracker:
         """
         if self._origin is None or self._meters is None or self._writer is None:
             raise TrackerStateError("tracker.stop() called before start(); use `with wattwise.track(...)`")
+        if self._forked():
+            raise TrackerStateError(
+                f"run {self.run_id} belongs to process {self._pid}: a forked child cannot stop it (its parent will)"
+            )
         with self._stop_lock:
             if self.result is not None:
+                if not self._saved:  # the final save was interrupted (a KeyboardInterrupt in it): save it now
+                    self._save_final(self.result)
                 return self.result
             self._stop_event.set()
-            if self._thread is not None and self._thread is not threading.current_thread():
+            thread = self._thread
+            if thread is not None and thread.ident is not None and thread is not threading.current_thread():
                 # a source whose read hangs must not hang stop() (nor the exit hook): the reading below then
                 # falls back to the last one taken
-                self._thread.join(timeout=max(5.0, 3 * self.settings.interval_s))
+                thread.join(timeout=max(5.0, 3 * self.settings.interval_s))
             final = self._meters.read_or_last(_READ_WAIT_S) or self._last or self._origin
             if self._plan is not None:
                 self._plan.close()
@@ -228,17 +225,35 @@ class Tracker:
             self._notes.extend(failure_notes(self._meters.errors(), self._origin.t_s))
             run = self._record(status or "complete", final, ended=True, error=error, exit_code=exit_code)
             self.result = run
-            try:
-                self._writer.final(run)
-            finally:
-                self._meters.close()
-                if self._owns_store and self._store is not None:
-                    self._store.close()
-                if self._guarded:
-                    guard().leave(self)
+            self._save_final(run)
         if self._thread_error is not None:
             raise self._thread_error
         return run
+
+    def _save_final(self, run: Run) -> None:
+        """The final save, then the release of what the run held. An interruption (KeyboardInterrupt) leaves both
+        for the next ``stop()`` (the exit hook's); a store that refuses the record leaves it in a file."""
+        assert self._writer is not None and self._meters is not None
+        try:
+            self._writer.final(run)
+        except StoreError:
+            self._saved = True  # kept under unsaved/: nothing more to try
+            self._release()
+            raise
+        self._saved = True
+        self._release()
+
+    def _release(self) -> None:
+        assert self._meters is not None
+        self._meters.close()
+        if self._owns_store and self._store is not None:
+            self._store.close()
+        if self._guarded:
+            guard().leave(self)
+
+    def _forked(self) -> bool:
+        """True in a child forked from the process that runs this tracker: the run is its parent's to keep."""
+        return self._pid is not None and os.getpid() != self._pid
 
     # -- the end of the process (see wattwise.measure.lifecycle) -------------------------------------------------
 
@@ -258,7 +273,7 @@ class Tracker:
 
     def finalise(self, why: str) -> None:
         """Stop and store the run as incomplete because the process is ending; never raises."""
-        if not self.running:
+        if self._origin is None or self._saved or self._forked():
             return
         if self._signals and "SIG" not in why:
             why = f"{why} (after {', '.join(dict.fromkeys(self._signals))})"
@@ -284,6 +299,8 @@ class Tracker:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self._forked():  # a child forked inside the block leaves it: the run is its parent's
+            return
         signals = ", ".join(dict.fromkeys(self._signals))
         after = f" after {signals}" if signals else ""
         if exc is None:
@@ -352,6 +369,8 @@ class Tracker:
 
     def _end_window_if_open(self, name: str) -> None:
         """End ``name`` unless stop() (maybe from another thread) already closed it."""
+        if self._forked():
+            return
         with self._stop_lock:
             if self.result is None and self._meters is not None:
                 reading = self._meters.read()
@@ -429,26 +448,7 @@ class Tracker:
             origin, previous, last = self._origin, self._previous, self._last
             prediction = self._prediction
         assert previous is not None and last is not None
-        power: dict[str, float] = {}
-        dt = last.t_s - previous.t_s
-        now = accounting.selected(last, self.attribution)
-        before = accounting.selected(previous, self.attribution)
-        for i, ch in enumerate(meters.channels):
-            if ch.in_total:
-                watts = max(0.0, now[i] - before[i]) / dt if dt > 0 else 0.0
-                power[ch.component] = power.get(ch.component, 0.0) + watts
-        parts = accounting.components(meters.channels, origin, last, self.attribution)
-        energy_j, _ = accounting.totals(parts)
-        kinds = {c.source for c in parts if c.in_total}
-        return LiveStatus(
-            elapsed_s=last.t_s - origin.t_s,
-            power_w=power,
-            energy_j=energy_j,
-            co2e_g=last.co2e_g - origin.co2e_g,
-            source="mixed" if len(kinds) > 1 else (next(iter(kinds)) if kinds else "none"),
-            prediction=prediction,
-            failures=meters.failures,
-        )
+        return live_status(meters, origin, previous, last, self.attribution, prediction)
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -457,6 +457,8 @@ class Tracker:
             raise TrackerStateError("the tracker is not running; call start() or use `with wattwise.track()`")
         if self.result is not None:
             raise TrackerStateError("the tracker has stopped; start a new run with wattwise.track()")
+        if self._forked():
+            raise TrackerStateError(f"run {self.run_id} belongs to process {self._pid}, not to this forked child")
         return self._meters
 
     def _require_account(self) -> CarbonAccount:

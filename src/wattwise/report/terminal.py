@@ -12,7 +12,7 @@ from wattwise.report.safe import plain, printable
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from wattwise.measure.tracker import LiveStatus
+    from wattwise.measure.live import LiveStatus
 
 _STATUS_STYLE = {"complete": "green", "running": "cyan", "incomplete": "yellow", "failed": "red"}
 

@@ -65,12 +65,14 @@ class RunStore(Protocol):
         """Add samples to a run in one transaction; RunNotFoundError if the run was never begun."""
         ...
 
-    def add(self, run: Run, samples: Sequence[Sample] = (), *, replace: bool = False) -> None:
-        """Store a whole record made elsewhere (``runs import``) with its samples, in one transaction.
+    def add(self, items: Sequence[tuple[Run, Sequence[Sample]]], *, replace: bool = False) -> None:
+        """Store whole records made elsewhere (``runs import``) with their samples, all in one transaction: if one
+        is refused, none is stored.
 
-        A run with the same id is refused with RunExistsError, unless ``replace`` (the old record and samples are
-        dropped) or the stored record is an earlier checkpoint of this same run (:func:`supersedes`: the record a
-        tracker saved to a file when the store refused its final save), whose samples are kept and added to.
+        A run whose id is already stored is refused with RunExistsError, unless ``replace`` (the old record and
+        samples are dropped) or the stored record is an earlier checkpoint of this same run (:func:`supersedes`:
+        the record a tracker saved to a file when the store refused its final save), whose samples are kept and
+        added to.
         """
         ...
 
@@ -92,6 +94,11 @@ class RunStore(Protocol):
 
     def close(self) -> None:
         """Release the connection. Safe to call twice; any other call afterwards raises StoreError."""
+        ...
+
+    @property
+    def persistent(self) -> bool:
+        """Whether what is stored outlives this object (False for an in-memory database)."""
         ...
 
     @property
@@ -164,16 +171,14 @@ def stale_reason(
 
 
 def supersedes(new: Run, old: Run) -> bool:
-    """Whether ``new`` is a later record of the same measured run as the stored ``old`` (same id, start, host and
-    process; ``old`` unfinished and not longer): importing it loses nothing that ``old`` holds."""
-    return (
-        new.id == old.id
-        and new.started_at == old.started_at
-        and new.host == old.host
-        and new.pid == old.pid
-        and old.status in ("running", "incomplete")
-        and old.duration_s <= new.duration_s
+    """Whether ``new`` is a later record of the same measured run as the stored ``old``: same id, start, host and
+    process, ``old`` not longer, and ``old`` only a checkpoint (still "running", or marked incomplete because its
+    process died). A final record, once stored, is never superseded: importing the same file twice is refused."""
+    checkpoint = old.status == "running" or (
+        old.status == "incomplete" and any(n.startswith("marked incomplete: ") for n in old.notes)
     )
+    same = new.id == old.id and new.started_at == old.started_at and new.host == old.host and new.pid == old.pid
+    return same and checkpoint and old.duration_s <= new.duration_s and new.status != "running"
 
 
 def mark_incomplete(run: Run, reason: str) -> Run:

@@ -126,6 +126,10 @@ class SQLiteStore(RunStore):
     def read_only(self) -> bool:
         return self._read_only
 
+    @property
+    def persistent(self) -> bool:
+        return self._path is not None
+
     def __repr__(self) -> str:
         mode = ", read_only=True" if self._read_only else ""
         return f"SQLiteStore({self._where!r}{mode})"
@@ -166,11 +170,25 @@ class SQLiteStore(RunStore):
         try:
             conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
             return conn
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             conn.close()
+            if "unable to open" not in str(exc) and "readonly" not in str(exc):
+                raise self._not_ours(exc) from None
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            conn.close()
+            raise self._not_ours(exc) from None
         conn = self._sqlite(f"{uri}?mode=ro&immutable=1", uri=True)
-        self.notes.append(f"{path} opened as immutable (read-only filesystem): writes by others are not seen")
+        self.notes.append(
+            f"{path} was opened as immutable (its WAL index cannot be made here): runs still in its -wal file, "
+            "not yet written into it, are not shown"
+        )
         return conn
+
+    def _not_ours(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"{self._where} is not a readable SQLite database ({_reason(exc)}); it was left untouched; "
+            "point WATTWISE_DB to another file, or restore it from a copy"
+        )
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Check that the file is ours (or empty), apply missing migrations, then set the journal up.
@@ -180,6 +198,8 @@ class SQLiteStore(RunStore):
         """
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and self._read_only:
+                conn.execute("SELECT count(*) FROM runs").fetchone()  # a damaged file fails here, not mid-listing
         except sqlite3.DatabaseError as exc:
             reason = _reason(exc)
             if isinstance(exc, sqlite3.OperationalError) and ("readonly" in reason or "unable to open" in reason):
@@ -368,28 +388,29 @@ class SQLiteStore(RunStore):
 
         self._write("saving a run", upsert)
 
-    def add(self, run: Run, samples: Sequence[Sample] = (), *, replace: bool = False) -> None:
-        row = self._row(run, self._clock())
-        sample_rows = _sample_rows(run.id, samples)
+    def add(self, items: Sequence[tuple[Run, Sequence[Sample]]], *, replace: bool = False) -> None:
+        now = self._clock()
+        prepared = [(run, self._row(run, now), _sample_rows(run.id, samples)) for run, samples in items]
 
         def insert(conn: sqlite3.Connection) -> None:
-            row_found = conn.execute("SELECT record FROM runs WHERE id = ?", (run.id,)).fetchone()
-            if row_found is not None and not replace:
-                try:
-                    earlier = supersedes(run, decode_record(row_found[0], self._where))
-                except StoreError:
-                    earlier = False
-                if not earlier:
-                    raise RunExistsError(
-                        f"a run with id {run.id!r} is already stored in {self._where}; nothing was imported "
-                        "(give --replace to overwrite it)"
-                    )
-            elif row_found is not None:
-                conn.execute("DELETE FROM samples WHERE run_id = ?", (run.id,))
-            conn.execute(_UPSERT, row)
-            conn.executemany(_INSERT_SAMPLE, sample_rows)
+            for run, row, sample_rows in prepared:
+                row_found = conn.execute("SELECT record FROM runs WHERE id = ?", (run.id,)).fetchone()
+                if row_found is not None and not replace:
+                    try:
+                        earlier = supersedes(run, decode_record(row_found[0], self._where))
+                    except StoreError:
+                        earlier = False
+                    if not earlier:
+                        raise RunExistsError(
+                            f"a run with id {run.id!r} is already stored in {self._where}; nothing was imported "
+                            "(give --replace to overwrite it)"
+                        )
+                elif row_found is not None:
+                    conn.execute("DELETE FROM samples WHERE run_id = ?", (run.id,))
+                conn.execute(_UPSERT, row)
+                conn.executemany(_INSERT_SAMPLE, sample_rows)
 
-        self._write("storing a run", insert)
+        self._write("storing runs", insert)  # one transaction: all of them, or none
 
     def append_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
         rows = _sample_rows(run_id, samples)
@@ -556,9 +577,10 @@ def _reason(exc: BaseException) -> str:
 def _error(where: str, action: str, exc: BaseException) -> StoreError:
     reason = _reason(exc)
     if "locked" in reason or "busy" in reason:
+        waited = BUSY_TIMEOUT_S * (BUSY_RETRIES + 1) + 0.05 * BUSY_RETRIES * (BUSY_RETRIES + 1) / 2
         return StoreError(
-            f"run store {where} stayed locked by another process for over {BUSY_TIMEOUT_S:.0f} s "
-            f"while {action}; try again"
+            f"run store {where} stayed locked by another process for over {waited:.0f} s while {action}; "
+            "try again when it is free"
         )
     if "readonly" in reason or "unable to open" in reason:
         return StoreError(f"cannot write run store at {where} ({reason}) while {action}; {_FIX}")
