@@ -28,7 +28,7 @@ from typing import Any
 
 from gpu_load import drive_gpu  # benchmarks/ is on sys.path when a script here runs
 from wattwise.devices.base import HostSnapshot
-from wattwise.devices.nvml import NvmlSource, PynvmlBackend, open_nvml, probe_nvml, visible_gpu_indices
+from wattwise.devices.nvml import NvmlSource, PynvmlBackend, open_nvml, probe_gpu, probe_nvml, visible_gpu_indices
 from wattwise.units import mj_to_j, mw_to_w
 
 TARGET_PERCENT = 2.0
@@ -120,7 +120,8 @@ def compare(torch: Any, index: int, name: str, args: argparse.Namespace) -> int:
         return 1
     sampling_backend = PynvmlBackend()
     sampling_backend.init()
-    sampled = NvmlSource(sampling_backend, [index], attribute_processes=False, use_energy_counter=False)
+    caps = probe_gpu(sampling_backend, index, use_energy_counter=False)
+    sampled = NvmlSource(sampling_backend, [caps], attribute_processes=False)
     sources = [default, sampled]
     integrator = PowerIntegrator(pynvml, handle)
     stop_load, stop_reads = threading.Event(), threading.Event()

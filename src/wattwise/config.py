@@ -81,6 +81,7 @@ class Settings:
     offline: bool = False  # never touch the network: cached or packaged data only
     http_timeout_s: float = 10.0
     kill_grace_s: float = 10.0  # `wattwise run`: SIGKILL the command this long after forwarding SIGTERM/SIGHUP
+    cuda_sync: bool = False  # Python API: torch.cuda.synchronize() at every window edge (exact GPU windows)
 
     @property
     def db_url(self) -> str:

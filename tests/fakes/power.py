@@ -38,7 +38,7 @@ class ConstantPowerSource:
             for n in self.power_w
         )
 
-    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+    def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple[MeterReading, ...]:
         self.reads += 1
         if self.fail_after_reads is not None and self.reads > self.fail_after_reads:
             raise DeviceError(f"{self.name}: device fell off the bus")

@@ -57,7 +57,7 @@ class SimulatedPower:
 
         return (Channel("gpu:0", "gpu", "measured", "sim"),)
 
-    def read(self, snapshot: HostSnapshot) -> tuple:  # type: ignore[type-arg]
+    def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple:  # type: ignore[type-arg]
         from wattwise.devices.base import MeterReading
 
         if self._t0 is None:

@@ -274,7 +274,7 @@ def test_failed_checkpoints_keep_their_samples_for_the_next_one(
 
 
 class NaNSource(ConstantPowerSource):
-    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+    def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple[MeterReading, ...]:
         return (MeterReading(float("nan"), float("nan")),)
 
 
@@ -295,7 +295,7 @@ def test_one_transient_error_skips_a_reading_not_the_source(settings: Settings) 
     class Flaky(ConstantPowerSource):
         calls = 0
 
-        def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+        def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple[MeterReading, ...]:
             self.calls += 1
             if self.calls == 2:
                 raise DeviceError("NVML: GPU is busy")

@@ -70,6 +70,14 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
     components = {ch.component for ch in rapl.channels()} if rapl is not None else set()
     if rapl is not None:
         found.sources.append(rapl)
+    if any(getattr(source, "covers_host", False) for source in found.sources):
+        # a Grace Hopper module's counter includes its Grace CPU and memory: a CPU or memory model on top
+        # would count them twice
+        found.notes.append(
+            "the GPU module's energy counter includes its CPU and memory (Grace Hopper): no CPU or memory model is "
+            "added on top"
+        )
+        components |= {"cpu", "dram"}
     if "cpu" not in components:
         found.sources.append(CpuModelSource.open(settings.proc_root, tdp_w=settings.cpu_tdp_w))
     if "dram" not in components:
@@ -86,7 +94,11 @@ def nvidia_driver_may_be_present() -> bool:
     10.14. Elsewhere (Windows) we cannot tell without asking NVML, so we ask.
     """
     if sys.platform.startswith("linux"):
-        return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists()
+        if Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists():
+            return True
+        # a driver library put on the loader's path by hand (a container image, a stand-in for tests)
+        folders = [f for f in os.environ.get("LD_LIBRARY_PATH", "").split(":") if f]
+        return any((Path(folder) / "libnvidia-ml.so.1").exists() for folder in folders)
     return sys.platform != "darwin"
 
 

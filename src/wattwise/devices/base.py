@@ -12,6 +12,7 @@ is exact at its boundaries and short runs never read 0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -68,6 +69,8 @@ class HostSnapshot:
     logical_cpus: int = 1
     net_bytes: int = 0  # bytes received + sent on non-loopback interfaces, machine-wide
     tree_allowed_cpus: float | None = None  # logical CPUs the tree may use (affinity, cgroup quota); None: all
+    # the tree's pids as the host (and NVML) numbers them, where wattwise runs in a PID namespace; None: tree_pids
+    tree_host_pids: frozenset[int] | None = None
 
 
 def cpu_share(previous: HostSnapshot, current: HostSnapshot) -> float:
@@ -133,6 +136,7 @@ class ProbeResult:
     summary: str
     fix: str | None = None
     channels: tuple[Channel, ...] = ()
+    details: Mapping[str, object] | None = None  # structured facts for ``doctor --json`` (per GPU, versions)
 
 
 @runtime_checkable
@@ -145,8 +149,11 @@ class PowerSource(Protocol):
         """The channels, in the order ``read`` returns them. Fixed once the source is opened."""
         ...
 
-    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
-        """Cumulative energy per channel since the source was opened (the first call returns zeros)."""
+    def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple[MeterReading, ...]:
+        """Cumulative energy per channel since the source was opened (the first call returns zeros).
+
+        ``final`` marks the run's last reading: a source that estimates between the steps of a coarse counter
+        (NVML) returns the counter's exact value then, so a run's total is what its counters say."""
         ...
 
     def close(self) -> None:

@@ -45,6 +45,13 @@ def allowed_cpus(pid: int, proc_root: Path = Path("/proc"), cgroup_root: Path = 
     return found
 
 
+def _nested_pid_namespace(pid: int, proc_root: Path) -> bool:
+    """True when ``pid`` lives in a nested PID namespace: its ``NSpid`` line lists more than one number."""
+    text = _read_small(f"{proc_root}/{pid}/status")
+    line = next((ln for ln in (text or "").splitlines() if ln.startswith("NSpid:")), "")
+    return len(line.split()) > 2
+
+
 def _cgroup_quota(pid: int, proc_root: Path, cgroup_root: Path) -> float | None:
     """The tightest CPU quota (in CPUs) on the cgroup path of ``pid``, v2 or v1; None when unlimited or unknown."""
     try:
@@ -94,6 +101,7 @@ class ProcfsHost:
         self._root_str = str(proc_root)
         self._children_files = (proc_root / str(root_pid) / "task" / str(root_pid) / "children").exists()
         self.allowed_cpus = allowed_cpus(root_pid, proc_root)
+        self.nested = _nested_pid_namespace(root_pid, proc_root)  # host pids differ from ours (a container)
 
     @staticmethod
     def available(proc_root: Path = Path("/proc")) -> bool:
@@ -120,7 +128,19 @@ class ProcfsHost:
             logical_cpus=n_cpus,
             net_bytes=self._read_net(),
             tree_allowed_cpus=self.allowed_cpus,
+            tree_host_pids=self._host_pids(tree) if self.nested else None,
         )
+
+    def _host_pids(self, tree: dict[int, list[str]]) -> frozenset[int] | None:
+        """The tree's pids in the outermost PID namespace (``NSpid``'s first number): what NVML reports."""
+        found = set()
+        for pid in tree:
+            text = _read_small(f"{self._root_str}/{pid}/status")
+            line = next((ln for ln in (text or "").splitlines() if ln.startswith("NSpid:")), None)
+            if line is None or len(line.split()) < 2:
+                continue
+            found.add(int(line.split()[1]))
+        return frozenset(found)
 
     def _read_stat(self) -> tuple[float, float, int]:
         text = (self.proc_root / "stat").read_text()

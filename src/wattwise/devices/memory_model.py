@@ -61,7 +61,7 @@ class MemoryModelSource:
     def channels(self) -> tuple[Channel, ...]:
         return (self._channel,)
 
-    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+    def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple[MeterReading, ...]:
         last = self._last
         if last is not None and snapshot.t_s > last.t_s:
             dt_s = snapshot.t_s - last.t_s

@@ -74,7 +74,7 @@ class NetworkSource:
     def channels(self) -> tuple[Channel, ...]:
         return (self._channel,)
 
-    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+    def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple[MeterReading, ...]:
         now = snapshot.net_bytes
         if self._last_bytes is not None and now > self._last_bytes:
             self._energy_j += kwh_to_j(bytes_to_gb(now - self._last_bytes) * self.kwh_per_gb)

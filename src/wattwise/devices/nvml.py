@@ -1,28 +1,13 @@
-"""NVIDIA GPUs through NVML: the total-energy counter where a GPU has one, power sampling where it has not.
+"""NVIDIA GPUs through NVML: which GPUs the job sees, what each can give, and what ``doctor`` says of them.
 
-:func:`visible_gpu_indices` decides which GPUs the job sees, :class:`NvmlSource` meters them through an
-:class:`NvmlBackend` (see :mod:`wattwise.devices.nvml_backend`, re-exported here), :func:`probe_nvml` says
-what works and why not, :func:`open_nvml` builds the source for a run.
+:func:`visible_gpu_indices` decides which GPUs the job sees (CUDA_VISIBLE_DEVICES read as CUDA reads it, UUIDs
+matched to NVML's indices), :func:`open_nvml` asks each of them what it can give (:func:`probe_gpu`) and builds the
+:class:`~wattwise.devices.nvml_source.NvmlSource` that meters them (see that module for energy, errors and
+attribution), :func:`probe_nvml` says, per GPU, what works and why not. The backend is re-exported from
+:mod:`wattwise.devices.nvml_backend`.
 
-**Energy.** Channel ``gpu:<NVML index>``, always ``measured``. Method ``nvml-energy-counter`` (mJ since
-the driver loaded, Volta and newer) where the counter answers at open, else ``nvml-power-sampling``: the
-trapezoid of the power readings taken at each ``read``. If the counter ever goes backwards (driver reload,
-GPU reset), wattwise neither raises (the run would lose every other figure) nor counts the new raw value
-(that could be days of energy): it restarts from the new value, fills that one interval with ``power × Δt``
-and records a note.
-
-**Attribution**, per GPU and interval (the processes listed at either end of it; ``attribute_processes=False``
-skips the process queries and attributes the whole GPU):
-
-1. no process has a context on the GPU → share 1: the GPU was handed to this job, so its idle energy is the
-   job's, and a job that has not created its CUDA context yet must not zero its own GPU;
-2. only processes of the measured tree → 1;
-3. processes of the tree and others → Σ SM % of the tree's ÷ Σ SM % of all, from NVML's per-process samples;
-   where those are missing (MIG, some vGPUs) or all zero, an equal split per process, with a note;
-4. only other processes → 0, with a note; but if none of their pids exists in this PID namespace (a
-   container: NVML reports host pids), wattwise cannot tell, charges the whole GPU and says so in a note.
-
-Notes (:meth:`NvmlSource.notes`) are one line each, deduplicated, for the tracker to show with the run.
+A GPU this user may not open (no permission on its device node, lost) is skipped with a note instead of
+disabling NVML; a GPU that gives neither energy nor power is listed as not measured, never as a measured zero.
 """
 
 from __future__ import annotations
@@ -31,11 +16,10 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from wattwise.devices.base import Channel, HostSnapshot, MeterReading, ProbeResult
+from wattwise.devices.base import ProbeResult
 from wattwise.devices.nvml_backend import (
     EnergyCounterUnsupported,
     NvmlBackend,
@@ -45,19 +29,21 @@ from wattwise.devices.nvml_backend import (
     PynvmlBackend,
     translate_nvml_error,
 )
-from wattwise.errors import ConfigError, DeviceError
-from wattwise.units import mj_to_j, mw_to_w
+from wattwise.devices.nvml_source import GpuCapabilities, NvmlSource, probe_gpu
+from wattwise.errors import ConfigError
 
 __all__ = [
-    "SAMPLING_DETAIL",
     "EnergyCounterUnsupported",
+    "GpuCapabilities",
     "NvmlBackend",
     "NvmlError",
     "NvmlReason",
     "NvmlSource",
     "ProcessUtilisation",
     "PynvmlBackend",
+    "open_gpus",
     "open_nvml",
+    "probe_gpu",
     "probe_nvml",
     "translate_nvml_error",
     "visible_gpu_indices",
@@ -65,11 +51,6 @@ __all__ = [
 
 _ABSENT: frozenset[str] = frozenset({"library-not-found", "driver-not-loaded"})  # no NVIDIA GPU here: normal
 _UNAVAILABLE: frozenset[str] = frozenset({"not-supported", "no-permission"})  # a query this GPU won't answer
-
-SAMPLING_DETAIL = (
-    "power sampling: NVML's power reading is an average over a short window, sampled at the tracker "
-    "interval; less exact than the energy counter"
-)
 
 
 def _strtoul(text: str) -> int | None:
@@ -156,183 +137,6 @@ def _visibility_notes(backend: NvmlBackend, env: Mapping[str, str], explicit: tu
     return []
 
 
-def _counter_supported(backend: NvmlBackend, index: int) -> bool:
-    try:
-        backend.total_energy_mj(index)
-    except EnergyCounterUnsupported:
-        return False
-    return True
-
-
-def _channel(index: int, name: str, uuid: str, counter: bool, counter_disabled: bool = False) -> Channel:
-    if counter:
-        method, how = "nvml-energy-counter", "NVML total-energy counter (mJ since the driver loaded)"
-    else:
-        why = "energy counter not used" if counter_disabled else "no energy counter on this GPU"
-        method, how = "nvml-power-sampling", f"{SAMPLING_DETAIL} ({why})"
-    return Channel(f"gpu:{index}", "gpu", "measured", method, f"{name} ({uuid}): {how}")
-
-
-@dataclass(slots=True)
-class _Gpu:
-    index: int
-    channel: Channel
-    counter: bool
-    last_mj: int | None = None
-    last_mw: int | None = None
-    counted_mj: int = 0  # counter deltas, exact
-    other_j: float = 0.0  # power integration and reset fills
-    unattributed_j: float = 0.0  # kept instead of the attributed energy, so share 1 is exact
-    pids: frozenset[int] = frozenset()
-    util_supported: bool = True
-    util_since_us: int = 0
-
-
-class NvmlSource:
-    """Meters the GPUs ``indices`` (NVML indices) of an initialised ``backend``, which it owns and shuts down.
-
-    ``read`` returns cumulative joules per GPU since the first ``read`` (which returns zeros). Per GPU and
-    read it makes one NVML call for energy (counter or power), plus one for processes when attributing, plus
-    one for per-process SM utilisation only while other processes share the GPU. ``proc_root`` tells which
-    pids exist in this PID namespace; None assumes all do. ``clock`` times the power trapezoid.
-    """
-
-    name = "nvml"
-
-    def __init__(
-        self,
-        backend: NvmlBackend,
-        indices: Sequence[int],
-        *,
-        attribute_processes: bool = True,
-        use_energy_counter: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-        proc_root: Path | None = Path("/proc"),
-        notes: Iterable[str] = (),
-    ) -> None:
-        self._backend = backend
-        self._attribute = attribute_processes
-        self._clock = clock
-        self._proc_root = proc_root
-        self._notes: dict[str, None] = dict.fromkeys(notes)
-        self._last_t: float | None = None
-        self._closed = False
-        self._gpus: list[_Gpu] = []
-        try:
-            for i in indices:
-                counter = use_energy_counter and _counter_supported(backend, i)
-                channel = _channel(i, backend.name(i), backend.uuid(i), counter, not use_energy_counter)
-                self._gpus.append(_Gpu(i, channel, counter))
-        except BaseException:
-            self.close()
-            raise
-
-    def channels(self) -> tuple[Channel, ...]:
-        return tuple(gpu.channel for gpu in self._gpus)
-
-    def notes(self) -> tuple[str, ...]:
-        """What the tracker should show with the run: attribution fallbacks, counter resets, caveats."""
-        return tuple(self._notes)
-
-    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
-        if self._closed:
-            raise DeviceError("nvml: read() after close()")
-        now = self._clock()
-        dt_s = None if self._last_t is None else max(0.0, now - self._last_t)
-        readings = []
-        for gpu in self._gpus:
-            delta_j = self._energy_delta(gpu, dt_s)
-            share = self._share(gpu, snapshot.tree_pids) if self._attribute else 1.0
-            gpu.unattributed_j += delta_j * (1.0 - share)
-            energy_j = mj_to_j(gpu.counted_mj) + gpu.other_j
-            readings.append(MeterReading(energy_j, max(0.0, energy_j - gpu.unattributed_j)))
-        self._last_t = now
-        return tuple(readings)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._backend.shutdown()
-
-    def _note(self, text: str) -> None:
-        self._notes.setdefault(text)
-
-    def _energy_delta(self, gpu: _Gpu, dt_s: float | None) -> float:
-        if not gpu.counter:
-            power_mw = self._backend.power_mw(gpu.index)
-            last_mw, gpu.last_mw = gpu.last_mw, power_mw
-            if last_mw is None or dt_s is None:
-                return 0.0
-            energy_j = mw_to_w((last_mw + power_mw) / 2) * dt_s
-            gpu.other_j += energy_j
-            return energy_j
-        raw_mj = self._backend.total_energy_mj(gpu.index)
-        last_mj, gpu.last_mj = gpu.last_mj, raw_mj
-        if last_mj is None:
-            return 0.0
-        if raw_mj >= last_mj:
-            gpu.counted_mj += raw_mj - last_mj
-            return mj_to_j(raw_mj - last_mj)
-        self._note(
-            f"gpu:{gpu.index}: the energy counter went backwards (driver reload or GPU reset); wattwise "
-            "restarted from the new value and estimated that interval from one power reading"
-        )
-        fill_j = mw_to_w(self._backend.power_mw(gpu.index)) * (dt_s or 0.0)
-        gpu.other_j += fill_j
-        return fill_j
-
-    def _share(self, gpu: _Gpu, tree: frozenset[int]) -> float:
-        label = f"gpu:{gpu.index}"
-        try:
-            current = self._backend.running_pids(gpu.index)
-        except NvmlError as exc:
-            if exc.reason not in _UNAVAILABLE:
-                raise
-            self._note(f"{label}: NVML cannot list the GPU's processes ({exc.reason}); the whole GPU is attributed")
-            return 1.0
-        pids, gpu.pids = current | gpu.pids, current
-        others = pids - tree
-        if not others:
-            return 1.0
-        if not tree:
-            self._note(f"{label}: no measured process tree to attribute to; the whole GPU is attributed")
-            return 1.0
-        ours = pids & tree
-        if not ours:
-            if any(self._pid_exists(pid) for pid in others):
-                self._note(f"{label}: only other processes used the GPU in some intervals; not attributed")
-                return 0.0
-            self._note(
-                f"{label}: NVML reports pids from another PID namespace (a container?); attribution is "
-                "impossible, the whole GPU is attributed"
-            )
-            return 1.0
-        sm = self._sm_percent(gpu)
-        total = sum(sm.values()) if sm else 0.0
-        if total > 0:
-            return min(1.0, sum(v for pid, v in sm.items() if pid in tree) / total)
-        self._note(f"{label}: no per-process SM utilisation; energy split equally among the GPU's processes")
-        return len(ours) / len(pids)
-
-    def _sm_percent(self, gpu: _Gpu) -> Mapping[int, float]:
-        if not gpu.util_supported:
-            return {}
-        try:
-            util = self._backend.process_sm_utilisation(gpu.index, gpu.util_since_us)
-        except NvmlError as exc:
-            if exc.reason not in _UNAVAILABLE:
-                raise
-            gpu.util_supported = False
-            return {}
-        gpu.util_since_us = util.last_seen_us
-        return util.sm_percent_by_pid
-
-    def _pid_exists(self, pid: int) -> bool:
-        if self._proc_root is None or not self._proc_root.is_dir():
-            return True
-        return (self._proc_root / str(pid)).exists()
-
-
 _WHY: dict[str, tuple[str, str]] = {
     "pynvml-missing": ("the NVML bindings (nvidia-ml-py) are not installed", "pip install nvidia-ml-py"),
     "library-not-found": (
@@ -356,12 +160,28 @@ def _unavailable(exc: NvmlError) -> ProbeResult:
     return ProbeResult("nvml", False, summary, fix)
 
 
+def open_gpus(
+    backend: NvmlBackend, indices: list[int], *, use_energy_counter: bool = True
+) -> tuple[list[GpuCapabilities], list[str]]:
+    """Each GPU's capabilities; a GPU that cannot be opened (no permission, lost) is skipped with a note."""
+    gpus: list[GpuCapabilities] = []
+    notes: list[str] = []
+    for index in indices:
+        try:
+            gpus.append(probe_gpu(backend, index, use_energy_counter=use_energy_counter))
+        except NvmlError as exc:
+            notes.append(f"gpu:{index} is not measured: it cannot be opened ({exc.reason}: {exc})")
+    return gpus, notes
+
+
 def probe_nvml(
     backend_factory: Callable[[], NvmlBackend] = PynvmlBackend,
     env: Mapping[str, str] = os.environ,
     gpu_indices: tuple[int, ...] | None = None,
+    proc_root: Path = Path("/proc"),
 ) -> ProbeResult:
-    """What ``wattwise doctor`` says about NVIDIA GPUs: which are metered, and how, or why none are."""
+    """What ``wattwise doctor`` says about NVIDIA GPUs: per GPU what it can give (counter, instant power, averaged
+    power, nothing), MIG, whether attribution works here, and the driver and bindings versions."""
     try:
         backend = backend_factory()
         backend.init()
@@ -376,8 +196,9 @@ def probe_nvml(
         if not indices:
             fix = "unset CUDA_VISIBLE_DEVICES, or list the GPUs to measure (indices or GPU-<uuid>)"
             return ProbeResult("nvml", False, f"CUDA_VISIBLE_DEVICES={spec!r} hides all {count} GPU(s)", fix)
-        gpus = [(i, backend.name(i), backend.uuid(i), _counter_supported(backend, i)) for i in indices]
-        notes = _visibility_notes(backend, env, gpu_indices)
+        gpus, skipped = open_gpus(backend, indices)
+        notes = [*_visibility_notes(backend, env, gpu_indices), *skipped]
+        versions = {"driver": _version(backend.driver_version), "bindings": _version(backend.bindings_version)}
     except NvmlError as exc:
         return _unavailable(exc)
     except ConfigError as exc:
@@ -385,10 +206,65 @@ def probe_nvml(
     finally:
         with contextlib.suppress(NvmlError):  # the answer above stands whether or not shutdown succeeds
             backend.shutdown()
-    channels = tuple(_channel(i, name, uuid, counter) for i, name, uuid, counter in gpus)
-    how = {True: "energy counter", False: "power sampling: no energy counter"}
-    summary = "; ".join(f"gpu:{i} {name} ({how[counter]})" for i, name, _uuid, counter in gpus)
-    return ProbeResult("nvml", True, f"{len(gpus)} GPU(s): {summary}", " ".join(notes) or None, channels)
+    from wattwise.devices.nvml_source import _channel
+
+    attribution = pid_namespace_note(proc_root)
+    details = {
+        **versions,
+        "attribution": attribution or "per process: NVML's pids are this namespace's",
+        "gpus": [
+            {
+                "index": g.index,
+                "name": g.name,
+                "uuid": g.uuid,
+                "measures": g.describe(),
+                "mig": g.mig,
+                "power_limit_w": g.power_limit_w,
+                "process_list": g.processes,
+                "module_includes_cpu": g.module,
+            }
+            for g in gpus
+        ],
+    }
+    measured = [g for g in gpus if g.mode != "none"]
+    summary = "; ".join(
+        f"gpu:{g.index} {g.name}: {g.describe()}"
+        + (", MIG on (whole GPU metered)" if g.mig else "")
+        + ("" if g.processes else ", no process list (no attribution)")
+        for g in gpus
+    )
+    summary = f"{len(gpus)} GPU(s), driver {versions['driver']}, {versions['bindings']}: {summary}"
+    if attribution:
+        notes.append(attribution)
+    channels = tuple(_channel(g) for g in measured)
+    return ProbeResult("nvml", bool(measured), summary, " ".join(notes) or None, channels, details)
+
+
+def _version(call: Callable[[], str]) -> str:
+    try:
+        return call()
+    except NvmlError:
+        return "unknown"
+
+
+def pid_namespace_note(proc_root: Path = Path("/proc")) -> str | None:
+    """None where NVML's pids are this namespace's; else what attribution can do in this container."""
+    try:
+        status = (proc_root / "self" / "status").read_text()
+    except OSError:
+        return None
+    nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), None)
+    if nspid is None:
+        return (
+            "this kernel does not say whether wattwise runs in a PID namespace (no NSpid): if it does (a container), "
+            "NVML's host pids cannot be matched and GPUs shared with other processes are charged whole"
+        )
+    if len(nspid) > 1:
+        return (
+            "in a PID namespace (a container): NVML's host pids are matched to the run's processes through NSpid; "
+            "processes of other containers count as other processes"
+        )
+    return None
 
 
 def _driver_library_present() -> bool:
@@ -407,13 +283,15 @@ def open_nvml(
     backend: NvmlBackend | None = None,
     *,
     attribute_processes: bool = True,
+    use_energy_counter: bool = True,
     clock: Callable[[], float] = time.monotonic,
     proc_root: Path | None = Path("/proc"),
 ) -> NvmlSource | None:
     """The GPU source for a run, or None where there is no NVIDIA driver or no visible GPU (a normal case).
 
-    Raises NvmlError (a DeviceError) when NVML is there but fails (no permission, a lost GPU), ConfigError
-    when ``settings_gpu_indices`` names a GPU NVML does not have.
+    GPUs named for the job (``CUDA_VISIBLE_DEVICES`` set, or ``settings_gpu_indices``) are charged to it from the
+    start; with every GPU visible, each only once the run uses it. Raises NvmlError (a DeviceError) when NVML is
+    there but fails as a whole, ConfigError when ``settings_gpu_indices`` names a GPU NVML does not have.
     """
     if backend is None:
         try:
@@ -432,17 +310,26 @@ def open_nvml(
     try:
         indices = visible_gpu_indices(backend, env.get("CUDA_VISIBLE_DEVICES"), settings_gpu_indices)
         notes = _visibility_notes(backend, env, settings_gpu_indices) if indices else []
+        gpus, skipped = open_gpus(backend, indices, use_energy_counter=use_energy_counter)
     except BaseException:
         backend.shutdown()
         raise
-    if not indices:
+    if not gpus:
         backend.shutdown()
+        if skipped:
+            raise NvmlError(f"nvml: none of the visible GPUs can be opened: {' '.join(skipped)}", "no-permission")
         return None
+    handed = settings_gpu_indices is not None or bool(env.get("CUDA_VISIBLE_DEVICES"))
+    if proc_root is not None:
+        namespace = pid_namespace_note(proc_root)
+        if namespace is not None and "cannot be matched" in namespace:
+            notes.append(namespace)
     return NvmlSource(
         backend,
-        indices,
+        gpus,
         attribute_processes=attribute_processes,
+        handed=handed,
         clock=clock,
         proc_root=proc_root,
-        notes=notes,
+        notes=[*notes, *skipped],
     )

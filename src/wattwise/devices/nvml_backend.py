@@ -2,11 +2,20 @@
 
 :class:`NvmlBackend` is the interface (NVML indices, units in names); :class:`PynvmlBackend` implements it
 over ``pynvml`` (package nvidia-ml-py), imported only when one is built, so ``import wattwise`` stays fast.
-Tests replay traces through ``tests/fakes/nvml.py`` instead. :mod:`wattwise.devices.nvml` re-exports it all.
+Tests replay traces through ``tests/fakes/nvml.py``, and run this backend against a stand-in ``libnvidia-ml.so.1``
+(``tests/fakes/libnvml``). :mod:`wattwise.devices.nvml` re-exports it all.
+
+Every exception the bindings raise stops here and becomes an :class:`NvmlError`: ``NVMLError`` and its code, but
+also ``NVMLLibraryMismatchError`` (raised, not as an NVMLError, when an unversioned call meets a driver that has only
+its older versions), and anything ctypes raises. Calls that NVML versioned are tried newest first and fall back to
+the older ones a driver has (``nvmlDeviceGetComputeRunningProcesses_v3``, ``_v2``, then the unversioned one; and
+``nvmlInit_v2`` where ``nvmlInitWithFlags`` is missing); what comes back is checked (some R535 builds list processes
+with garbage pids: those are dropped and counted).
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -14,6 +23,7 @@ from typing import Any, Literal, Protocol
 from wattwise.errors import DeviceError
 
 __all__ = [
+    "PID_MAX",
     "EnergyCounterUnsupported",
     "NvmlBackend",
     "NvmlError",
@@ -33,6 +43,9 @@ NvmlReason = Literal[
     "gpu-lost",
     "failed",
 ]
+PID_MAX = 4_194_304  # Linux's largest pid_max (PID_MAX_LIMIT): a pid above it is garbage
+_NVML_ERROR_INSUFFICIENT_SIZE = 7
+_NVML_FI_DEV_POWER_INSTANT = 186  # nvml.h: instantaneous power in mW (Ampere and newer, recent drivers)
 
 
 class NvmlError(DeviceError):
@@ -71,16 +84,33 @@ class NvmlBackend(Protocol):
         """UUIDs (``MIG-…``) of the GPU's MIG instances; empty when MIG is off or unsupported."""
         ...
 
+    def mig_enabled(self, index: int) -> bool:
+        """Whether MIG mode is on (False where the GPU has no MIG)."""
+        ...
+
     def total_energy_mj(self, index: int) -> int:
         """Energy since the driver loaded; raises :class:`EnergyCounterUnsupported` where there is none."""
         ...
 
-    def power_mw(self, index: int) -> int: ...
+    def power_mw(self, index: int) -> int:
+        """NVML's power reading: on Ampere and newer an average over about a second."""
+        ...
+
+    def power_instant_mw(self, index: int) -> int:
+        """The instantaneous power field (``NVML_FI_DEV_POWER_INSTANT``); NvmlError not-supported where absent."""
+        ...
+
+    def power_limit_mw(self, index: int) -> int:
+        """The enforced power limit (the GPU's rating unless someone changed it)."""
+        ...
+
     def running_pids(self, index: int) -> frozenset[int]:
-        """Pids with a compute or graphics context on the GPU."""
+        """Pids with a compute or graphics context on the GPU (implausible pids dropped, see ``dropped_pids``)."""
         ...
 
     def process_sm_utilisation(self, index: int, since_us: int) -> ProcessUtilisation: ...
+    def driver_version(self) -> str: ...
+    def bindings_version(self) -> str: ...
 
 
 def translate_nvml_error(nvml: Any, exc: BaseException, what: str) -> NvmlError:
@@ -99,6 +129,12 @@ def translate_nvml_error(nvml: Any, exc: BaseException, what: str) -> NvmlError:
     return NvmlError(f"nvml: {what} failed: {exc} (NVML error {code})", reason, code)
 
 
+class _ProcessInfoV1(ctypes.Structure):
+    """``nvmlProcessInfo_v1_t``: what the unversioned process calls of drivers before R470 fill."""
+
+    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong)]
+
+
 class PynvmlBackend:
     """The real backend over ``pynvml`` (package nvidia-ml-py), imported when this object is built."""
 
@@ -110,12 +146,27 @@ class PynvmlBackend:
         self._nvml: Any = pynvml
         self._handles: dict[int, Any] = {}
         self._initialised = False
+        self._process_calls: dict[str, Callable[[Any], list[int]]] = {}
+        self.dropped_pids = 0  # implausible pids NVML listed and wattwise ignored
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, every error of the bindings turned into an NvmlError (see the module docstring)."""
+        nvml = self._nvml
         try:
             return fn(*args)
-        except self._nvml.NVMLError as exc:
-            raise translate_nvml_error(self._nvml, exc, what) from exc
+        except nvml.NVMLError as exc:
+            raise translate_nvml_error(nvml, exc, what) from exc
+        except getattr(nvml, "NVMLLibraryMismatchError", ()) as exc:
+            raise NvmlError(f"nvml: {what}: the driver lacks this call's version ({exc})", "not-supported") from exc
+        except (AttributeError, OSError, TypeError, ValueError, ctypes.ArgumentError) as exc:
+            raise NvmlError(f"nvml: {what} failed in the bindings: {type(exc).__name__}: {exc}", "failed") from exc
+
+    def _raw(self, symbol: str) -> Any:
+        """A C function of the driver's library (for versions the bindings do not wrap)."""
+        return self._call(f"looking up {symbol}", self._nvml._nvmlGetFunctionPointer, symbol)
+
+    def _check(self, what: str, ret: int) -> None:
+        self._call(what, self._nvml._nvmlCheckReturn, ret)
 
     def _handle(self, index: int) -> Any:
         if index not in self._handles:
@@ -123,9 +174,15 @@ class PynvmlBackend:
         return self._handles[index]
 
     def init(self) -> None:
-        if not self._initialised:
+        if self._initialised:
+            return
+        try:
             self._call("init", self._nvml.nvmlInit)
-            self._initialised = True
+        except NvmlError as exc:
+            if exc.reason != "not-supported":  # only a missing nvmlInitWithFlags falls back to nvmlInit_v2
+                raise
+            self._check("init (nvmlInit_v2)", self._raw("nvmlInit_v2")())
+        self._initialised = True
 
     def shutdown(self) -> None:
         if self._initialised:
@@ -142,16 +199,20 @@ class PynvmlBackend:
     def uuid(self, index: int) -> str:
         return str(self._call(f"UUID of GPU {index}", self._nvml.nvmlDeviceGetUUID, self._handle(index)))
 
-    def mig_uuids(self, index: int) -> tuple[str, ...]:
+    def mig_enabled(self, index: int) -> bool:
         nvml, handle = self._nvml, self._handle(index)
         try:
             current, _pending = self._call(f"MIG mode of GPU {index}", nvml.nvmlDeviceGetMigMode, handle)
         except NvmlError as exc:
             if exc.reason in ("not-supported", "no-permission"):
-                return ()
+                return False
             raise
-        if current != nvml.NVML_DEVICE_MIG_ENABLE:
+        return bool(current == nvml.NVML_DEVICE_MIG_ENABLE)
+
+    def mig_uuids(self, index: int) -> tuple[str, ...]:
+        if not self.mig_enabled(index):
             return ()
+        nvml, handle = self._nvml, self._handle(index)
         uuids: list[str] = []
         for slot in range(int(self._call("MIG slots", nvml.nvmlDeviceGetMaxMigDeviceCount, handle))):
             try:
@@ -173,20 +234,83 @@ class PynvmlBackend:
     def power_mw(self, index: int) -> int:
         return int(self._call(f"power of GPU {index}", self._nvml.nvmlDeviceGetPowerUsage, self._handle(index)))
 
+    def power_instant_mw(self, index: int) -> int:
+        fn = self._nvml.nvmlDeviceGetFieldValues
+        values = self._call(f"instant power of GPU {index}", fn, self._handle(index), [_NVML_FI_DEV_POWER_INSTANT])
+        field = values[0]
+        if int(field.nvmlReturn) != 0:
+            raise NvmlError(
+                f"nvml: GPU {index} has no instantaneous power field", "not-supported", int(field.nvmlReturn)
+            )
+        return int(field.value.uiVal)
+
+    def power_limit_mw(self, index: int) -> int:
+        fn = self._nvml.nvmlDeviceGetEnforcedPowerLimit
+        return int(self._call(f"power limit of GPU {index}", fn, self._handle(index)))
+
     def running_pids(self, index: int) -> frozenset[int]:
-        nvml, handle = self._nvml, self._handle(index)
-        pids: set[int] = set()
+        handle = self._handle(index)
+        pids: list[int] = []
         answered = False
-        for fn in (nvml.nvmlDeviceGetComputeRunningProcesses, nvml.nvmlDeviceGetGraphicsRunningProcesses):
+        for kind in ("Compute", "Graphics"):
             try:
-                pids.update(int(p.pid) for p in self._call(f"processes on GPU {index}", fn, handle))
+                pids.extend(self._processes(kind, handle, index))
                 answered = True
             except NvmlError as exc:
                 if exc.reason != "not-supported":
                     raise
         if not answered:
             raise NvmlError(f"nvml: GPU {index} cannot list its processes", "not-supported")
-        return frozenset(pids)
+        plausible = {pid for pid in pids if 0 < pid <= PID_MAX}
+        self.dropped_pids += len(set(pids) - plausible)
+        return frozenset(plausible)
+
+    def _processes(self, kind: str, handle: Any, index: int) -> list[int]:
+        """Pids of one kind of context, through the newest version of the call this driver has (remembered)."""
+        remembered = self._process_calls.get(kind)
+        if remembered is not None:
+            return remembered(handle)
+        last: NvmlError | None = None
+        for version in ("_v3", "_v2", ""):
+            call = self._process_call(kind, version, index)
+            try:
+                found = call(handle)
+            except NvmlError as exc:
+                if exc.reason != "not-supported":
+                    raise
+                last = exc
+                continue
+            self._process_calls[kind] = call
+            return found
+        assert last is not None
+        raise last
+
+    def _process_call(self, kind: str, version: str, index: int) -> Callable[[Any], list[int]]:
+        name = f"nvmlDevice{kind}RunningProcesses"
+        if version:
+            wrapped = getattr(self._nvml, f"nvmlDeviceGet{kind}RunningProcesses{version}", None)
+
+            def versioned(handle: Any) -> list[int]:
+                if wrapped is None:
+                    raise NvmlError(f"nvml: the bindings have no {name}{version}", "not-supported")
+                return [int(p.pid) for p in self._call(f"{name}{version} of GPU {index}", wrapped, handle)]
+
+            return versioned
+
+        def unversioned(handle: Any) -> list[int]:  # drivers before R470: the v1 struct, not wrapped by pynvml
+            fn = self._raw(f"nvmlDeviceGet{kind}RunningProcesses")
+            count = ctypes.c_uint(0)
+            ret = self._call(f"{name} of GPU {index}", fn, handle, ctypes.byref(count), None)
+            if ret == 0:
+                return []
+            if ret != _NVML_ERROR_INSUFFICIENT_SIZE:
+                self._check(f"{name} of GPU {index}", ret)
+            count.value = count.value * 2 + 5
+            infos = (_ProcessInfoV1 * count.value)()
+            self._check(f"{name} of GPU {index}", self._call(name, fn, handle, ctypes.byref(count), infos))
+            return [int(infos[i].pid) for i in range(count.value)]
+
+        return unversioned
 
     def process_sm_utilisation(self, index: int, since_us: int) -> ProcessUtilisation:
         fn = self._nvml.nvmlDeviceGetProcessUtilization
@@ -200,7 +324,19 @@ class PynvmlBackend:
         sm: dict[int, float] = {}
         last = since_us
         for sample in samples:
-            if int(sample.timeStamp) > since_us:
-                sm[int(sample.pid)] = sm.get(int(sample.pid), 0.0) + min(100.0, float(sample.smUtil))
+            pid = int(sample.pid)
+            if int(sample.timeStamp) > since_us and 0 < pid <= PID_MAX:
+                sm[pid] = sm.get(pid, 0.0) + min(100.0, float(sample.smUtil))
                 last = max(last, int(sample.timeStamp))
         return ProcessUtilisation(sm, last)
+
+    def driver_version(self) -> str:
+        return str(self._call("driver version", self._nvml.nvmlSystemGetDriverVersion))
+
+    def bindings_version(self) -> str:
+        from importlib import metadata
+
+        try:
+            return f"nvidia-ml-py {metadata.version('nvidia-ml-py')}"
+        except metadata.PackageNotFoundError:
+            return "pynvml (version unknown)"

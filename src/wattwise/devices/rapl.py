@@ -147,7 +147,7 @@ class RaplSource:
     def channels(self) -> tuple[Channel, ...]:
         return self._channels
 
-    def read(self, snapshot: HostSnapshot) -> tuple[MeterReading, ...]:
+    def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple[MeterReading, ...]:
         """Cumulative joules per channel since the first call; attributed by the interval's CPU-time share."""
         now = [_read_counter(path) for path in self._files]  # all or nothing: a failure changes no state
         last = self._last_snapshot

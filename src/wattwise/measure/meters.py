@@ -131,17 +131,18 @@ class MeterSet:
         with self._lock:
             return self._read_locked()
 
-    def read_or_last(self, timeout_s: float) -> Reading | None:
+    def read_or_last(self, timeout_s: float, *, final: bool = False) -> Reading | None:
         """A fresh reading, or the last one taken if the lock cannot be had within ``timeout_s`` (the thread that
-        holds it was interrupted by a signal handler that now needs a reading); None before any reading."""
+        holds it was interrupted by a signal handler that now needs a reading); None before any reading.
+        ``final``: the run's last reading (see :meth:`PowerSource.read`)."""
         if not self._lock.acquire(timeout=timeout_s):
             return self._previous
         try:
-            return self._read_locked()
+            return self._read_locked(final=final)
         finally:
             self._lock.release()
 
-    def _read_locked(self) -> Reading:
+    def _read_locked(self, *, final: bool = False) -> Reading:
         try:
             snapshot = self._host.snapshot()
         except (OSError, ValueError, IndexError) as exc:
@@ -157,7 +158,7 @@ class MeterSet:
             if failed is not None and failed.dropped_t_s is not None:
                 continue
             try:
-                values = source.read(snapshot)
+                values = source.read(snapshot, final) if final else source.read(snapshot)
                 if len(values) != stop - start:
                     raise DeviceError(f"returned {len(values)} readings for {stop - start} channels")
                 if not all(math.isfinite(v.energy_j) and math.isfinite(v.attributed_j) for v in values):

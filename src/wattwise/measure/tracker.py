@@ -30,6 +30,7 @@ from wattwise import validate
 from wattwise.config import Settings
 from wattwise.errors import ConfigError, StoreError, TrackerStateError
 from wattwise.measure import accounting
+from wattwise.measure.edges import outcome, sampling_interval, sync_cuda
 from wattwise.measure.lifecycle import guard
 from wattwise.measure.live import LiveStatus, live_status
 from wattwise.measure.meters import MeterSet, Reading
@@ -83,6 +84,7 @@ class Tracker:
         )
         self.command = tuple(clip(str(arg)) for arg in command) if command is not None else None
         self._handle_signals = handle_signals  # `wattwise run` relays signals itself
+        self._interval_s = self.settings.interval_s
         # how the sampler waits for its next reading (True: stop); benchmarks replay hours of simulated time with one
         # that does not wait, on a host whose clock they drive
         self._pace = pace or (lambda stop, interval_s: stop.wait(interval_s))
@@ -166,14 +168,14 @@ class Tracker:
                 host = open_host(os.getpid(), self.settings.proc_root)
             from wattwise.measure.meters import unique_channels
 
+            self._interval_s = sampling_interval(self.settings.interval_s, sources, self._notes)
             self._account = self._plan.account(unique_channels(sources), self.attribution)
             self._meters = MeterSet(host, sources, carbon=self._account, wall_clock=self._wall_clock)
             self._started_at = datetime.now(UTC)
+            sync_cuda(self.settings.cuda_sync, self._notes)
             self._origin = self._last = self._previous = self._epoch_mark = self._meters.read()
             self.run_id = _new_run_id(self._started_at)
-            self._thinner = SampleThinner(
-                self._meters.channels, self._origin, self.attribution, self.settings.interval_s
-            )
+            self._thinner = SampleThinner(self._meters.channels, self._origin, self.attribution, self._interval_s)
             self._writer = RunWriter(self._store, self.settings.home)
             self._writer.begin(self._record("running", self._origin))
         except BaseException:
@@ -211,7 +213,8 @@ class Tracker:
                 # a source whose read hangs must not hang stop() (nor the exit hook): the reading below then
                 # falls back to the last one taken
                 thread.join(timeout=max(5.0, 3 * self.settings.interval_s))
-            final = self._meters.read_or_last(_READ_WAIT_S) or self._last or self._origin
+            sync_cuda(self.settings.cuda_sync, self._notes)
+            final = self._meters.read_or_last(_READ_WAIT_S, final=True) or self._last or self._origin
             if self._plan is not None:
                 self._plan.close()
                 self._notes.extend(self._plan.refresh_failures())
@@ -301,24 +304,8 @@ class Tracker:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if self._forked():  # a child forked inside the block leaves it: the run is its parent's
             return
-        signals = ", ".join(dict.fromkeys(self._signals))
-        after = f" after {signals}" if signals else ""
-        if exc is None:
-            self.stop("complete")
-        elif isinstance(exc, KeyboardInterrupt):
-            self.stop("incomplete", error=f"interrupted (KeyboardInterrupt{', ' + signals if signals else ''})")
-        elif isinstance(exc, SystemExit):
-            code = exc.code
-            if signals:
-                self.stop("incomplete", error=clip(f"the program exited (code {code!r}){after}", 500))
-            elif code in (None, 0):
-                self.stop("complete")
-            else:
-                self.stop("failed", error=clip(f"the program exited with code {code!r}", 500))
-        else:
-            text = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-            status: RunStatus = "incomplete" if signals else "failed"
-            self.stop(status, error=clip(text + after, 500))
+        status, error = outcome(exc, self._signals)
+        self.stop(status, error=error)
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Use as a decorator: every call of ``func`` is measured as a run of its own."""
@@ -341,6 +328,7 @@ class Tracker:
         if not isinstance(name, str) or not name or len(name) > MAX_WINDOW_NAME:
             raise ConfigError(f"a window name is text of 1 to {MAX_WINDOW_NAME:,} characters (got {name!r:.60})")
         meters = self._require_running()
+        sync_cuda(self.settings.cuda_sync, self._notes)
         reading = meters.read()
         with self._lock:
             if name in self._open_windows:
@@ -352,6 +340,7 @@ class Tracker:
 
     def end_window(self, name: str) -> WindowRecord:
         meters = self._require_running()
+        sync_cuda(self.settings.cuda_sync, self._notes)
         reading = meters.read()
         with self._lock:
             if name not in self._open_windows:
@@ -381,6 +370,7 @@ class Tracker:
     def epoch_end(self) -> WindowRecord:
         """Mark the end of an epoch: records window ``epoch-N`` and updates the prediction of the whole run."""
         meters = self._require_running()
+        sync_cuda(self.settings.cuda_sync, self._notes)
         reading = meters.read()
         account = self._require_account()
         with self._lock:
@@ -540,7 +530,7 @@ class Tracker:
 
     def _loop(self) -> None:
         assert self._meters is not None and self._writer is not None and self._thinner is not None
-        interval = self.settings.interval_s
+        interval = self._interval_s
         try:
             while not self._pace(self._stop_event, interval):
                 reading = self._meters.read()
