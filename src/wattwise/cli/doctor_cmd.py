@@ -60,6 +60,25 @@ def _settings_report() -> dict[str, Any]:
     return report
 
 
+def _print_gpus(console: Any, details: Any) -> None:
+    """One line per GPU: what it can measure, MIG, power limit, process list; then versions and attribution."""
+    from rich.markup import escape
+
+    driver, bindings = escape(str(details["driver"])), escape(str(details["bindings"]))
+    console.print(f"GPUs (NVIDIA driver {driver}, bindings {bindings}):")
+    for g in details["gpus"]:
+        facts = [str(g["measures"])]
+        facts.append("MIG on: the whole physical GPU is metered" if g["mig"] else "MIG off")
+        if g["power_limit_w"] is not None:
+            facts.append(f"power limit {g['power_limit_w']:g} W")
+        facts.append("process list: yes" if g["process_list"] else "process list: no (charged whole)")
+        if g["module_includes_cpu"]:
+            facts.append("module counter includes its CPU and memory")
+        who = f"gpu:{g['index']} {escape(str(g['name']))} ({escape(str(g['uuid']))})"
+        console.print(f"  {who}: {escape('; '.join(facts))}")
+    console.print(f"  attribution: {escape(str(details['attribution']))}")
+
+
 def handle(args: argparse.Namespace) -> int:
     from wattwise.config import Settings
     from wattwise.devices import probe_all
@@ -84,6 +103,7 @@ def handle(args: argparse.Namespace) -> int:
                     "summary": p.summary,
                     "fix": p.fix,
                     "channels": [{"name": c.name, "source": c.source, "method": c.method} for c in p.channels],
+                    **({"details": dict(p.details)} if p.details else {}),
                 }
                 for p in probes
             ],
@@ -105,6 +125,9 @@ def handle(args: argparse.Namespace) -> int:
         text = p.summary + (f"\n[bold]fix:[/bold] {p.fix}" if p.fix else "")
         table.add_row(p.source, mark, text)
     console.print(table)
+    for p in probes:
+        if p.details and p.details.get("gpus"):
+            _print_gpus(console, p.details)
     for key in ("settings_error", "grid_error"):
         if key in extra:
             console.print(f"[red]{extra[key]}[/red]")

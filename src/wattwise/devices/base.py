@@ -69,8 +69,6 @@ class HostSnapshot:
     logical_cpus: int = 1
     net_bytes: int = 0  # bytes received + sent on non-loopback interfaces, machine-wide
     tree_allowed_cpus: float | None = None  # logical CPUs the tree may use (affinity, cgroup quota); None: all
-    # the tree's pids as the host (and NVML) numbers them, where wattwise runs in a PID namespace; None: tree_pids
-    tree_host_pids: frozenset[int] | None = None
 
 
 def cpu_share(previous: HostSnapshot, current: HostSnapshot) -> float:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from wattwise.devices.base import HostSnapshot
+from wattwise.devices.pidns import from_procfs, procfs_is_own, to_procfs
 from wattwise.errors import ConfigError
 from wattwise.units import ticks_to_s
 
@@ -43,13 +44,6 @@ def allowed_cpus(pid: int, proc_root: Path = Path("/proc"), cgroup_root: Path = 
     if quota is not None:
         found = quota if found is None else min(found, quota)
     return found
-
-
-def _nested_pid_namespace(pid: int, proc_root: Path) -> bool:
-    """True when ``pid`` lives in a nested PID namespace: its ``NSpid`` line lists more than one number."""
-    text = _read_small(f"{proc_root}/{pid}/status")
-    line = next((ln for ln in (text or "").splitlines() if ln.startswith("NSpid:")), "")
-    return len(line.split()) > 2
 
 
 def _cgroup_quota(pid: int, proc_root: Path, cgroup_root: Path) -> float | None:
@@ -93,15 +87,17 @@ class ProcfsHost:
     """Reads ``/proc/stat``, ``/proc/meminfo``, ``/proc/net/dev`` and ``/proc/<pid>/stat`` under ``proc_root``."""
 
     def __init__(self, root_pid: int, proc_root: Path = Path("/proc"), ticks_per_s: float | None = None) -> None:
-        self.root_pid = root_pid
+        # ``root_pid`` as this process numbers it; where /proc is an outer PID namespace's (devices.pidns), the tree
+        # is read in that numbering, and its pids (``tree_pids``) are that namespace's
+        self.root_pid = procfs_pid(root_pid, proc_root)
         self.proc_root = proc_root
         self.ticks_per_s = ticks_per_s or float(os.sysconf("SC_CLK_TCK"))
         self.page_size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._mem_total = self._read_mem_total()
         self._root_str = str(proc_root)
-        self._children_files = (proc_root / str(root_pid) / "task" / str(root_pid) / "children").exists()
-        self.allowed_cpus = allowed_cpus(root_pid, proc_root)
-        self.nested = _nested_pid_namespace(root_pid, proc_root)  # host pids differ from ours (a container)
+        root = self.root_pid
+        self._children_files = (proc_root / str(root) / "task" / str(root) / "children").exists()
+        self.allowed_cpus = allowed_cpus(root, proc_root)
 
     @staticmethod
     def available(proc_root: Path = Path("/proc")) -> bool:
@@ -128,19 +124,7 @@ class ProcfsHost:
             logical_cpus=n_cpus,
             net_bytes=self._read_net(),
             tree_allowed_cpus=self.allowed_cpus,
-            tree_host_pids=self._host_pids(tree) if self.nested else None,
         )
-
-    def _host_pids(self, tree: dict[int, list[str]]) -> frozenset[int] | None:
-        """The tree's pids in the outermost PID namespace (``NSpid``'s first number): what NVML reports."""
-        found = set()
-        for pid in tree:
-            text = _read_small(f"{self._root_str}/{pid}/status")
-            line = next((ln for ln in (text or "").splitlines() if ln.startswith("NSpid:")), None)
-            if line is None or len(line.split()) < 2:
-                continue
-            found.add(int(line.split()[1]))
-        return frozenset(found)
 
     def _read_stat(self) -> tuple[float, float, int]:
         text = (self.proc_root / "stat").read_text()
@@ -322,11 +306,28 @@ class PsutilHost:
         )
 
 
+def procfs_pid(pid: int, proc_root: Path) -> int:
+    """``pid`` as ``proc_root`` numbers it (the same, unless /proc is an outer PID namespace's); a process it does
+    not show keeps its number (and is then not found there)."""
+    if not proc_root.is_dir() or procfs_is_own(proc_root):
+        return pid
+    found = to_procfs(pid, proc_root)
+    return pid if found is None else found
+
+
 def descendants(root_pid: int, proc_root: Path = Path("/proc")) -> list[int]:
-    """Live descendants of ``root_pid`` (not itself), parents before children."""
-    if ProcfsHost.available(proc_root) and (proc_root / str(root_pid)).is_dir():
-        tree = ProcfsHost(root_pid, proc_root)._tree()
-        return [pid for pid in tree if pid != root_pid]
+    """Live descendants of ``root_pid`` (not itself), parents before children, numbered as this process numbers
+    them (they are signalled: where /proc is an outer namespace's, its pids are translated back)."""
+    if ProcfsHost.available(proc_root):
+        host = ProcfsHost(root_pid, proc_root)
+        if (proc_root / str(host.root_pid)).is_dir():
+            tree = [pid for pid in host._tree() if pid != host.root_pid]
+            if procfs_is_own(proc_root):
+                return tree
+            ours = (from_procfs(pid, proc_root) for pid in tree)
+            return [pid for pid in ours if pid is not None]
+        if not procfs_is_own(proc_root):
+            return []  # psutil would read the same foreign /proc
     import psutil
 
     try:
@@ -339,7 +340,7 @@ def open_host(root_pid: int, proc_root: Path = Path("/proc")) -> HostReader:
     """The fastest reader that works here. A ``proc_root`` that does not show the measured process (another
     pid namespace) would attribute nothing to it: that is a configuration error, not a zero."""
     if ProcfsHost.available(proc_root):
-        if not (proc_root / str(root_pid) / "stat").is_file():
+        if not (proc_root / str(procfs_pid(root_pid, proc_root)) / "stat").is_file():
             raise ConfigError(
                 f"proc_root {proc_root} does not show this process (pid {root_pid}): it belongs to another pid "
                 "namespace; unset WATTWISE_PROC_ROOT, or run in the host's pid namespace"

@@ -30,6 +30,7 @@ from wattwise.devices.nvml_backend import (
     translate_nvml_error,
 )
 from wattwise.devices.nvml_source import GpuCapabilities, NvmlSource, probe_gpu
+from wattwise.devices.pidns import pid_namespace
 from wattwise.errors import ConfigError
 
 __all__ = [
@@ -208,7 +209,7 @@ def probe_nvml(
             backend.shutdown()
     from wattwise.devices.nvml_source import _channel
 
-    attribution = pid_namespace_note(proc_root)
+    _namespace, attribution = pid_namespace(proc_root)
     details = {
         **versions,
         "attribution": attribution or "per process: NVML's pids are this namespace's",
@@ -245,26 +246,6 @@ def _version(call: Callable[[], str]) -> str:
         return call()
     except NvmlError:
         return "unknown"
-
-
-def pid_namespace_note(proc_root: Path = Path("/proc")) -> str | None:
-    """None where NVML's pids are this namespace's; else what attribution can do in this container."""
-    try:
-        status = (proc_root / "self" / "status").read_text()
-    except OSError:
-        return None
-    nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), None)
-    if nspid is None:
-        return (
-            "this kernel does not say whether wattwise runs in a PID namespace (no NSpid): if it does (a container), "
-            "NVML's host pids cannot be matched and GPUs shared with other processes are charged whole"
-        )
-    if len(nspid) > 1:
-        return (
-            "in a PID namespace (a container): NVML's host pids are matched to the run's processes through NSpid; "
-            "processes of other containers count as other processes"
-        )
-    return None
 
 
 def _driver_library_present() -> bool:
@@ -320,14 +301,16 @@ def open_nvml(
             raise NvmlError(f"nvml: none of the visible GPUs can be opened: {' '.join(skipped)}", "no-permission")
         return None
     handed = settings_gpu_indices is not None or bool(env.get("CUDA_VISIBLE_DEVICES"))
-    if proc_root is not None:
-        namespace = pid_namespace_note(proc_root)
-        if namespace is not None and "cannot be matched" in namespace:
-            notes.append(namespace)
+    matchable = True
+    if proc_root is not None and attribute_processes:
+        namespace, note = pid_namespace(proc_root)
+        matchable = namespace != "unmappable"
+        if note is not None and namespace != "mapped":
+            notes.append(note)
     return NvmlSource(
         backend,
         gpus,
-        attribute_processes=attribute_processes,
+        attribute_processes=attribute_processes and matchable,
         handed=handed,
         clock=clock,
         proc_root=proc_root,

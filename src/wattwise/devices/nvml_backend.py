@@ -147,7 +147,7 @@ class PynvmlBackend:
         self._handles: dict[int, Any] = {}
         self._initialised = False
         self._process_calls: dict[str, Callable[[Any], list[int]]] = {}
-        self.dropped_pids = 0  # implausible pids NVML listed and wattwise ignored
+        self.dropped_pids: set[int] = set()  # implausible pids NVML listed and wattwise ignored
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``, every error of the bindings turned into an NvmlError (see the module docstring)."""
@@ -262,7 +262,7 @@ class PynvmlBackend:
         if not answered:
             raise NvmlError(f"nvml: GPU {index} cannot list its processes", "not-supported")
         plausible = {pid for pid in pids if 0 < pid <= PID_MAX}
-        self.dropped_pids += len(set(pids) - plausible)
+        self.dropped_pids.update(set(pids) - plausible)
         return frozenset(plausible)
 
     def _processes(self, kind: str, handle: Any, index: int) -> list[int]:

@@ -28,8 +28,9 @@ uses, its energy is the machine's only (``machine_energy_j``), and the notes say
 are: no process on it → 1 (the job holds it); only the run's → 1; the run's and others → by NVML's per-process SM
 utilisation (an equal split per process where it has none); only others → 0.
 
-**PID namespaces.** NVML reports the host's pids; in a container the tree's pids are mapped to the host's through
-``NSpid`` (``HostSnapshot.tree_host_pids``). Where that is impossible, the run charges the whole GPU and says so.
+**PID namespaces.** NVML reports the host's pids. Where /proc is an outer namespace's, the tree's pids are already
+in that numbering (:mod:`wattwise.devices.pidns`); in a container with its own /proc they cannot be matched, and
+:func:`~wattwise.devices.nvml.open_nvml` turns per-process attribution off (each GPU charged whole, with a note).
 """
 
 from __future__ import annotations
@@ -280,9 +281,12 @@ class NvmlSource:
                 found.setdefault(
                     f"{label} is charged to the run from +{meter.charged_at_s:.1f} s, when it first used it"
                 )
-        dropped = getattr(self._backend, "dropped_pids", 0)
+        dropped = sorted(getattr(self._backend, "dropped_pids", ()))
         if dropped:
-            found.setdefault(f"NVML listed {dropped} implausible process id(s) (a driver bug); they were ignored")
+            shown = ", ".join(str(pid) for pid in dropped[:5]) + (", ..." if len(dropped) > 5 else "")
+            found.setdefault(
+                f"NVML listed {len(dropped)} implausible process id(s) ({shown}; a driver bug); they were ignored"
+            )
         return tuple(found)
 
     def read(self, snapshot: HostSnapshot, final: bool = False) -> tuple[MeterReading, ...]:
@@ -370,7 +374,7 @@ class NvmlSource:
             self._note(f"{label}: NVML cannot list the GPU's processes ({exc.reason}); the whole GPU is charged")
             return 1.0
         pids, meter.pids = current | meter.pids, current
-        tree = snapshot.tree_host_pids if snapshot.tree_host_pids is not None else snapshot.tree_pids
+        tree = snapshot.tree_pids
         ours, others = pids & tree, pids - tree
         if not meter.handed and meter.charged_at_s is None:
             if not ours:
@@ -382,7 +386,7 @@ class NvmlSource:
             self._note(f"{label}: no measured process tree to attribute to; the whole GPU is charged")
             return 1.0
         if not ours:
-            if snapshot.tree_host_pids is not None or any(self._pid_exists(pid) for pid in others):
+            if any(self._pid_exists(pid) for pid in others):
                 self._note(f"{label}: only other processes used the GPU in some intervals; those are not charged")
                 return 0.0
             self._note(

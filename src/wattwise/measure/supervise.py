@@ -159,8 +159,13 @@ class Watchdog:
     def start(cls, grace_s: float) -> Watchdog | None:
         """Spawn the watchdog (Linux with /proc only); None where it cannot run here, or need not: as process 1 of
         a PID namespace (a container without an init), wattwise would adopt the detached watchdog itself, and when
-        process 1 dies the kernel ends every process of the namespace anyway."""
+        process 1 dies the kernel ends every process of the namespace anyway. Nor where /proc is an outer PID
+        namespace's: the watchdog reads /proc by the pids it is told, which would name other processes there."""
         if not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists() or os.getpid() == 1:
+            return None
+        from wattwise.devices.pidns import procfs_is_own
+
+        if not procfs_is_own():
             return None
         read_fd, write_fd = os.pipe()
         try:

@@ -360,6 +360,7 @@ class Tracker:
         """End ``name`` unless stop() (maybe from another thread) already closed it."""
         if self._forked():
             return
+        sync_cuda(self.settings.cuda_sync, self._notes)  # the block's queued GPU work belongs to it
         with self._stop_lock:
             if self.result is None and self._meters is not None:
                 reading = self._meters.read()
