@@ -3,8 +3,10 @@
     python benchmarks/record_nvml_trace.py --seconds 20 --interval 0.1 --out trace.csv [--load] [--index 0]
 
 Writes ``t_s,index,power_mw,energy_mj`` rows (``energy_mj`` empty where the GPU has no counter) for every GPU
-the job sees (or ``--index``), at ``--interval`` seconds, with ``#`` comment lines naming the GPUs. ``--load``
-drives the first recorded GPU with torch matmuls of changing sizes and idle gaps (needs torch with CUDA).
+the job sees (or ``--index``), at ``--interval`` seconds, with ``#`` comment lines naming the GPUs. ``power_mw`` is
+the instantaneous power field where the driver has it (tests/fakes/nvml.py averages it over a second to answer
+nvmlDeviceGetPowerUsage, as Ampere and newer do), else nvmlDeviceGetPowerUsage itself (the header says which).
+``--load`` drives the first recorded GPU with torch matmuls of changing sizes and idle gaps (needs torch with CUDA).
 Name the file after the GPU that recorded it (``h100_sxm_load.csv``); ``synthetic_…`` is for made-up ones.
 """
 
@@ -21,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from gpu_load import drive_gpu  # benchmarks/ is on sys.path when a script here runs
-from wattwise.devices.nvml import EnergyCounterUnsupported, NvmlError, PynvmlBackend, visible_gpu_indices
+from wattwise.devices.nvml import (
+    EnergyCounterUnsupported,
+    NvmlError,
+    PynvmlBackend,
+    probe_gpu,
+    visible_gpu_indices,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,15 +61,30 @@ def main(argv: list[str] | None = None) -> int:
 
 def record(backend: PynvmlBackend, indices: list[int], args: argparse.Namespace) -> int:
     counter: dict[int, bool] = {}
+    instant: dict[int, bool] = {}
     header = [f"# recorded by benchmarks/record_nvml_trace.py at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"]
-    for i in indices:
+    for i in list(indices):
+        if probe_gpu(backend, i).mode == "none":
+            print(f"GPU {i} ({backend.name(i)}) gives neither energy nor power: not recorded")
+            indices.remove(i)
+            continue
         try:
             backend.total_energy_mj(i)
             counter[i] = True
         except EnergyCounterUnsupported:
             counter[i] = False
+        try:
+            backend.power_instant_mw(i)
+            instant[i] = True
+        except NvmlError:
+            instant[i] = False
         has = "yes" if counter[i] else "no"
-        header.append(f"# gpu {i}: {backend.name(i)} ({backend.uuid(i)}); energy counter: {has}")
+        power = "instantaneous field" if instant[i] else "nvmlDeviceGetPowerUsage"
+        header.append(f"# gpu {i}: {backend.name(i)} ({backend.uuid(i)}); energy counter: {has}; power: {power}")
+    if not indices:
+        print("cannot record: no visible GPU gives energy or power")
+        return 1
+    header.append(f"# driver {backend.driver_version()}; {backend.bindings_version()}")
     header.append(f"# interval {args.interval} s; load: {'torch matmuls' if args.load else 'none'}")
 
     stop = threading.Event()
@@ -84,7 +107,7 @@ def record(backend: PynvmlBackend, indices: list[int], args: argparse.Namespace)
     try:
         while (now := time.monotonic()) - t0 <= args.seconds:
             for i in indices:
-                power_mw = backend.power_mw(i)
+                power_mw = backend.power_instant_mw(i) if instant[i] else backend.power_mw(i)
                 energy = str(backend.total_energy_mj(i)) if counter[i] else ""
                 lines.append(f"{now - t0:.4f},{i},{power_mw},{energy}")
             next_t += args.interval

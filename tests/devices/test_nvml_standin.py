@@ -9,6 +9,7 @@ an energy counter stepping every 100 ms and logs every value it returns; GPU 1 r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -141,3 +142,36 @@ def test_in_a_pid_namespace_the_gpu_is_charged_and_the_record_says_how(
     assert "was not used by the run" not in notes
     if charged_note is not None:
         assert charged_note in notes
+
+
+BENCHMARKS = Path(__file__).parent.parent.parent / "benchmarks"
+
+
+def test_the_gpu_accuracy_benchmark_runs_end_to_end_against_the_standin(current_standin: Path) -> None:
+    env = {**os.environ, "LD_LIBRARY_PATH": str(current_standin), "PYTHONPATH": str(BENCHMARKS)}
+    command = [sys.executable, str(BENCHMARKS / "gpu_accuracy.py"), "--no-load", "--seconds", "2"]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode in (0, 1), out.stderr  # 1: the stand-in's instant power is 310 W, its counter 300 W
+    text = out.stdout
+    assert "driver 550.54.15, nvidia-ml-py" in text and "self-consistency only" in text
+    assert "energy counter update period at idle: 100 ms" in text  # the stand-in steps every 100 ms
+    twenty = next(line for line in text.splitlines() if line.strip().startswith("20 ms"))
+    assert twenty.split()[4].startswith("0/")  # wattwise never reads 0 J over a 20 ms window
+
+
+def test_a_recorded_trace_replays_through_the_fake(current_standin: Path, tmp_path: Path) -> None:
+    from tests.fakes.nvml import Trace
+
+    trace_file = tmp_path / "standin_h100.csv"
+    env = {**os.environ, "LD_LIBRARY_PATH": str(current_standin), "PYTHONPATH": str(BENCHMARKS)}
+    command = [sys.executable, str(BENCHMARKS / "record_nvml_trace.py"), "--seconds", "1", "--out", str(trace_file)]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "GPU 1 (NVIDIA GeForce RTX 2080) gives neither energy nor power: not recorded" in out.stdout
+    header = trace_file.read_text().splitlines()[:3]
+    assert "energy counter: yes; power: instantaneous field" in header[1] and "driver 550.54.15" in header[2]
+    trace = Trace.load(trace_file)
+    assert trace.energy_mj is not None and set(trace.power_mw) == {310_000}
+    assert trace.energy_at(trace.duration_s) - trace.energy_at(0.0) == pytest.approx(
+        300 * trace.duration_s * 1000, abs=30_000
+    )

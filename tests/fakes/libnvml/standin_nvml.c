@@ -147,6 +147,19 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *dev
     return NVML_SUCCESS;
 }
 
+nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device) {
+    if (!initialised) return NVML_ERROR_UNINITIALIZED;
+    for (int i = 0; i < 2; i++) {
+        char mine[64];
+        snprintf(mine, sizeof mine, "GPU-5a5a5a5a-0000-4000-8000-00000000000%d", i);
+        if (strcmp(uuid, mine) == 0) {
+            *device = (nvmlDevice_t)&devices[i];
+            return NVML_SUCCESS;
+        }
+    }
+    return NVML_ERROR_NOT_FOUND;
+}
+
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length) {
     int rc = check(device);
     if (rc) return rc;
