@@ -59,6 +59,21 @@ def test_an_outer_proc_is_read_in_its_numbering_both_ways(tmp_path: Path) -> Non
     assert from_procfs(1, proc) is None  # the outer init is not in our namespace
 
 
+def test_without_children_files_the_scan_matches_only_our_namespace(tmp_path: Path) -> None:
+    me = os.getpid()
+    proc = fake_proc(
+        tmp_path,
+        link="pid:[4026532174]",
+        processes={9000: [9000, me], 9100: [9100, 7], 9200: [9200, 7]},  # two processes numbered 7 inside
+        self_pid=9000,
+    )
+    (tmp_path / "9100" / "ns").mkdir()
+    (tmp_path / "9100" / "ns" / "pid").symlink_to("pid:[4026532999]")  # a sibling container's
+    (tmp_path / "9200" / "ns").mkdir()
+    (tmp_path / "9200" / "ns" / "pid").symlink_to("pid:[4026532174]")  # ours
+    assert to_procfs(7, proc) == 9200
+
+
 def test_a_kernel_without_nspid_is_unknown(tmp_path: Path) -> None:
     (tmp_path / "50").mkdir()
     (tmp_path / "50" / "status").write_text("Name:\tx\n")

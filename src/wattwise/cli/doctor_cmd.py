@@ -67,6 +67,9 @@ def _print_gpus(console: Any, details: Any) -> None:
     driver, bindings = escape(str(details["driver"])), escape(str(details["bindings"]))
     console.print(f"GPUs (NVIDIA driver {driver}, bindings {bindings}):")
     for g in details["gpus"]:
+        if "name" not in g:  # a GPU that cannot be opened
+            console.print(f"  gpu:{g['index']}: {escape(str(g['measures']))}")
+            continue
         facts = [str(g["measures"])]
         facts.append("MIG on: the whole physical GPU is metered" if g["mig"] else "MIG off")
         if g["power_limit_w"] is not None:

@@ -112,7 +112,13 @@ def probe_all(settings: Settings, env: Mapping[str, str] | None = None) -> list[
 
     env = os.environ if env is None else env
     return [
-        probe_nvml(env=env, gpu_indices=settings.gpu_indices),
+        probe_nvml(
+            env=env,
+            gpu_indices=settings.gpu_indices,
+            proc_root=settings.proc_root,
+            enabled=settings.gpu,
+            attribute_processes=settings.attribution == "process",
+        ),
         probe_rapl(settings.rapl_root),
         probe_cpu_model(settings.proc_root, tdp_w=settings.cpu_tdp_w),
         probe_memory_model(settings.memory_w_per_gb),

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from wattwise.devices.base import ProbeResult
 from wattwise.devices.nvml_backend import (
@@ -32,6 +33,8 @@ from wattwise.devices.nvml_backend import (
 from wattwise.devices.nvml_source import GpuCapabilities, NvmlSource, probe_gpu
 from wattwise.devices.pidns import pid_namespace
 from wattwise.errors import ConfigError
+
+_T = TypeVar("_T")
 
 __all__ = [
     "EnergyCounterUnsupported",
@@ -94,7 +97,7 @@ def visible_gpu_indices(
         parent = _mig_parent(backend, entries[0], count)
         return [] if parent is None else [parent]
     by_uuid = entries[0].startswith("GPU-")
-    uuids = [backend.uuid(i) for i in range(count)] if by_uuid else []
+    uuids = _uuids(backend, count) if by_uuid else []
     visible: list[int] = []
     for entry in entries:
         if by_uuid:
@@ -110,10 +113,25 @@ def visible_gpu_indices(
     return visible
 
 
+def _uuids(backend: NvmlBackend, count: int) -> list[str]:
+    """Every GPU's UUID; a GPU that cannot be asked (no permission, lost) gets "" and so matches nothing."""
+    return [_or_default(backend.uuid, i, "") for i in range(count)]
+
+
+def _or_default(call: Callable[[int], _T], index: int, default: _T) -> _T:
+    """``call(index)``, or ``default`` where NVML fails for that one GPU: one GPU must not hide the others."""
+    try:
+        return call(index)
+    except NvmlError:
+        return default
+
+
 def _mig_parent(backend: NvmlBackend, entry: str, count: int) -> int | None:
     if entry.startswith("MIG-GPU-"):  # before driver R470: MIG-GPU-<parent uuid>/<gi>/<ci>
-        return _unique_prefix(entry[len("MIG-") :].split("/", maxsplit=1)[0], [backend.uuid(i) for i in range(count)])
-    owners = [i for i in range(count) for mig in backend.mig_uuids(i) if mig.startswith(entry)]
+        return _unique_prefix(entry[len("MIG-") :].split("/", maxsplit=1)[0], _uuids(backend, count))
+    none: tuple[str, ...] = ()
+    migs = [_or_default(backend.mig_uuids, i, none) for i in range(count)]
+    owners = [i for i in range(count) for mig in migs[i] if mig.startswith(entry)]
     return owners[0] if len(owners) == 1 else None
 
 
@@ -122,14 +140,12 @@ def _visibility_notes(backend: NvmlBackend, env: Mapping[str, str], explicit: tu
     if explicit is not None or not spec:
         return []
     if spec.strip().startswith("MIG-"):
-        return [
-            "CUDA_VISIBLE_DEVICES names a MIG instance; NVML meters the whole physical GPU, so its energy "
-            "includes the other instances' work"
-        ]
+        return []  # the GPU's own MIG note says that the whole physical GPU is metered
     count = backend.device_count()
     if spec.strip().startswith("GPU-") or env.get("CUDA_DEVICE_ORDER") == "PCI_BUS_ID" or count < 2:
         return []
-    if len({backend.name(i) for i in range(count)}) > 1:
+    names = {_or_default(backend.name, i, "") for i in range(count)} - {""}
+    if len(names) > 1:
         return [
             "CUDA numbers GPUs fastest first and NVML by PCI bus, so on this machine of mixed GPU models "
             "an integer CUDA_VISIBLE_DEVICES may name other GPUs than wattwise meters: "
@@ -163,16 +179,20 @@ def _unavailable(exc: NvmlError) -> ProbeResult:
 
 def open_gpus(
     backend: NvmlBackend, indices: list[int], *, use_energy_counter: bool = True
-) -> tuple[list[GpuCapabilities], list[str]]:
-    """Each GPU's capabilities; a GPU that cannot be opened (no permission, lost) is skipped with a note."""
+) -> tuple[list[GpuCapabilities], dict[int, NvmlError]]:
+    """Each GPU's capabilities, and the GPUs that cannot be opened (no permission, lost) with why: skipped."""
     gpus: list[GpuCapabilities] = []
-    notes: list[str] = []
+    skipped: dict[int, NvmlError] = {}
     for index in indices:
         try:
             gpus.append(probe_gpu(backend, index, use_energy_counter=use_energy_counter))
         except NvmlError as exc:
-            notes.append(f"gpu:{index} is not measured: it cannot be opened ({exc.reason}: {exc})")
-    return gpus, notes
+            skipped[index] = exc
+    return gpus, skipped
+
+
+def _skipped_notes(skipped: Mapping[int, NvmlError]) -> list[str]:
+    return [f"gpu:{i} is not measured: it cannot be opened ({exc})" for i, exc in skipped.items()]
 
 
 def probe_nvml(
@@ -180,9 +200,15 @@ def probe_nvml(
     env: Mapping[str, str] = os.environ,
     gpu_indices: tuple[int, ...] | None = None,
     proc_root: Path = Path("/proc"),
+    *,
+    enabled: bool = True,
+    attribute_processes: bool = True,
 ) -> ProbeResult:
     """What ``wattwise doctor`` says about NVIDIA GPUs: per GPU what it can give (counter, instant power, averaged
-    power, nothing), MIG, whether attribution works here, and the driver and bindings versions."""
+    power, nothing), MIG, whether attribution works here, and the driver and bindings versions. ``enabled`` and
+    ``attribute_processes`` are the settings ``gpu`` and ``attribution == "process"``."""
+    if not enabled:
+        return ProbeResult("nvml", False, "turned off by the settings (gpu = false)", "set gpu = true to measure GPUs")
     try:
         backend = backend_factory()
         backend.init()
@@ -198,7 +224,7 @@ def probe_nvml(
             fix = "unset CUDA_VISIBLE_DEVICES, or list the GPUs to measure (indices or GPU-<uuid>)"
             return ProbeResult("nvml", False, f"CUDA_VISIBLE_DEVICES={spec!r} hides all {count} GPU(s)", fix)
         gpus, skipped = open_gpus(backend, indices)
-        notes = [*_visibility_notes(backend, env, gpu_indices), *skipped]
+        fixes = _visibility_notes(backend, env, gpu_indices)
         versions = {"driver": _version(backend.driver_version), "bindings": _version(backend.bindings_version)}
     except NvmlError as exc:
         return _unavailable(exc)
@@ -209,36 +235,38 @@ def probe_nvml(
             backend.shutdown()
     from wattwise.devices.nvml_source import _channel
 
-    _namespace, attribution = pid_namespace(proc_root)
-    details = {
-        **versions,
-        "attribution": attribution or "per process: NVML's pids are this namespace's",
-        "gpus": [
-            {
-                "index": g.index,
-                "name": g.name,
-                "uuid": g.uuid,
-                "measures": g.describe(),
-                "mig": g.mig,
-                "power_limit_w": g.power_limit_w,
-                "process_list": g.processes,
-                "module_includes_cpu": g.module,
-            }
-            for g in gpus
-        ],
-    }
+    namespace, attribution = pid_namespace(proc_root)
+    if not attribute_processes:
+        attribution = "off (attribution = machine): each GPU is charged whole"
+    elif namespace == "host" or attribution is None:
+        attribution = "per process: NVML's pids are this namespace's"
+    rows: list[dict[str, object]] = [
+        {
+            "index": g.index,
+            "name": g.name,
+            "uuid": g.uuid,
+            "measures": g.describe(),
+            "mig": g.mig,
+            "power_limit_w": g.power_limit_w,
+            "process_list": g.processes,
+            "module_includes_cpu": g.module,
+        }
+        for g in gpus
+    ]
+    rows += [{"index": i, "measures": f"cannot be opened: {exc}"} for i, exc in skipped.items()]
+    rows.sort(key=lambda row: indices.index(int(str(row["index"]))))
+    details = {**versions, "attribution": attribution, "gpus": rows}
     measured = [g for g in gpus if g.mode != "none"]
-    summary = "; ".join(
+    parts = [
         f"gpu:{g.index} {g.name}: {g.describe()}"
         + (", MIG on (whole GPU metered)" if g.mig else "")
         + ("" if g.processes else ", no process list (no attribution)")
         for g in gpus
-    )
-    summary = f"{len(gpus)} GPU(s), driver {versions['driver']}, {versions['bindings']}: {summary}"
-    if attribution:
-        notes.append(attribution)
+    ]
+    parts += [f"gpu:{i}: cannot be opened ({exc.reason})" for i, exc in skipped.items()]
+    summary = f"{len(indices)} GPU(s), driver {versions['driver']}, {versions['bindings']}: {'; '.join(parts)}"
     channels = tuple(_channel(g) for g in measured)
-    return ProbeResult("nvml", bool(measured), summary, " ".join(notes) or None, channels, details)
+    return ProbeResult("nvml", bool(measured), summary, " ".join(fixes) or None, channels, details)
 
 
 def _version(call: Callable[[], str]) -> str:
@@ -298,7 +326,10 @@ def open_nvml(
     if not gpus:
         backend.shutdown()
         if skipped:
-            raise NvmlError(f"nvml: none of the visible GPUs can be opened: {' '.join(skipped)}", "no-permission")
+            why = "; ".join(f"gpu:{i}: {exc}" for i, exc in skipped.items())
+            raise NvmlError(
+                f"nvml: none of the visible GPUs can be opened ({why})", next(iter(skipped.values())).reason
+            )
         return None
     handed = settings_gpu_indices is not None or bool(env.get("CUDA_VISIBLE_DEVICES"))
     matchable = True
@@ -314,5 +345,5 @@ def open_nvml(
         handed=handed,
         clock=clock,
         proc_root=proc_root,
-        notes=[*notes, *skipped],
+        notes=[*notes, *_skipped_notes(skipped)],
     )

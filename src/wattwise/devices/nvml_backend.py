@@ -44,6 +44,7 @@ NvmlReason = Literal[
     "failed",
 ]
 PID_MAX = 4_194_304  # Linux's largest pid_max (PID_MAX_LIMIT): a pid above it is garbage
+_MAX_PROCESSES = 4096  # contexts on one GPU; a driver's larger count is garbage (the table is sized by it)
 _NVML_ERROR_INSUFFICIENT_SIZE = 7
 _NVML_FI_DEV_POWER_INSTANT = 186  # nvml.h: instantaneous power in mW (Ampere and newer, recent drivers)
 
@@ -146,7 +147,7 @@ class PynvmlBackend:
         self._nvml: Any = pynvml
         self._handles: dict[int, Any] = {}
         self._initialised = False
-        self._process_calls: dict[str, Callable[[Any], list[int]]] = {}
+        self._process_versions: dict[str, str] = {}  # "Compute"/"Graphics" → the call's version that works
         self.dropped_pids: set[int] = set()  # implausible pids NVML listed and wattwise ignored
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -158,7 +159,7 @@ class PynvmlBackend:
             raise translate_nvml_error(nvml, exc, what) from exc
         except getattr(nvml, "NVMLLibraryMismatchError", ()) as exc:
             raise NvmlError(f"nvml: {what}: the driver lacks this call's version ({exc})", "not-supported") from exc
-        except (AttributeError, OSError, TypeError, ValueError, ctypes.ArgumentError) as exc:
+        except Exception as exc:  # the bindings are ctypes: anything, MemoryError included, is possible
             raise NvmlError(f"nvml: {what} failed in the bindings: {type(exc).__name__}: {exc}", "failed") from exc
 
     def _raw(self, symbol: str) -> Any:
@@ -267,50 +268,43 @@ class PynvmlBackend:
 
     def _processes(self, kind: str, handle: Any, index: int) -> list[int]:
         """Pids of one kind of context, through the newest version of the call this driver has (remembered)."""
-        remembered = self._process_calls.get(kind)
+        remembered = self._process_versions.get(kind)
         if remembered is not None:
-            return remembered(handle)
+            return self._process_call(kind, remembered, handle, index)
         last: NvmlError | None = None
         for version in ("_v3", "_v2", ""):
-            call = self._process_call(kind, version, index)
             try:
-                found = call(handle)
+                found = self._process_call(kind, version, handle, index)
             except NvmlError as exc:
                 if exc.reason != "not-supported":
                     raise
                 last = exc
                 continue
-            self._process_calls[kind] = call
+            self._process_versions[kind] = version
             return found
         assert last is not None
         raise last
 
-    def _process_call(self, kind: str, version: str, index: int) -> Callable[[Any], list[int]]:
-        name = f"nvmlDevice{kind}RunningProcesses"
+    def _process_call(self, kind: str, version: str, handle: Any, index: int) -> list[int]:
+        name = f"nvmlDeviceGet{kind}RunningProcesses{version}"
+        what = f"{name} of GPU {index}"
         if version:
-            wrapped = getattr(self._nvml, f"nvmlDeviceGet{kind}RunningProcesses{version}", None)
-
-            def versioned(handle: Any) -> list[int]:
-                if wrapped is None:
-                    raise NvmlError(f"nvml: the bindings have no {name}{version}", "not-supported")
-                return [int(p.pid) for p in self._call(f"{name}{version} of GPU {index}", wrapped, handle)]
-
-            return versioned
-
-        def unversioned(handle: Any) -> list[int]:  # drivers before R470: the v1 struct, not wrapped by pynvml
-            fn = self._raw(f"nvmlDeviceGet{kind}RunningProcesses")
-            count = ctypes.c_uint(0)
-            ret = self._call(f"{name} of GPU {index}", fn, handle, ctypes.byref(count), None)
-            if ret == 0:
-                return []
-            if ret != _NVML_ERROR_INSUFFICIENT_SIZE:
-                self._check(f"{name} of GPU {index}", ret)
-            count.value = count.value * 2 + 5
-            infos = (_ProcessInfoV1 * count.value)()
-            self._check(f"{name} of GPU {index}", self._call(name, fn, handle, ctypes.byref(count), infos))
-            return [int(infos[i].pid) for i in range(count.value)]
-
-        return unversioned
+            wrapped = getattr(self._nvml, name, None)
+            if wrapped is None:
+                raise NvmlError(f"nvml: the bindings have no {name}", "not-supported")
+            return [int(p.pid) for p in self._call(what, wrapped, handle)]
+        # drivers before R470: the first version's struct, which the bindings no longer wrap
+        fn = self._raw(name)
+        count = ctypes.c_uint(0)
+        ret = self._call(what, fn, handle, ctypes.byref(count), None)
+        if ret == 0:
+            return []
+        if ret != _NVML_ERROR_INSUFFICIENT_SIZE:
+            self._check(what, ret)
+        count.value = min(count.value * 2 + 5, _MAX_PROCESSES)  # a garbage count must not allocate gigabytes
+        infos = (_ProcessInfoV1 * count.value)()
+        self._check(what, self._call(what, fn, handle, ctypes.byref(count), infos))
+        return [int(infos[i].pid) for i in range(min(count.value, _MAX_PROCESSES))]
 
     def process_sm_utilisation(self, index: int, since_us: int) -> ProcessUtilisation:
         fn = self._nvml.nvmlDeviceGetProcessUtilization

@@ -43,8 +43,9 @@ from typing import Literal
 
 from wattwise.devices.base import Channel, HostSnapshot, MeterReading
 from wattwise.devices.nvml_backend import EnergyCounterUnsupported, NvmlBackend, NvmlError
+from wattwise.devices.nvml_counter import CounterSmoother
 from wattwise.errors import DeviceError
-from wattwise.units import mj_to_j, mw_to_w
+from wattwise.units import mw_to_w
 
 __all__ = ["MIN_INTERVAL_S", "CounterSmoother", "GpuCapabilities", "NvmlSource", "probe_gpu"]
 
@@ -52,7 +53,11 @@ Mode = Literal["counter", "instant", "average", "none"]
 MIN_INTERVAL_S = 0.1  # the counter moves about every 100 ms; each query costs about a millisecond per GPU
 MIN_INTERVAL_REASON = (
     "NVML's energy counter moves about every 100 ms and each query costs about a millisecond per GPU: sampling "
-    "faster adds overhead, not information (windows stay exact at their edges)"
+    "faster adds overhead, not information (windows are also read at their own edges)"
+)
+MIN_INTERVAL_REASON_POWER = (
+    "each NVML query costs about a millisecond per GPU: sampling power faster than 10 times a second adds overhead "
+    "more than accuracy (windows are also read at their own edges)"
 )
 MAX_CONSECUTIVE_FAILURES = 3
 _UNAVAILABLE = frozenset({"not-supported", "no-permission"})
@@ -73,6 +78,7 @@ class GpuCapabilities:
     mig: bool
     power_limit_w: float | None
     module: bool  # a Grace Hopper module: the counter includes the CPU and its memory
+    problems: tuple[str, ...] = ()  # capabilities whose query failed at open (not "not supported"): done without
 
     @property
     def mode(self) -> Mode:
@@ -92,16 +98,6 @@ class GpuCapabilities:
         }[self.mode]
 
 
-def _answers(call: Callable[[], object]) -> bool:
-    try:
-        call()
-    except NvmlError as exc:
-        if isinstance(exc, EnergyCounterUnsupported) or exc.reason in _UNAVAILABLE:
-            return False
-        raise
-    return True
-
-
 def probe_gpu(backend: NvmlBackend, index: int, *, use_energy_counter: bool = True) -> GpuCapabilities:
     """Ask GPU ``index`` what it can give (NvmlError if it cannot even be named: the caller skips it)."""
     name, uuid = backend.name(index), backend.uuid(index)
@@ -113,57 +109,34 @@ def probe_gpu(backend: NvmlBackend, index: int, *, use_energy_counter: bool = Tr
         mig = backend.mig_enabled(index)
     except NvmlError:
         mig = False
+    problems: list[str] = []
+
+    def answers(what: str, call: Callable[[], object]) -> bool:
+        """Whether the GPU answers ``call``; a failure other than "not supported" is kept as a problem (a lost
+        GPU is raised: the caller skips it)."""
+        try:
+            call()
+        except NvmlError as exc:
+            if exc.reason == "gpu-lost":
+                raise
+            if not (isinstance(exc, EnergyCounterUnsupported) or exc.reason in _UNAVAILABLE):
+                problems.append(f"its {what} failed when the GPU was opened ({exc}); wattwise does without it")
+            return False
+        return True
+
     return GpuCapabilities(
         index=index,
         name=name,
         uuid=uuid,
-        counter=use_energy_counter and _answers(lambda: backend.total_energy_mj(index)),
-        instant=_answers(lambda: backend.power_instant_mw(index)),
-        average=_answers(lambda: backend.power_mw(index)),
-        processes=_answers(lambda: backend.running_pids(index)),
+        counter=use_energy_counter and answers("energy counter", lambda: backend.total_energy_mj(index)),
+        instant=answers("instantaneous power", lambda: backend.power_instant_mw(index)),
+        average=answers("power reading", lambda: backend.power_mw(index)),
+        processes=answers("process list", lambda: backend.running_pids(index)),
         mig=mig,
         power_limit_w=limit_w,
         module=any(mark.lower() in name.lower() for mark in _MODULE_NAMES),
+        problems=tuple(problems),
     )
-
-
-@dataclass(slots=True)
-class CounterSmoother:
-    """A cumulative energy from a counter that moves in steps, filled in between steps from power.
-
-    While the counter has not moved, each interval adds ``power × Δt`` (pending); when it moves, the exact counted
-    energy replaces the pending estimate. The value never decreases (an over-estimate is held until the counter
-    catches up), except at the final reading, which is the counter's exact delta: the run's total is what the
-    counter says, and only windows shorter than a counter step rely on the estimate.
-    """
-
-    counted_mj: int = 0
-    pending_j: float = 0.0
-    extra_j: float = 0.0  # fills for intervals where the counter went backwards (driver reload, GPU reset)
-    reported_j: float = 0.0
-    last_raw_mj: int | None = None
-    resets: int = 0
-
-    def update(self, raw_mj: int, dt_s: float, power_w: Callable[[], float | None], *, final: bool = False) -> float:
-        last = self.last_raw_mj
-        self.last_raw_mj = raw_mj
-        if last is None:
-            return self.reported_j
-        if raw_mj > last:
-            self.counted_mj += raw_mj - last
-            self.pending_j = 0.0
-        elif raw_mj == last and dt_s > 0 and not final:
-            watts = power_w()
-            if watts is not None:
-                self.pending_j += watts * dt_s
-        elif raw_mj < last:  # the counter restarted: the interval is filled from one power reading
-            self.resets += 1
-            watts = power_w()
-            self.extra_j += (watts or 0.0) * dt_s
-            self.pending_j = 0.0
-        exact = mj_to_j(self.counted_mj) + self.extra_j
-        self.reported_j = exact if final else max(self.reported_j, exact + self.pending_j)
-        return self.reported_j
 
 
 @dataclass(slots=True)
@@ -177,9 +150,14 @@ class _Meter:
     energy_j: float = 0.0
     unattributed_j: float = 0.0
     last_mw: int | None = None
+    last_t_s: float | None = None  # the clock at the last good reading
+    good_readings: int = 0
+    good_at_s: float = 0.0  # +seconds of the last good reading
     failures: int = 0
+    failing_since_s: float = 0.0
     lost_at_s: float | None = None
     charged_at_s: float | None = None
+    share: float | None = None  # the last share computed
     pids: frozenset[int] = frozenset()
     util_supported: bool = True
     util_since_us: int = 0
@@ -213,7 +191,6 @@ class NvmlSource:
 
     name = "nvml"
     min_interval_s = MIN_INTERVAL_S
-    min_interval_reason = MIN_INTERVAL_REASON
 
     def __init__(
         self,
@@ -232,7 +209,6 @@ class NvmlSource:
         self._clock = clock
         self._proc_root = proc_root
         self._notes: dict[str, None] = dict.fromkeys(notes)
-        self._last_t: float | None = None
         self._first_t: float | None = None
         self._closed = False
         since = int(time.time() * 1e6) if started_us is None else started_us
@@ -244,14 +220,22 @@ class NvmlSource:
                     "power (not supported on this GPU or driver); it is not in the run's energy"
                 )
                 continue
-            meter = _Meter(caps, _channel(caps), handed or not attribute_processes, util_since_us=since)
+            # a Grace Hopper module's CPU runs the job whether or not it uses the GPU: charged from the start
+            meter = _Meter(caps, _channel(caps), handed or not attribute_processes or caps.module, util_since_us=since)
             self._meters.append(meter)
+            for problem in caps.problems:
+                self._note(f"gpu:{caps.index}: {problem}")
             if caps.mig:
                 self._note(
                     f"gpu:{caps.index} has MIG on: NVML meters the whole physical GPU, so its energy includes every "
                     "MIG instance's work"
                 )
         self.covers_host = any(m.caps.module for m in self._meters)  # a Grace Hopper module's CPU and memory
+
+    @property
+    def min_interval_reason(self) -> str:
+        counted = any(m.caps.mode == "counter" for m in self._meters)
+        return MIN_INTERVAL_REASON if counted else MIN_INTERVAL_REASON_POWER
 
     @property
     def gpus(self) -> tuple[GpuCapabilities, ...]:
@@ -265,10 +249,26 @@ class NvmlSource:
         found = dict(self._notes)
         for meter in self._meters:
             label = f"gpu:{meter.caps.index}"
-            if meter.smoother.resets:
+            smoother = meter.smoother
+            if smoother.resets:
+                how = (
+                    "estimated that interval from one power reading"
+                    if smoother.unfilled < smoother.resets
+                    else "could not estimate that interval (no power reading): it is missing"
+                )
                 found.setdefault(
                     f"{label}: the energy counter went backwards (driver reload or GPU reset); wattwise restarted "
-                    "from the new value and estimated that interval from one power reading"
+                    f"from the new value and {how}"
+                )
+            if smoother.estimated_final and smoother.steps == 0:
+                found.setdefault(
+                    f"{label}: the energy counter did not move in these {smoother.elapsed_s:.2f} s (it moves about "
+                    "every 100 ms): the energy is estimated from the GPU's power"
+                )
+            elif smoother.estimated_final:
+                found.setdefault(
+                    f"{label}: the run lasted {smoother.elapsed_s:.2f} s, a few steps of the energy counter (about "
+                    "100 ms each): its energy is the counted energy corrected at both ends with the power then"
                 )
             if meter.handed:
                 continue
@@ -279,7 +279,7 @@ class NvmlSource:
                 )
             elif meter.charged_at_s > 0:
                 found.setdefault(
-                    f"{label} is charged to the run from +{meter.charged_at_s:.1f} s, when it first used it"
+                    f"{label} is charged to the run from +{meter.charged_at_s:.1f} s, when the run first used it"
                 )
         dropped = sorted(getattr(self._backend, "dropped_pids", ()))
         if dropped:
@@ -295,33 +295,62 @@ class NvmlSource:
         now = self._clock()
         if self._first_t is None:
             self._first_t = now
-        dt_s = 0.0 if self._last_t is None else max(0.0, now - self._last_t)
         readings = []
         for meter in self._meters:
             if meter.lost_at_s is None:
-                self._read_one(meter, snapshot, dt_s, now - self._first_t, final)
+                self._read_one(meter, snapshot, now, now - self._first_t, final)
             attributed = min(meter.energy_j, max(0.0, meter.energy_j - meter.unattributed_j))
             readings.append(MeterReading(meter.energy_j, attributed))
-        self._last_t = now
         return tuple(readings)
 
-    def _read_one(self, meter: _Meter, snapshot: HostSnapshot, dt_s: float, at_s: float, final: bool) -> None:
+    def _read_one(self, meter: _Meter, snapshot: HostSnapshot, now: float, at_s: float, final: bool) -> None:
+        """Energy first: a GPU is lost only when its energy cannot be read. A failed process query keeps the last
+        share (the whole GPU before there is one) with a note."""
         try:
-            energy_j = self._energy(meter, dt_s, final)
-            share = self._share(meter, snapshot, at_s) if self._attribute else 1.0
+            energy_j = self._energy(meter, now, final)
         except NvmlError as exc:
             meter.failures += 1
+            if meter.failures == 1:
+                meter.failing_since_s = at_s
             if exc.reason == "gpu-lost" or meter.failures >= MAX_CONSECUTIVE_FAILURES:
                 meter.lost_at_s = at_s
-                self._note(
-                    f"gpu:{meter.caps.index} stopped answering at +{at_s:.1f} s ({exc}); its energy up to then is "
-                    "kept, nothing after it is counted"
-                )
+                self._note(self._lost_note(meter, exc))
             return
         meter.failures = 0
+        meter.good_readings += 1
+        meter.good_at_s = at_s
+        share = self._safe_share(meter, snapshot, at_s) if self._attribute else 1.0
         delta_j = energy_j - meter.energy_j
         meter.energy_j = energy_j
         meter.unattributed_j += delta_j * (1.0 - share)
+
+    @staticmethod
+    def _lost_note(meter: _Meter, exc: NvmlError) -> str:
+        label = f"gpu:{meter.caps.index}"
+        if meter.good_readings < 2:
+            return (
+                f"{label} stopped answering at +{meter.failing_since_s:.1f} s ({exc}) before NVML gave two readings "
+                "of it: the 0 J shown for it is not a measurement"
+            )
+        return (
+            f"{label} stopped answering at +{meter.failing_since_s:.1f} s ({exc}); its energy up to its last good "
+            f"reading (+{meter.good_at_s:.1f} s) is kept, nothing after it is counted"
+        )
+
+    def _safe_share(self, meter: _Meter, snapshot: HostSnapshot, at_s: float) -> float:
+        since = meter.util_since_us
+        try:
+            meter.share = self._share(meter, snapshot, at_s)
+            if meter.util_since_us == since:  # not asked this time: the next shared interval starts now
+                meter.util_since_us = max(since, int(time.time() * 1e6))
+        except NvmlError as exc:
+            kept = "the last known share" if meter.share is not None else "the whole GPU"
+            self._note(
+                f"gpu:{meter.caps.index}: NVML could not list its processes from +{at_s:.1f} s ({exc}); those "
+                f"intervals are charged at {kept}"
+            )
+            return meter.share if meter.share is not None else 1.0
+        return meter.share
 
     def close(self) -> None:
         if not self._closed:
@@ -333,30 +362,36 @@ class NvmlSource:
 
     # -- energy ----------------------------------------------------------------------------------------------
 
-    def _energy(self, meter: _Meter, dt_s: float, final: bool) -> float:
-        """The GPU's cumulative energy after this reading."""
+    def _energy(self, meter: _Meter, now: float, final: bool) -> float:
+        """The GPU's cumulative energy after this reading. Power is integrated from this GPU's last good reading,
+        so an interval it failed to answer is bridged, not lost."""
         index = meter.caps.index
         if meter.caps.mode == "counter":
             raw = self._backend.total_energy_mj(index)
-            return meter.smoother.update(raw, dt_s, lambda: self._power_w(meter), final=final)
+            return meter.smoother.update(raw, now, lambda: self._power_w(meter), final=final)
         if meter.caps.mode == "instant":
             power_mw = self._backend.power_instant_mw(index)
         else:
             power_mw = self._backend.power_mw(index)
         last_mw, meter.last_mw = meter.last_mw, power_mw
-        if last_mw is None or dt_s <= 0:
+        last_t, meter.last_t_s = meter.last_t_s, now
+        if last_mw is None or last_t is None or now <= last_t:
             return meter.energy_j
-        return meter.energy_j + mw_to_w((last_mw + power_mw) / 2) * dt_s
+        return meter.energy_j + mw_to_w((last_mw + power_mw) / 2) * (now - last_t)
 
     def _power_w(self, meter: _Meter) -> float | None:
-        """Power now, to fill an interval the counter has not stepped through (instant if it can, else average)."""
-        try:
-            if meter.caps.instant:
-                return mw_to_w(self._backend.power_instant_mw(meter.caps.index))
-            if meter.caps.average:
-                return mw_to_w(self._backend.power_mw(meter.caps.index))
-        except NvmlError:
-            return None
+        """Power now, for the counter's lag since its last step: instantaneous if the GPU has it, else averaged."""
+        index = meter.caps.index
+        if meter.caps.instant:
+            try:
+                return mw_to_w(self._backend.power_instant_mw(index))
+            except NvmlError:
+                pass
+        if meter.caps.average:
+            try:
+                return mw_to_w(self._backend.power_mw(index))
+            except NvmlError:
+                return None
         return None
 
     # -- attribution -----------------------------------------------------------------------------------------

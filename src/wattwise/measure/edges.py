@@ -9,7 +9,7 @@ from wattwise.devices.base import PowerSource
 from wattwise.measure.notes import clip
 from wattwise.records import RunStatus
 
-__all__ = ["outcome", "sampling_interval", "sync_cuda"]
+__all__ = ["CudaSync", "outcome", "sampling_interval", "sync_cuda"]
 
 
 def outcome(exc: BaseException | None, signals: Sequence[str]) -> tuple[RunStatus, str | None]:
@@ -35,20 +35,49 @@ def outcome(exc: BaseException | None, signals: Sequence[str]) -> tuple[RunStatu
     return ("incomplete" if names else "failed"), clip(text + after, 500)
 
 
-def sync_cuda(enabled: bool, notes: list[str]) -> None:
+def sync_cuda(enabled: bool, notes: list[str]) -> bool:
     """With ``cuda_sync``: wait for the GPU work this process queued, so a window edge is where its work ends
     (CUDA runs asynchronously: without it, a window can close before its kernels ran). torch is not imported for
-    this: only a process that already uses it and has a CUDA context waits."""
+    this: only a process that already uses it and has a CUDA context waits. True if it waited."""
     if not enabled:
-        return
+        return False
     torch = sys.modules.get("torch")
     if torch is None:
-        return
+        return False
     try:
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             torch.cuda.synchronize()
+            return True
     except Exception as exc:  # a broken CUDA state must not end the measurement
         notes.append(f"cuda_sync: torch.cuda.synchronize() failed ({type(exc).__name__}: {exc})")
+    return False
+
+
+class CudaSync:
+    """``cuda_sync`` over one run: waits at each edge, and says so where it never could (so the setting is not
+    silently without effect). ``command``: the run measures a command, whose CUDA work is in other processes."""
+
+    def __init__(self, enabled: bool, *, command: bool = False) -> None:
+        self.enabled = enabled
+        self.command = command
+        self.waited = 0
+
+    def __call__(self, notes: list[str]) -> None:
+        if self.enabled and not self.command and sync_cuda(True, notes):
+            self.waited += 1
+
+    def closing_note(self) -> str | None:
+        if not self.enabled or self.waited:
+            return None
+        if self.command:
+            return (
+                "cuda_sync has no effect on a measured command: its CUDA work runs in other processes (use it with "
+                "the Python API, in the training process)"
+            )
+        return (
+            "cuda_sync is on, but this process never had a CUDA context through torch to wait for: window edges "
+            "did not wait for queued GPU work"
+        )
 
 
 def sampling_interval(interval_s: float, sources: Sequence[PowerSource], notes: list[str]) -> float:

@@ -30,7 +30,7 @@ from wattwise import validate
 from wattwise.config import Settings
 from wattwise.errors import ConfigError, StoreError, TrackerStateError
 from wattwise.measure import accounting
-from wattwise.measure.edges import outcome, sampling_interval, sync_cuda
+from wattwise.measure.edges import CudaSync, outcome, sampling_interval
 from wattwise.measure.lifecycle import guard
 from wattwise.measure.live import LiveStatus, live_status
 from wattwise.measure.meters import MeterSet, Reading
@@ -106,6 +106,7 @@ class Tracker:
         self._previous: Reading | None = None
         self._started_at: datetime | None = None
         self._notes: list[str] = []
+        self._cuda = CudaSync(self.settings.cuda_sync, command=self.command is not None)
         self._lock = threading.Lock()
         self._stop_lock = threading.Lock()
         self._writer: RunWriter | None = None
@@ -172,7 +173,7 @@ class Tracker:
             self._account = self._plan.account(unique_channels(sources), self.attribution)
             self._meters = MeterSet(host, sources, carbon=self._account, wall_clock=self._wall_clock)
             self._started_at = datetime.now(UTC)
-            sync_cuda(self.settings.cuda_sync, self._notes)
+            self._cuda(self._notes)
             self._origin = self._last = self._previous = self._epoch_mark = self._meters.read()
             self.run_id = _new_run_id(self._started_at)
             self._thinner = SampleThinner(self._meters.channels, self._origin, self.attribution, self._interval_s)
@@ -213,8 +214,11 @@ class Tracker:
                 # a source whose read hangs must not hang stop() (nor the exit hook): the reading below then
                 # falls back to the last one taken
                 thread.join(timeout=max(5.0, 3 * self.settings.interval_s))
-            sync_cuda(self.settings.cuda_sync, self._notes)
+            self._cuda(self._notes)
             final = self._meters.read_or_last(_READ_WAIT_S, final=True) or self._last or self._origin
+            cuda_note = self._cuda.closing_note()
+            if cuda_note is not None:
+                self._notes.append(cuda_note)
             if self._plan is not None:
                 self._plan.close()
                 self._notes.extend(self._plan.refresh_failures())
@@ -328,7 +332,7 @@ class Tracker:
         if not isinstance(name, str) or not name or len(name) > MAX_WINDOW_NAME:
             raise ConfigError(f"a window name is text of 1 to {MAX_WINDOW_NAME:,} characters (got {name!r:.60})")
         meters = self._require_running()
-        sync_cuda(self.settings.cuda_sync, self._notes)
+        self._cuda(self._notes)
         reading = meters.read()
         with self._lock:
             if name in self._open_windows:
@@ -340,7 +344,7 @@ class Tracker:
 
     def end_window(self, name: str) -> WindowRecord:
         meters = self._require_running()
-        sync_cuda(self.settings.cuda_sync, self._notes)
+        self._cuda(self._notes)
         reading = meters.read()
         with self._lock:
             if name not in self._open_windows:
@@ -360,7 +364,7 @@ class Tracker:
         """End ``name`` unless stop() (maybe from another thread) already closed it."""
         if self._forked():
             return
-        sync_cuda(self.settings.cuda_sync, self._notes)  # the block's queued GPU work belongs to it
+        self._cuda(self._notes)  # the block's queued GPU work belongs to it
         with self._stop_lock:
             if self.result is None and self._meters is not None:
                 reading = self._meters.read()
@@ -371,7 +375,7 @@ class Tracker:
     def epoch_end(self) -> WindowRecord:
         """Mark the end of an epoch: records window ``epoch-N`` and updates the prediction of the whole run."""
         meters = self._require_running()
-        sync_cuda(self.settings.cuda_sync, self._notes)
+        self._cuda(self._notes)
         reading = meters.read()
         account = self._require_account()
         with self._lock:
