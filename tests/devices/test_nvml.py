@@ -207,7 +207,8 @@ def test_a_gpu_that_cannot_be_opened_is_skipped_and_if_none_can_nvml_shuts_down(
     fake.gpus[0].fail["name"] = NvmlError("nvml: name of GPU 0 failed: Insufficient Permissions", "no-permission")
     src = open_nvml(None, {}, fake, proc_root=None)
     assert src is not None and [c.name for c in src.channels()] == ["gpu:1"]
-    assert "gpu:0 is not measured: it cannot be opened (nvml: name of GPU 0 failed: Insufficient Permissions)" in src.notes()
+    why = "nvml: name of GPU 0 failed: Insufficient Permissions"
+    assert f"gpu:0 is not measured: it cannot be opened ({why})" in src.notes()
     only = replay(A100)
     only.fail["name"] = NvmlError("nvml: GPU is lost", "gpu-lost")
     with pytest.raises(NvmlError, match="none of the visible GPUs can be opened"):
