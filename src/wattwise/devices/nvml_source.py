@@ -260,12 +260,23 @@ class NvmlSource:
                     f"{label}: the energy counter went backwards (driver reload or GPU reset); wattwise restarted "
                     f"from the new value and {how}"
                 )
-            if smoother.estimated_final and smoother.steps == 0:
+            if smoother.stalls:
+                found.setdefault(
+                    f"{label}: the energy counter stopped moving at +{smoother.stalls[0]:.1f} s while the GPU drew "
+                    "power and then moved again without counting it; that gap is filled from the GPU's power"
+                )
+            reason = smoother.final_reason
+            if reason == "never-moved":
                 found.setdefault(
                     f"{label}: the energy counter did not move in these {smoother.elapsed_s:.2f} s (it moves about "
                     "every 100 ms): the energy is estimated from the GPU's power"
                 )
-            elif smoother.estimated_final:
+            elif reason == "stalled":
+                found.setdefault(
+                    f"{label}: the energy counter stopped moving at +{smoother.step_t_s - smoother.first_t_s:.1f} s "
+                    "and did not move again: from then on the energy is estimated from the GPU's power"
+                )
+            elif reason == "short":
                 found.setdefault(
                     f"{label}: the run lasted {smoother.elapsed_s:.2f} s, a few steps of the energy counter (about "
                     "100 ms each): its energy is the counted energy corrected at both ends with the power then"
