@@ -59,19 +59,18 @@ def test_an_outer_proc_is_read_in_its_numbering_both_ways(tmp_path: Path) -> Non
     assert from_procfs(1, proc) is None  # the outer init is not in our namespace
 
 
-def test_without_children_files_the_scan_matches_only_our_namespace(tmp_path: Path) -> None:
+def test_without_children_files_the_scan_matches_only_our_descendants(tmp_path: Path) -> None:
     me = os.getpid()
     proc = fake_proc(
         tmp_path,
         link="pid:[4026532174]",
-        processes={9000: [9000, me], 9100: [9100, 7], 9200: [9200, 7]},  # two processes numbered 7 inside
+        processes={9000: [9000, me], 9100: [9100, 7], 9200: [9200, 7], 9300: [9300, 8, 1]},
         self_pid=9000,
     )
-    (tmp_path / "9100" / "ns").mkdir()
-    (tmp_path / "9100" / "ns" / "pid").symlink_to("pid:[4026532999]")  # a sibling container's
-    (tmp_path / "9200" / "ns").mkdir()
-    (tmp_path / "9200" / "ns" / "pid").symlink_to("pid:[4026532174]")  # ours
-    assert to_procfs(7, proc) == 9200
+    for pid, parent in ((9000, 1), (9100, 1), (9200, 9300), (9300, 9000)):  # 9100: another container's 7
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (x) S {parent} 0 0")
+    assert to_procfs(7, proc) == 9200  # a grandchild, in a namespace nested in ours
+    assert to_procfs(9, proc) is None
 
 
 def test_a_kernel_without_nspid_is_unknown(tmp_path: Path) -> None:

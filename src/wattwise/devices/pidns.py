@@ -66,22 +66,29 @@ def to_procfs(pid: int, proc_root: Path = Path("/proc")) -> int | None:
         if current != mine[0] and entries is not None and len(entries) > depth and entries[depth] == pid:
             return current
         stack.extend(_children(current, proc_root))
-    ours = _pid_ns(proc_root, "self")
     for name in os.listdir(proc_root):  # noqa: PTH208 (a kernel without children files: scan every process)
         if name.isdigit():
             entries = nspid(name, proc_root)
-            # the same number at our depth in a sibling namespace is another process: the namespace must be ours
             same = entries is not None and len(entries) > depth and entries[depth] == pid
-            if same and ours is not None and _pid_ns(proc_root, name) == ours:
+            # the same number at our depth in a sibling namespace is another process: it must descend from us
+            if same and _descends_from(int(name), mine[0], proc_root):
                 return int(name)
     return None
 
 
-def _pid_ns(proc_root: Path, pid: str) -> str | None:
-    try:
-        return os.readlink(f"{proc_root}/{pid}/ns/pid")  # noqa: PTH115
-    except OSError:
-        return None
+def _descends_from(pid: int, ancestor: int, proc_root: Path) -> bool:
+    for _ in range(256):
+        if pid == ancestor:
+            return True
+        try:
+            with open(f"{proc_root}/{pid}/stat", "rb") as f:  # noqa: PTH123
+                text = f.read(4096)
+            pid = int(text[text.rfind(b")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid <= 1:
+            return ancestor == pid
+    return False
 
 
 def from_procfs(pid: int, proc_root: Path = Path("/proc")) -> int | None:
