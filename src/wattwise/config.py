@@ -20,7 +20,6 @@ from wattwise import validate
 from wattwise.errors import ConfigError
 
 ATTRIBUTIONS = ("process", "machine")
-PROVIDERS = ("static", "fixed", "csv", "electricitymaps", "watttime", "ukgrid")
 _PROVIDER_ENV = {
     "ELECTRICITYMAPS_API_KEY": "electricitymaps_api_key",
     "WATTTIME_USERNAME": "watttime_username",
@@ -138,8 +137,11 @@ class Settings:
             )
         if self.attribution not in ATTRIBUTIONS:
             raise ConfigError(f"attribution must be one of {', '.join(ATTRIBUTIONS)} (got {self.attribution!r})")
-        if self.provider is not None and self.provider not in PROVIDERS:
-            raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)} (got {self.provider!r})")
+        if self.provider is not None:
+            from wattwise.carbon.registry import NAMES
+
+            if self.provider not in NAMES:
+                raise ConfigError(f"provider must be one of {', '.join(NAMES)} (got {self.provider!r})")
         if self.provider == "fixed" and self.intensity is None:
             raise ConfigError("provider fixed needs a value: --intensity G (g/kWh) or WATTWISE_INTENSITY")
         if self.provider == "csv" and self.trace is None:

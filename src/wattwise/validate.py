@@ -20,6 +20,7 @@ from wattwise.errors import ConfigError
 
 __all__ = [
     "ACCELERATOR_HOURS",
+    "CAPACITY",
     "CO2E_G",
     "CPU_TDP_W",
     "DEVICES",
@@ -35,6 +36,8 @@ __all__ = [
     "HTTP_TIMEOUT_S",
     "INTENSITY",
     "INTERVAL_S",
+    "JOBS",
+    "JOB_HOURS",
     "KILL_GRACE_S",
     "MEMORY_W_PER_GB",
     "MFU",
@@ -54,9 +57,11 @@ __all__ = [
     "UTILISATION",
     "WATER_L",
     "WATER_L_PER_KWH",
+    "WINDOW_HOURS",
     "WUE",
     "Bounds",
     "check_run_id",
+    "hours",
     "is_number",
     "renamed",
     "short",
@@ -223,6 +228,27 @@ CO2E_G = Bounds("co2e_g", "g", 0.0, 1e18)
 DURATION_S = Bounds("duration_s", "s", 0.0, 1e10, "1e10 s is over 300 years")
 WATER_L = Bounds("water_l", "L", 0.0, 1e15)
 SAMPLE_POWER_W = Bounds("power_w", "W", 0.0, 1e8, "one channel's power over one sampling interval")
+JOB_HOURS = Bounds("duration", "h", 0.0, 336.0, "a schedulable job of up to two weeks", low_open=True)
+WINDOW_HOURS = Bounds("window", "h", 0.0, 336.0, "no intensity forecast reaches further than two weeks")
+JOBS = Bounds("jobs", "", 1.0, 100_000.0, "one batch plan", integer=True)
+CAPACITY = Bounds("capacity", "", 1.0, 100_000.0, "concurrent jobs or GPUs", integer=True)
+
+_HOURS_TEXT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h|hr|hours?|d|days?)?\s*$", re.IGNORECASE)
+_PER_HOUR = {"s": 1 / 3600, "sec": 1 / 3600, "m": 1 / 60, "min": 1 / 60, "h": 1.0, "hr": 1.0, "d": 24.0}
+
+
+def hours(text: object, bounds: Bounds, where: str = "") -> float:
+    """A span given as ``4h``, ``90m``, ``2d``, ``3600s`` or a bare number of hours, checked against ``bounds``."""
+    if is_number(text):
+        return bounds.check(text, where)
+    match = _HOURS_TEXT.match(str(text))
+    if not match:
+        origin = f" from {where}" if where else ""
+        raise ConfigError(f"{bounds.name}{origin} must be a span like 4h, 90m or 2d (got {short(text)})")
+    unit = (match.group(2) or "h").lower().rstrip("s") or "s"
+    unit = {"hour": "h", "day": "d", "second": "s", "sec": "sec", "": "h"}.get(unit, unit)
+    return bounds.check(float(match.group(1)) * _PER_HOUR[unit], where)
+
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 

@@ -169,6 +169,7 @@ class CsvTraceProvider:
             raise ConfigError(f"{self.path}: empty file, expected a header and rows")
         layout = _detect(self.path, rows[0], emission_factor)
         self.layout = layout.name
+        self.column = rows[0][layout.value_col].strip()
         convert = _converter(self.path, rows[0][layout.value_col])
         times, values, forecasts, zones, shifted = self._parse(rows, layout, convert)
         self.file_zone = zones.pop() if len(zones) == 1 else None
@@ -281,6 +282,16 @@ class CsvTraceProvider:
     def series(self) -> IntensitySeries:
         """Every value in the file (actuals), as one series."""
         return self._series(self._points)
+
+    @property
+    def has_forecast(self) -> bool:
+        """Whether the file holds a forecast column (DACF day-ahead forecasts)."""
+        return self._forecast_points is not None
+
+    @property
+    def forecast_series(self) -> IntensitySeries:
+        """The forecast column as one series (the actuals where the file has none)."""
+        return self._series(self._forecast_points or self._points)
 
     def latest(self, zone: str) -> IntensitySeries:
         self.check_zone(zone)

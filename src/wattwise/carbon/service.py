@@ -79,24 +79,9 @@ class IntensityService:
         return self._provider
 
     def _open_provider(self) -> IntensityProvider:
-        name = self.provider_name
-        if name == "static":
-            return StaticProvider(self.region)
-        if name == "fixed":
-            from wattwise.carbon.csvtrace import FixedProvider
+        from wattwise.carbon.registry import info
 
-            assert self.settings.intensity is not None
-            return FixedProvider(self.settings.intensity)
-        if name == "csv":
-            from wattwise.carbon.csvtrace import CsvTraceProvider
-
-            if self.settings.trace is None:
-                raise ConfigError("provider csv needs a trace file: --trace FILE or WATTWISE_TRACE")
-            zone = None if self.region.is_world else (self.region.grid_zone or self.region.country)
-            return CsvTraceProvider(self.settings.trace, zone=zone)
-        from wattwise.carbon.providers import live_provider
-
-        return live_provider(name, self.settings)
+        return info(self.provider_name).build(self.settings, self.region)
 
     def zone(self) -> str:
         """The region in the provider's own terms."""

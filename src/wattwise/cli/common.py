@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from wattwise.carbon import registry
 from wattwise.config import Settings
 
 
@@ -15,7 +16,7 @@ def add_settings_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--provider",
-        choices=["static", "electricitymaps", "watttime", "ukgrid", "csv", "fixed"],
+        choices=registry.NAMES,
         help="where the grid intensity comes from (default: static, the packaged annual table)",
     )
     g.add_argument("--trace", help="a CSV intensity series for time-resolved emissions (implies --provider csv)")

@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from wattwise.carbon import registry
 from wattwise.carbon.base import IntensitySeries
 from wattwise.errors import ConfigError
 
@@ -22,7 +23,7 @@ def add_parser(sub: Any) -> None:
     for name, text in (("now", "the latest value"), ("history", "past values"), ("forecast", "values ahead")):
         v = verbs.add_parser(name, help=text)
         v.add_argument("--region", help="ISO country code, grid zone (US-CAL-CISO) or cloud region (aws:eu-west-1)")
-        v.add_argument("--provider", choices=["static", "electricitymaps", "watttime", "ukgrid", "csv", "fixed"])
+        v.add_argument("--provider", choices=registry.NAMES)
         v.add_argument("--trace", help="a CSV intensity series (implies --provider csv)")
         v.add_argument("--intensity", type=float, help="a fixed value in g/kWh (implies --provider fixed)")
         v.add_argument("--offline", action="store_true", default=None, help="cached or packaged data only")

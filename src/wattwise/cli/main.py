@@ -32,7 +32,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from wattwise.cli import doctor_cmd, estimate_cmd, hardware_cmd, intensity_cmd, optimize_cmd, run_cmd, runs_cmd
+    from wattwise.cli import (
+        doctor_cmd,
+        estimate_cmd,
+        hardware_cmd,
+        intensity_cmd,
+        optimize_cmd,
+        run_cmd,
+        runs_cmd,
+        schedule_cmd,
+    )
 
     parser = _Parser(prog="wattwise", description="Measure the energy and carbon of code, commands and runs.")
     parser.add_argument("--version", action="version", version=f"wattwise {__version__}")
@@ -44,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     hardware_cmd.add_parser(sub)
     estimate_cmd.add_parser(sub)
     optimize_cmd.add_parser(sub)
+    schedule_cmd.add_parser(sub)
     return parser
 
 

@@ -144,7 +144,9 @@ class CarbonPlan:
 
     @property
     def live(self) -> bool:
-        return self.service.provider_name in ("electricitymaps", "watttime", "ukgrid")
+        from wattwise.carbon.registry import info
+
+        return info(self.service.provider_name).live
 
     def _initial_series(self) -> IntensitySeries:
         provider = self.service.provider

@@ -34,8 +34,13 @@ WEEK = 7 * DAY
 
 
 class Forecaster(Protocol):
-    name: str
-    min_history_h: int  # fewer hours of history than this and the forecaster cannot answer
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def min_history_h(self) -> int:
+        """Fewer hours of history than this and the forecaster cannot answer."""
+        ...
 
     def matrix(self, values: np.ndarray, first_hour: int, issues: np.ndarray, horizon: int) -> np.ndarray:
         """``F[i, k]``: the forecast issued at ``issues[i]`` for hour ``issues[i] + k`` (see the module doc)."""
@@ -60,7 +65,8 @@ def same_hour_mean(values: np.ndarray, days: int, back: int) -> np.ndarray:
         total[shift:][ok] += seen[ok]
         count[shift:][ok] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count >= max(1, days // 2), total / np.maximum(count, 1), np.nan)
+        out: np.ndarray = np.where(count >= max(1, days // 2), total / np.maximum(count, 1), np.nan)
+    return out
 
 
 class _Profile:
@@ -112,7 +118,8 @@ class Anomaly:
         last = departure[np.maximum(issues - 1, 0)]
         last = np.where(np.isnan(last), 0.0, last)
         fades = self.fade ** np.arange(1, horizon + 1)
-        return profile.at(issues, horizon) + last[:, None] * fades[None, :]
+        out: np.ndarray = profile.at(issues, horizon) + last[:, None] * fades[None, :]
+        return out
 
 
 def refit_points(issues: np.ndarray, every_h: int, first_fit_h: int) -> list[tuple[int, np.ndarray]]:
@@ -177,15 +184,6 @@ class Linear:
         return out
 
 
-def _fill_gaps(values: np.ndarray) -> np.ndarray:
-    """NaNs replaced by the last value before them (for models that need complete inputs)."""
-    out = np.asarray(values, dtype=float).copy()
-    idx = np.where(np.isnan(out), 0, np.arange(len(out)))
-    np.maximum.accumulate(idx, out=idx)
-    out = out[idx]
-    return np.where(np.isnan(out), np.nanmean(values) if np.any(~np.isnan(values)) else 0.0, out)
-
-
 def calendar(first_hour: int, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hour of day and day of week (0 = Monday) in UTC of absolute hour indices ``first_hour + hours``."""
     absolute = first_hour + hours
@@ -223,4 +221,5 @@ def forecast(model: Forecaster, history: np.ndarray, first_hour: int, horizon: i
             f"forecaster {model.name} needs at least {model.min_history_h} h of history "
             f"({math.ceil(model.min_history_h / DAY)} days), and {int(np.sum(~np.isnan(history)))} h were given"
         )
-    return model.matrix(history, first_hour, np.array([len(history)]), horizon)[0]
+    row: np.ndarray = model.matrix(history, first_hour, np.array([len(history)]), horizon)[0]
+    return row

@@ -46,7 +46,7 @@ class Hourly:
     def between(self, start: datetime, end: datetime) -> Hourly:
         """The hours from the one holding ``start`` up to (not including) the one holding ``end``."""
         lo, hi = max(self.index(start), 0), min(self.index(end), len(self.values))
-        return Hourly(self.hour(lo), self.values[lo:max(hi, lo)])
+        return Hourly(self.hour(lo), self.values[lo : max(hi, lo)])
 
 
 def to_hourly(series: IntensitySeries) -> Hourly:

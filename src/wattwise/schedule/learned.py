@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from wattwise.errors import ConfigError
-from wattwise.schedule.forecast import DAY, WEEK, _fill_gaps, _padded, _Profile, calendar, refit_points
+from wattwise.schedule.forecast import DAY, WEEK, _padded, _Profile, calendar, refit_points
 
 PROFILE_DAYS = 14
 LAGS = 24
@@ -29,7 +29,9 @@ def _import(module: str, extra: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ConfigError(f"this forecaster needs {module.split('.')[0]}: pip install 'wattwise[{extra}]'") from None
+        raise ConfigError(
+            f"this forecaster needs {module.split('.', maxsplit=1)[0]}: pip install 'wattwise[{extra}]'"
+        ) from None
 
 
 class _Inputs:
@@ -39,18 +41,24 @@ class _Inputs:
         self.padded = _padded(values, horizon)
         self.profile = _Profile(self.padded, PROFILE_DAYS, horizon)
         departure = self.padded - self.profile.by_back[1]
-        self.scale = float(np.nanstd(values)) or 1.0
-        self.departure = _fill_gaps(np.where(np.isnan(departure), 0.0, departure)) / self.scale
+        self.departure = np.where(np.isnan(departure), 0.0, departure)  # a gap reads as "as usual"
         self.horizon = horizon
+        self.scale = 1.0
+
+    def fit_scale(self, fit_at: int) -> None:
+        """Scale departures by their spread before ``fit_at`` only (the future must not leak in)."""
+        self.scale = float(np.std(self.departure[:fit_at])) or 1.0
 
     def lags(self, issues: np.ndarray, count: int) -> np.ndarray:
         """``out[i, j]``: the departure ``j + 1`` hours before ``issues[i]`` (0 before the series starts)."""
         idx = issues[:, None] - 1 - np.arange(count)[None, :]
-        return np.where(idx >= 0, self.departure[np.maximum(idx, 0)], 0.0)
+        out: np.ndarray = np.where(idx >= 0, self.departure[np.maximum(idx, 0)] / self.scale, 0.0)
+        return out
 
     def targets(self, issues: np.ndarray) -> np.ndarray:
         actual = self.padded[issues[:, None] + np.arange(self.horizon)[None, :]]
-        return (actual - self.profile.at(issues, self.horizon)) / self.scale
+        out: np.ndarray = (actual - self.profile.at(issues, self.horizon)) / self.scale
+        return out
 
 
 def _train_issues(fit_at: int, horizon: int) -> np.ndarray:
@@ -81,6 +89,7 @@ class Gbm:
             train = _train_issues(fit_at, horizon) if fit_at >= 0 else np.array([], dtype=int)
             if len(train) < WEEK:
                 continue
+            inputs.fit_scale(fit_at)
             leads = rng.integers(0, horizon, size=(len(train), self.leads_per_issue))
             t_issue = np.repeat(train, self.leads_per_issue)
             t_lead = leads.ravel()
@@ -121,6 +130,7 @@ class Lstm:
             train = _train_issues(fit_at, horizon) if fit_at >= 0 else np.array([], dtype=int)
             if len(train) < WEEK:
                 continue
+            inputs.fit_scale(fit_at)
             if len(train) > self.max_windows:
                 train = np.sort(rng.choice(train, self.max_windows, replace=False))
             y = inputs.targets(train)

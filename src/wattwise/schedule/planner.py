@@ -23,10 +23,23 @@ from typing import Literal
 import numpy as np
 
 from wattwise.errors import ConfigError
+from wattwise.validate import JOB_HOURS, WINDOW_HOURS
 
 Semantics = Literal["start", "deadline"]
 SEMANTICS: tuple[Semantics, ...] = ("start", "deadline")
-MAX_WINDOW_H = 24 * 14  # two weeks: no forecast reaches further
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a plan is for: how long the job runs, the window and its meaning, and whether it may pause."""
+
+    duration_h: float
+    window_h: float
+    semantics: Semantics = "start"
+    interruptible: bool = False
+
+    def __post_init__(self) -> None:
+        check_job(self.duration_h, self.window_h, self.semantics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +77,17 @@ class Decision:
         return 100.0 * (1.0 - self.expected_g_per_kwh / self.now_g_per_kwh)
 
 
-def check_job(duration_h: float, window_h: float, semantics: str) -> None:
+def check_job(duration_h: float, window_h: float, semantics: str, where: str = "") -> None:
     """One line for each impossible job: durations and windows out of range, a deadline shorter than the job."""
     if semantics not in SEMANTICS:
         raise ConfigError(f"semantics must be start or deadline (got {semantics!r})")
-    if not (math.isfinite(duration_h) and 0 < duration_h <= MAX_WINDOW_H):
-        raise ConfigError(f"the job's duration must be more than 0 and at most {MAX_WINDOW_H} h (got {duration_h:g} h)")
-    if not (math.isfinite(window_h) and 0 <= window_h <= MAX_WINDOW_H):
-        raise ConfigError(f"the window must be 0 to {MAX_WINDOW_H} h (got {window_h:g} h)")
+    JOB_HOURS.check(duration_h, where)
+    WINDOW_HOURS.check(window_h, where)
     if semantics == "deadline" and window_h < duration_h:
+        origin = f"{where}: " if where else ""
         raise ConfigError(
-            f"a deadline {window_h:g} h away is shorter than the job ({duration_h:g} h): give a longer --window "
-            "(or --deadline), or use --semantics start"
+            f"{origin}a deadline {window_h:g} h away is shorter than the job ({duration_h:g} h): give a longer "
+            "--window (or --deadline), or use --semantics start"
         )
 
 
@@ -160,8 +172,10 @@ def _cheapest_hours(values: np.ndarray, duration_h: float) -> tuple[tuple[Slice,
     cost = sum(values[h] * share for h, share in used.items())
     slices: list[Slice] = []
     for h in sorted(used):
-        if slices and slices[-1].offset_h + math.ceil(slices[-1].hours) == h and slices[-1].hours == int(
-            slices[-1].hours
+        if (
+            slices
+            and slices[-1].offset_h + math.ceil(slices[-1].hours) == h
+            and slices[-1].hours == int(slices[-1].hours)
         ):
             slices[-1] = Slice(slices[-1].offset_h, slices[-1].hours + used[h])
         else:

@@ -42,7 +42,8 @@ def _window_costs(actual: np.ndarray, duration_h: float, latest: int) -> np.ndar
     costs = start_costs(actual, duration_h)
     padded = np.concatenate([costs, np.full(len(actual) - len(costs) + latest + 1, np.nan)])
     n = len(actual)
-    return padded[np.arange(n)[:, None] + np.arange(latest + 1)[None, :]]
+    out: np.ndarray = padded[np.arange(n)[:, None] + np.arange(latest + 1)[None, :]]
+    return out
 
 
 def replay(

@@ -21,6 +21,7 @@ from wattwise.carbon.providers import electricitymaps, ukgrid, watttime
 from wattwise.carbon.providers.electricitymaps import ElectricityMapsProvider
 from wattwise.carbon.providers.ukgrid import UkGridProvider
 from wattwise.carbon.providers.watttime import WattTimeProvider, WattTimeRegion
+from wattwise.carbon.registry import PROVIDERS
 from wattwise.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ __all__ = [
     "live_provider",
 ]
 
-LIVE_PROVIDERS = ("electricitymaps", "watttime", "ukgrid")
+LIVE_PROVIDERS = tuple(name for name, entry in PROVIDERS.items() if entry.live)
 
 
 def live_provider(

@@ -1,0 +1,188 @@
+"""``wattwise schedule plan|evaluate|batch``: when (and where) a flexible job should run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from wattwise.carbon import registry
+from wattwise.errors import ConfigError
+
+_SEMANTICS_HELP = "start: may start up to WINDOW after submission; deadline: must finish within WINDOW"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("schedule", help="plan flexible jobs for the hours (and regions) with the cleanest grid")
+    verbs = p.add_subparsers(dest="schedule_command", metavar="SUBCOMMAND", parser_class=type(p))
+    p.set_defaults(handler=lambda args: _usage(p))
+
+    plan = verbs.add_parser("plan", help="the best start for one job, and what it saves against starting now")
+    plan.add_argument("--region", help="the job's region (country, grid zone or cloud region)")
+    plan.add_argument("--regions", help="comma-separated regions the job may run in; the best region and time win")
+    plan.add_argument("--provider", choices=registry.NAMES, help="where the intensity comes from")
+    plan.add_argument("--trace", help="a CSV intensity trace (implies --provider csv)")
+    _job_flags(plan)
+    plan.add_argument("--interruptible", action="store_true", help="the job may pause: run in the cheapest hours")
+    plan.add_argument("--at", help="submission time, ISO 8601 (default now; with --trace, a time inside it)")
+    plan.add_argument("--forecaster", default="auto", help="forecaster when the provider gives none (auto)")
+    plan.add_argument("--energy-kwh", type=float, help="the job's energy, to give emissions in grams")
+    plan.add_argument("--offline", action="store_true", default=None, help="cached or packaged data only")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(handler=handle_plan)
+
+    ev = verbs.add_parser("evaluate", help="replay a year of hourly submissions on a trace: oracle, forecast, m7")
+    ev.add_argument("--trace", required=True, help="a CSV intensity trace with at least a year of hours")
+    _job_flags(ev)
+    ev.add_argument("--forecaster", default="auto", help="p24, m7, anomaly, linear, gbm, lstm or auto (default)")
+    ev.add_argument("--year", type=int, help="the UTC year of submissions (default: the one the trace covers most)")
+    ev.add_argument(
+        "--emission-factor",
+        choices=["lifecycle", "direct"],
+        default="lifecycle",
+        help="which column of a two-signal trace (Electricity Maps) to use (default lifecycle)",
+    )
+    ev.add_argument("--json", action="store_true", help="machine-readable output")
+    ev.set_defaults(handler=handle_evaluate)
+
+
+def _job_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--duration", required=True, help="how long the job runs: 4h, 90m, 2d")
+    p.add_argument("--window", required=True, help="how far the job may move: 24h")
+    p.add_argument("--semantics", choices=["start", "deadline"], default="start", help=_SEMANTICS_HELP)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def when(text: str | None, flag: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r} is not an ISO 8601 time (e.g. 2024-05-01T12:00Z)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def job_from_args(args: argparse.Namespace) -> Any:
+    from wattwise.schedule.planner import Job
+    from wattwise.validate import JOB_HOURS, WINDOW_HOURS, hours
+
+    duration = hours(args.duration, JOB_HOURS, "--duration")
+    window = hours(args.window, WINDOW_HOURS, "--window")
+    return Job(duration, window, args.semantics, bool(getattr(args, "interruptible", False)))
+
+
+def handle_plan(args: argparse.Namespace) -> int:
+    from wattwise.schedule.plans import plan_regions
+
+    job = job_from_args(args)
+    regions = [r.strip() for r in args.regions.split(",") if r.strip()] if args.regions else [args.region]
+    if args.regions and args.trace:
+        raise ConfigError("--regions compares live regions; a --trace holds one region's values: drop one of them")
+    if args.energy_kwh is not None:
+        from wattwise.validate import ENERGY_J
+
+        ENERGY_J.check(args.energy_kwh * 3.6e6, "--energy-kwh")
+    overrides = {"provider": args.provider, "trace": args.trace, "offline": args.offline}
+    result = plan_regions(job, regions, overrides, at=when(args.at, "--at"), forecaster=args.forecaster)
+    data = result.as_json(args.energy_kwh)
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_plan(data)
+    return 0
+
+
+def _fmt_time(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _print_plan(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False, soft_wrap=True)
+    best = data["best"]
+    kind = "interruptible " if data["interruptible"] else ""
+    console.print(
+        f"[bold]Plan[/bold] for a {data['duration_h']:g} h {kind}job, window {data['window_h']:g} h "
+        f"({_SEMANTICS_HELP.split('; ')[0 if data['semantics'] == 'start' else 1]}), "
+        f"submitted {_fmt_time(data['submitted_at'])}"
+    )
+    for r in data["regions"]:
+        mark = "→" if r["region"] == best["region"] else " "
+        slices = ", ".join(f"{_fmt_time(s['start_at'])} for {s['hours']:g} h" for s in r["slices"])
+        console.print(
+            f" {mark} {escape(r['region'])}: run {slices}: {r['expected_g_per_kwh']:,.1f} g/kWh expected, "
+            f"{r['now_g_per_kwh']:,.1f} if started now"
+        )
+        f = r["forecast"]
+        console.print(
+            f"     outlook: {escape(f['method'])}; {escape(f['source'])}; issued {_fmt_time(f['issued_at'])}, "
+            f"{f['horizon_h']} h",
+            style="dim",
+        )
+        if f["warning"]:
+            console.print(f"     [yellow]warning: {escape(f['warning'])}[/yellow]")
+        if r.get("actual_savings_pct") is not None:
+            console.print(
+                f"     in hindsight (the trace holds these hours): {r['actual_g_per_kwh']:,.1f} g/kWh as planned "
+                f"vs {r['actual_now_g_per_kwh']:,.1f} at once: {r['actual_savings_pct']:.1f} % saved"
+            )
+    line = f"expected savings against starting now in {escape(data['home_region'])}: {best['savings_pct']:.1f} %"
+    if best.get("co2e_g") is not None:
+        line += f" ({best['co2e_g']:,.0f} g CO2e instead of {best['now_co2e_g']:,.0f} g)"
+    console.print(f"[bold]{line}[/bold]")
+
+
+def handle_evaluate(args: argparse.Namespace) -> int:
+    from wattwise.carbon.csvtrace import CsvTraceProvider
+    from wattwise.schedule.evaluate import evaluate
+    from wattwise.schedule.hourly import to_hourly
+
+    job = job_from_args(args)
+    if args.forecaster != "auto":
+        from wattwise.schedule.forecast import forecaster
+
+        forecaster(args.forecaster)  # an unknown name fails before the trace is read
+    trace = CsvTraceProvider(args.trace, emission_factor=args.emission_factor)
+    result = evaluate(
+        to_hourly(trace.series), job.duration_h, job.window_h, job.semantics, args.forecaster, year=args.year
+    )
+    data: dict[str, Any] = {
+        "trace": str(args.trace),
+        "column": trace.column,
+        "source": trace.source,
+        **asdict(result),
+        "share_of_oracle_pct": result.share_of_oracle_pct,
+        "policy": "re-plan at every hour while waiting (plan_once_savings_pct: planned at submission only)",
+        "baseline": "m7 (mean of the same hour over the last 7 days), planned at submission",
+    }
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(
+        f"{args.trace} ({trace.column}), {result.year}: {result.submissions:,} hourly submissions"
+        + (f", {result.skipped:,} skipped (gaps)" if result.skipped else "")
+    )
+    print(f"job {result.duration_h:g} h, window {result.window_h:g} h, {result.semantics} semantics")
+    print(f"  oracle (hindsight)          {result.oracle_savings_pct:6.1f} %")
+    print(
+        f"  forecaster {result.forecaster:<16} {result.savings_pct:6.1f} %   "
+        f"({result.share_of_oracle_pct:.0f} % of the oracle; planned once: {result.plan_once_savings_pct:.1f} %)"
+    )
+    print(f"  baseline m7, planned once   {result.baseline_savings_pct:6.1f} %")
+    print(f"  MAPE (next 24 h)            {result.mape_pct:6.1f} %   (m7: {result.baseline_mape_pct:.1f} %)")
+    if result.chosen:
+        print("  auto used: " + ", ".join(f"{k} {v} weeks" for k, v in sorted(result.chosen.items())))
+    print(f"  plans took {result.plan_seconds:.2f} s, forecasts {result.forecast_seconds:.2f} s")
+    return 0
