@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wattwise.carbon import registry
@@ -33,6 +33,24 @@ def add_parser(sub: Any) -> None:
     plan.add_argument("--offline", action="store_true", default=None, help="cached or packaged data only")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(handler=handle_plan)
+
+    batch = verbs.add_parser("batch", help="plan many jobs together under a capacity limit (MILP, greedy)")
+    batch.add_argument("jobs_file", metavar="JOBS", help="a YAML or JSON jobs file (see the README)")
+    batch.add_argument("--capacity", type=int, help="jobs (or GPUs) that may run at once; overrides the file")
+    batch.add_argument(
+        "--method",
+        choices=["auto", "milp", "greedy"],
+        default="auto",
+        help="auto: the exact MILP up to 1,000 jobs, the greedy beyond",
+    )
+    batch.add_argument("--region", help="the region (overrides the file)")
+    batch.add_argument("--provider", choices=registry.NAMES, help="where the intensity comes from")
+    batch.add_argument("--trace", help="a CSV intensity trace (implies --provider csv)")
+    batch.add_argument("--at", help="the batch's start, ISO 8601 (default now; with --trace, a time inside it)")
+    batch.add_argument("--forecaster", help="forecaster when the provider gives none (auto)")
+    batch.add_argument("--offline", action="store_true", default=None, help="cached or packaged data only")
+    batch.add_argument("--json", action="store_true", help="machine-readable output")
+    batch.set_defaults(handler=handle_batch)
 
     ev = verbs.add_parser("evaluate", help="replay a year of hourly submissions on a trace: oracle, forecast, m7")
     ev.add_argument("--trace", required=True, help="a CSV intensity trace with at least a year of hours")
@@ -185,4 +203,102 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     if result.chosen:
         print("  auto used: " + ", ".join(f"{k} {v} weeks" for k, v in sorted(result.chosen.items())))
     print(f"  plans took {result.plan_seconds:.2f} s, forecasts {result.forecast_seconds:.2f} s")
+    return 0
+
+
+def handle_batch(args: argparse.Namespace) -> int:
+    from wattwise.carbon.service import IntensityService
+    from wattwise.config import Settings
+    from wattwise.schedule.batch import plan_batch
+    from wattwise.schedule.jobsfile import load
+    from wattwise.schedule.outlook import outlook
+    from wattwise.schedule.planner import Job
+    from wattwise.validate import CAPACITY
+
+    spec = load(args.jobs_file)
+    capacity = CAPACITY.check_int(args.capacity, "--capacity") if args.capacity is not None else spec.capacity
+    given = spec.settings
+    overrides = {
+        "region": args.region or given.get("region"),
+        "provider": args.provider or given.get("provider"),
+        "trace": args.trace or given.get("trace"),
+        "offline": args.offline,
+    }
+    at = when(args.at or given.get("at"), "--at")
+    need = max(job.starts()[-1] + job.span for job in spec.jobs if job.starts()) if spec.jobs else 1
+    service = IntensityService(Settings.load(overrides))
+    try:
+        view = outlook(
+            service,
+            Job(1, max(need - 1, 0), "start"),
+            at=at,
+            forecaster=args.forecaster or given.get("forecaster", "auto"),
+        )
+    finally:
+        service.close()
+    result = plan_batch(spec.jobs, view.values, capacity, method=args.method)
+    rows: list[dict[str, Any]] = []
+    for job in spec.jobs:
+        start = result.starts[job.name]
+        rows.append(
+            {
+                "name": job.name,
+                "start_at": (view.start + timedelta(hours=start)).isoformat(),
+                "start_offset_h": start,
+                "duration_h": job.duration_h,
+                "deadline_h": job.deadline_h,
+                "power_kw": job.power_kw,
+                "units": job.units,
+            }
+        )
+    data = {
+        "method": result.method,
+        "capacity": capacity,
+        "jobs": rows,
+        "emissions_g": result.emissions_g,
+        "queue_emissions_g": result.queue_emissions_g,
+        "savings_pct": result.savings_pct,
+        "gap_to_optimum_pct": result.gap_to_optimum_pct,
+        "seconds": result.seconds,
+        "notes": result.notes,
+        "start": view.start.isoformat(),
+        "forecast": {
+            "source": view.source,
+            "method": view.method,
+            "issued_at": view.issued_at.isoformat(),
+            "horizon_h": view.horizon_h,
+            "warning": view.warning,
+        },
+    }
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("job", "start (UTC)", "h", "deadline h", "kW", "units"):
+        table.add_column(col, justify="left" if col in ("job", "start (UTC)") else "right")
+    for r in rows:
+        table.add_row(
+            escape(r["name"]),
+            _fmt_time(r["start_at"]),
+            f"{r['duration_h']:g}",
+            f"{r['deadline_h']:g}",
+            f"{r['power_kw']:g}",
+            str(r["units"]),
+        )
+    console.print(table)
+    console.print(f"outlook: {escape(view.method)}; {escape(view.source)}", style="dim")
+    if view.warning:
+        console.print(f"[yellow]warning: {escape(view.warning)}[/yellow]")
+    gap = "" if result.gap_to_optimum_pct is None else f"; greedy within {result.gap_to_optimum_pct:.2f} % of it"
+    console.print(
+        f"[bold]{result.method}[/bold], capacity {capacity}: {result.emissions_g / 1000:,.2f} kg CO2e against "
+        f"{result.queue_emissions_g / 1000:,.2f} kg as a plain queue would run them: "
+        f"{result.savings_pct:.1f} % saved (solved in {result.seconds:.2f} s{gap})"
+    )
     return 0
