@@ -243,7 +243,24 @@ def run_from_dict(data: object, where: str = "run record") -> Run:
         water_onsite_l=f.number("water_onsite_l", 0.0),
         water_offsite_l=f.number("water_offsite_l", 0.0),
         water_source=f.text("water_source", ""),
+        schedule=_schedule(f.raw("schedule", None), where),
     )
+
+
+def _schedule(value: object, where: str) -> dict[str, Any] | None:
+    """The schedule part of a record: a flat object of text, numbers, booleans, nulls and lists of those."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _fail(where, "schedule", f"must be an object or null, not {_kind(value)}")
+    scalar = (str, int, float, bool, type(None))
+    for key, item in value.items():
+        flat = isinstance(item, scalar) or (
+            isinstance(item, list) and all(isinstance(x, (*scalar, dict)) for x in item)
+        )
+        if not isinstance(key, str) or not flat:
+            _fail(where, f"schedule.{key}", f"must be text, a number, a flag or a list, not {_kind(item)}")
+    return dict(value)
 
 
 def _bounded(bounds: validate.Bounds, value: float, where: str, path: str) -> None:

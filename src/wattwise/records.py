@@ -157,6 +157,8 @@ class Run:
     water_onsite_l: float = 0.0  # cooling water at the facility: IT energy × WUE
     water_offsite_l: float = 0.0  # water consumed generating the electricity: facility energy × L/kWh of the grid
     water_source: str = ""
+    # a deferred or interruptible run (``run --deadline``): its plan, waits, pauses and what it avoided
+    schedule: dict[str, Any] | None = None
 
     @property
     def water_l(self) -> float:
@@ -210,6 +212,7 @@ class Run:
             "water_onsite_l": self.water_onsite_l,
             "water_offsite_l": self.water_offsite_l,
             "water_source": self.water_source,
+            "schedule": None if self.schedule is None else dict(self.schedule),
         }
 
     @classmethod

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from wattwise.cli import deferred_run
 from wattwise.cli.common import add_settings_flags, settings_from_args
 
 
@@ -38,6 +39,7 @@ def add_parser(sub: Any) -> None:
         type=int,
         help="planned epochs: with wattwise.report_epoch() called by the command, predict the whole run",
     )
+    deferred_run.add_flags(p)
     add_settings_flags(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="the command to run")
     p.set_defaults(handler=handle)
@@ -62,13 +64,19 @@ def handle(args: argparse.Namespace) -> int:
             "give a file (sqlite:///runs.db) or leave --db out"
         )
     name = args.name or argv[0].rsplit("/", 1)[-1]
+    try:
+        prepared = deferred_run.prepare(args, settings, name, args.quiet)  # waits for the planned start, if any
+    except deferred_run.WaitCancelled as exc:
+        sys.stderr.write(f"wattwise: {exc} while waiting for the planned start: nothing ran, nothing was recorded\n")
+        return 128 + exc.signum
+    pauses = prepared.pauses if prepared is not None else None
     tracker = Tracker(name, settings=settings, command=argv, handle_signals=False)  # the relay handles signals
     # The relay blocks the signals it forwards before any thread exists, so no thread can catch them by mistake.
     wait = not args.leave_descendants
     with SignalRelay(grace_s=settings.kill_grace_s) as relay:
         if args.quiet or not (sys.stdout.isatty() and sys.stderr.isatty()):
             # no rich import on this path: start-up time counts
-            result = run_command(argv, tracker, relay=relay, supervise=True, wait_descendants=wait)
+            result = run_command(argv, tracker, relay=relay, supervise=True, wait_descendants=wait, pauses=pauses)
         else:
             from rich.console import Console
             from rich.live import Live
@@ -86,15 +94,33 @@ def handle(args: argparse.Namespace) -> int:
                     live.console.out(text, end="", highlight=False)
 
                 result = run_command(
-                    argv, tracker, relay=relay, output=write, on_tick=refresh, supervise=True, wait_descendants=wait
+                    argv,
+                    tracker,
+                    relay=relay,
+                    output=write,
+                    on_tick=refresh,
+                    supervise=True,
+                    wait_descendants=wait,
+                    pauses=pauses,
                 )
+    run = result.run
+    if prepared is not None:
+        run = deferred_run.finish(prepared, run, settings)
     if not args.quiet:
         from rich.console import Console
 
         from wattwise.report.terminal import run_summary
 
-        Console(stderr=True).print(run_summary(result.run, details=False))
+        Console(stderr=True).print(run_summary(run, details=False))
+        if run.schedule is not None and run.schedule.get("avoided_co2e_g") is not None:
+            sched = run.schedule
+            Console(stderr=True).print(
+                f"deferred {sched['waited_s'] / 60:.0f} min, paused {sched['paused_s'] / 60:.0f} min: "
+                f"{sched['avoided_co2e_g']:,.2f} g CO2e avoided against starting at submission "
+                f"({sched.get('avoided_pct', 0.0):.1f} %), {sched['avoided_note']}",
+                highlight=False,
+            )
     if args.json:
-        json.dump(result.run.to_dict(), sys.stdout, indent=2)
+        json.dump(run.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     return result.exit_code

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from wattwise.devices.host import descendants
 from wattwise.errors import CommandError, StoreError
 from wattwise.measure.epochs import EpochListener
+from wattwise.measure.pauses import PauseController
 from wattwise.measure.signals import SignalRelay
 from wattwise.measure.supervise import Watchdog, clean_stale_temp, set_child_subreaper
 from wattwise.validate import EPOCHS
@@ -153,6 +154,7 @@ def run_command(
     tick_s: float = 0.5,
     supervise: bool = False,
     wait_descendants: bool = True,
+    pauses: PauseController | None = None,
 ) -> CommandResult:
     """Run ``argv`` under ``tracker`` (not yet started) and return its exit code and stored run.
 
@@ -160,6 +162,7 @@ def run_command(
     are left alone. ``output``: the command writes to a pty whose lines go to ``output`` (for the live panel);
     otherwise it inherits this process's stdout and stderr. A store failure at the end is printed, not raised:
     the command's exit code is what counts, and the record is kept in a file (see ``Tracker.stop``).
+    ``pauses``: pauses and resumes the command's tree at planned times (``run --interruptible``).
     """
     executable = resolve_command(argv)
     watchdog: Watchdog | None = None
@@ -221,17 +224,28 @@ def run_command(
         )
         if relay is not None:
             relay.attach(tree)
+            if pauses is not None:
+                relay.on_stop = pauses.release
         if watchdog is not None:
             watchdog.watch(tree)
+        if pauses is not None:
+            pauses.start(tree)
         started = time.monotonic()
         ticker = _Ticker(on_tick, tick_s) if on_tick is not None else None
+
+        def command_exited() -> None:
+            if pauses is not None:
+                pauses.release()  # what the command left behind must not stay stopped
+            if relay is not None:
+                relay.mark_command_done()
+
         try:
-            status, waited_s, adopted = _wait(
-                pid, subreaper and wait_descendants, on_command_exit=relay.mark_command_done if relay else None
-            )
+            status, waited_s, adopted = _wait(pid, subreaper and wait_descendants, on_command_exit=command_exited)
         finally:
             if ticker is not None:
                 ticker.stop()
+            if pauses is not None:
+                pauses.stop()
         if adopted:
             tracker.note(
                 f"the command left {adopted} process(es) running in the background; they were measured until the "

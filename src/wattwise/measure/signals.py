@@ -81,6 +81,7 @@ class SignalRelay:
         self.from_terminal: list[bool] = []
         self.passed: list[tuple[str, float]] = []  # (signal name, time.monotonic()) passed on without interrupting
         self.command_done = False  # the command exited; only what it left in the background is being waited for
+        self.on_stop: Callable[[], None] | None = None  # called before a stopping signal is forwarded (resume first)
         self._targets: Callable[[], list[int]] = list
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -162,6 +163,9 @@ class SignalRelay:
             self.from_terminal.append(from_terminal)
             targets = self._targets()
             orphans_only = self.command_done
+            on_stop = self.on_stop
+        if on_stop is not None:
+            on_stop()  # a paused tree must be running to act on what it is sent
         if len(self.received) >= _KILL_AFTER:
             _send(targets, signal.SIGKILL)
         elif orphans_only:  # background processes ignore the terminal's SIGINT: ask them to stop

@@ -9,7 +9,8 @@ Built from the carbon layer (the same :class:`~wattwise.carbon.service.Intensity
    says so in ``warning``.
 
 For a CSV trace, ``at`` (default: now) is the submission time: only values before it are used to forecast, and
-the values after it, where the trace has them, are kept as ``actual`` to score the plan in hindsight.
+the values after it, where the trace has them, are kept as ``actual`` to score the plan in hindsight. Without
+``at`` (planning now), a trace that already holds the hours ahead is a forecast file, and its values are used.
 """
 
 from __future__ import annotations
@@ -60,12 +61,20 @@ def hour_floor(moment: datetime) -> datetime:
     return datetime.fromtimestamp(seconds - seconds % HOUR_S, UTC)
 
 
-def outlook(service: IntensityService, job: Job, *, at: datetime | None = None, forecaster: str = "auto") -> Outlook:
-    """The outlook ``job`` needs for ``service``'s region from the hour holding ``at`` (default now)."""
+def outlook(
+    service: IntensityService,
+    job: Job,
+    *,
+    at: datetime | None = None,
+    forecaster: str = "auto",
+    now: datetime | None = None,
+) -> Outlook:
+    """The outlook ``job`` needs for ``service``'s region from the hour holding ``at`` (a submission time to
+    replay: only the past before it is used), else ``now`` (default: the clock)."""
     need_h = horizon_h(job.duration_h, job.window_h, job.semantics)
     from wattwise.carbon.csvtrace import CsvTraceProvider
 
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     start = hour_floor(at or now)
     entry = info(service.provider_name)
     region = service.region.code
@@ -76,7 +85,8 @@ def outlook(service: IntensityService, job: Job, *, at: datetime | None = None, 
         )
     provider = service.provider
     if isinstance(provider, CsvTraceProvider):
-        return _from_trace(provider, provider.region if service.region.is_world else region, start, job, forecaster)
+        label = provider.region if service.region.is_world else region
+        return _from_trace(provider, label, start, job, forecaster, given_at=at is not None)
     if entry.forecasts and at is None:
         series = service.forecast(need_h + 1)
         if series.fallback or series.constant:
@@ -107,7 +117,9 @@ def outlook(service: IntensityService, job: Job, *, at: datetime | None = None, 
     return _forecast_from(to_hourly(history), region, start, job, forecaster, history.source, None)
 
 
-def _from_trace(provider: object, region: str, start: datetime, job: Job, forecaster: str) -> Outlook:
+def _from_trace(
+    provider: object, region: str, start: datetime, job: Job, forecaster: str, *, given_at: bool
+) -> Outlook:
     from wattwise.carbon.csvtrace import CsvTraceProvider
 
     need_h = horizon_h(job.duration_h, job.window_h, job.semantics)
@@ -133,6 +145,9 @@ def _from_trace(provider: object, region: str, start: datetime, job: Job, foreca
             )
     past = hourly.between(hourly.start, start)
     actual = hourly.between(start, start + timedelta(hours=need_h)).values
+    if not given_at and len(actual) >= need_h and not np.isnan(actual[:need_h]).any():
+        # Planning now on a file that holds the hours ahead: the file is the user's forecast.
+        return Outlook(region, start, actual[:need_h], provider.source, "the trace's values for the hours ahead", start)
     return _forecast_from(
         past, region, start, job, forecaster, provider.source, actual if len(actual) >= need_h else None
     )

@@ -1,0 +1,199 @@
+"""The scheduling half of ``wattwise run --deadline``: plan, wait with a countdown, pause, and record the result.
+
+``handle`` in :mod:`wattwise.cli.run_cmd` calls :func:`prepare` before anything is measured (nothing is stored if
+the wait is cancelled), passes the pause controller to the runner, and calls :func:`finish` once the run is
+stored, which adds the plan, the waits and pauses, and the emissions avoided to the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import statistics
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from wattwise.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wattwise.config import Settings
+    from wattwise.measure.pauses import PauseController
+    from wattwise.records import Run
+    from wattwise.schedule.deferred import Deferred
+
+DEFAULT_DURATION_H = 1.0
+
+
+class WaitCancelled(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class Prepared:
+    deferred: Deferred
+    pauses: PauseController | None
+    started_at: datetime
+    duration_note: str
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("carbon-aware start (run when the grid is cleanest, finishing by a deadline)")
+    g.add_argument("--deadline", help="finish within this span (12h, 2d): wait for the cleanest hours first")
+    g.add_argument("--duration", help="how long the command runs (default: the median of past runs of this name)")
+    g.add_argument("--interruptible", action="store_true", help="pause the command's tree in high-carbon hours")
+    g.add_argument("--pause-signal", default="SIGSTOP", help="signal that pauses it (SIGSTOP; e.g. SIGUSR1)")
+    g.add_argument("--resume-signal", default="SIGCONT", help="signal that resumes it (SIGCONT)")
+    g.add_argument("--forecaster", default="auto", help="forecaster when the provider gives none (auto)")
+
+
+def _signal(name: str, flag: str) -> int:
+    text = name.strip().upper()
+    text = text if text.startswith("SIG") else f"SIG{text}"
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise ConfigError(f"{flag} {name!r} is not a signal name (e.g. SIGSTOP, SIGUSR1)") from None
+
+
+def _expected_duration(settings: Settings, name: str) -> tuple[float, str]:
+    """The median duration of the last complete runs of ``name``, else one hour; and where it came from."""
+    from wattwise.errors import WattwiseError
+    from wattwise.store import open_store
+
+    try:
+        with open_store(settings.db_url, read_only=True) as store:
+            past = [r.duration_s for r in store.list_runs(limit=20, status="complete", name=name)]
+    except WattwiseError:
+        past = []
+    if past:
+        hours = max(statistics.median(past) / 3600.0, 1 / 60)
+        return hours, f"expected duration {hours * 60:.0f} min: the median of the last {len(past)} runs of {name!r}"
+    return DEFAULT_DURATION_H, f"expected duration 1 h (no past run of {name!r}; give --duration)"
+
+
+def prepare(args: argparse.Namespace, settings: Settings, name: str, quiet: bool) -> Prepared | None:
+    if args.deadline is None:
+        for flag, value in (("--duration", args.duration), ("--interruptible", args.interruptible)):
+            if value:
+                raise ConfigError(f"{flag} plans a deferred start: give --deadline too (e.g. --deadline 12h)")
+        return None
+    from wattwise.carbon.service import IntensityService
+    from wattwise.measure.pauses import PauseController
+    from wattwise.schedule.deferred import wait_for_start
+    from wattwise.schedule.planner import Job
+    from wattwise.validate import JOB_HOURS, WINDOW_HOURS, hours
+
+    window_h = hours(args.deadline, WINDOW_HOURS, "--deadline")
+    if args.duration is not None:
+        duration_h = hours(args.duration, JOB_HOURS, "--duration")
+        note = f"expected duration {duration_h:g} h (given)"
+    else:
+        duration_h, note = _expected_duration(settings, name)
+        duration_h = min(duration_h, window_h) if window_h > 0 else duration_h
+    job = Job(duration_h, window_h, "deadline", bool(args.interruptible))
+    pause_sig, resume_sig = _signal(args.pause_signal, "--pause-signal"), _signal(args.resume_signal, "--resume-signal")
+    service = IntensityService(settings)
+    shown = [0.0]
+
+    def update(state: Deferred, now: datetime) -> None:
+        if quiet:
+            return
+        left = (state.windows[0][0] - now).total_seconds()
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r\033[Kwattwise: starting {name} in {_span(left)} (at {state.windows[0][0]:%H:%M} UTC)")
+            sys.stderr.flush()
+        elif now.timestamp() - shown[0] >= 600:
+            shown[0] = now.timestamp()
+            sys.stderr.write(f"wattwise: waiting; {name} starts in {_span(left)}\n")
+
+    def cancel(signum: int, frame: object) -> None:
+        raise WaitCancelled(signum)
+
+    previous = {s: signal.signal(s, cancel) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        first = True
+
+        def announce(state: Deferred, now: datetime) -> None:
+            nonlocal first
+            if first and not quiet:
+                first = False
+                _print_plan(state, name, note)
+            update(state, now)
+
+        deferred = wait_for_start(service, job, forecaster=args.forecaster, on_update=announce)
+    except WaitCancelled:
+        if not quiet and sys.stderr.isatty():
+            sys.stderr.write("\n")
+        raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        service.close()
+    if not quiet and sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+    started = datetime.now(UTC)
+    pauses = None
+    if job.interruptible:
+        pauses = PauseController(deferred.pauses(started), pause_signal=pause_sig, resume_signal=resume_sig)
+    return Prepared(deferred, pauses, started, note)
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
+
+
+def _print_plan(state: Deferred, name: str, note: str) -> None:
+    d, o = state.decision, state.outlook
+    slices = ", ".join(f"{a:%Y-%m-%d %H:%M}–{b:%H:%M}" for a, b in state.windows)
+    sys.stderr.write(
+        f"wattwise: {name} planned for {slices} UTC (deadline {state.deadline_at:%Y-%m-%d %H:%M} UTC; {note}); "
+        f"expected {d.expected_g_per_kwh:,.0f} g/kWh against {d.now_g_per_kwh:,.0f} now "
+        f"({d.expected_savings_pct:.1f} % less), on {o.method} ({o.source})\n"
+    )
+    if o.warning:
+        sys.stderr.write(f"wattwise: warning: {o.warning}\n")
+
+
+def finish(prepared: Prepared, run: Run, settings: Settings) -> Run:
+    """The record with its schedule part: the plan, the wait, the pauses and the emissions avoided."""
+    from wattwise.carbon.service import IntensityService
+    from wattwise.errors import WattwiseError
+    from wattwise.schedule.deferred import avoided
+    from wattwise.store import open_store
+
+    ended = run.ended_at or prepared.started_at + timedelta(seconds=run.duration_s)
+    pauses = prepared.pauses
+    running = pauses.running if pauses is not None and pauses.running else [(prepared.started_at, ended)]
+    record: dict[str, Any] = prepared.deferred.as_record()
+    record.update(
+        started_at=prepared.started_at.isoformat(),
+        duration_note=prepared.duration_note,
+        running=[{"start_at": a.isoformat(), "end_at": b.isoformat()} for a, b in running],
+        paused_s=pauses.paused_s if pauses is not None else 0.0,
+        pause_count=pauses.pause_count if pauses is not None else 0,
+        pause_signal=signal.Signals(pauses.pause_signal).name if pauses is not None else None,
+    )
+    if ended > prepared.deferred.deadline_at:
+        record["deadline_missed_s"] = (ended - prepared.deferred.deadline_at).total_seconds()
+    service = IntensityService(settings)
+    try:
+        record.update(avoided(service, prepared.deferred, running, run.energy_j, run.pue))
+    except WattwiseError as exc:
+        record.update(avoided_co2e_g=None, avoided_note=f"not computed: {exc}")
+    finally:
+        service.close()
+    updated = run.replace(schedule=record)
+    try:
+        with open_store(settings.db_url) as store:
+            store.save(updated)
+    except WattwiseError as exc:
+        sys.stderr.write(f"wattwise: the run is stored, but its schedule part could not be added: {exc}\n")
+        return run
+    return updated
