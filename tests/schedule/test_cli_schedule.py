@@ -187,3 +187,34 @@ def test_bad_input_is_one_line_each(capsys: pytest.CaptureFixture[str], tmp_path
     assert "holds less than a week of 1999" in error_of(
         capsys, "evaluate", "--trace", str(year_trace), "--duration", "4h", "--window", "24h", "--year", "1999"
     )
+
+
+def test_intensity_forecast_with_a_model_and_backtest(capsys: pytest.CaptureFixture[str], year_trace: Path) -> None:
+    assert (
+        main(
+            [
+                "intensity",
+                "forecast",
+                "--trace",
+                str(year_trace),
+                "--model",
+                "anomaly",
+                "--at",
+                "2022-02-01T00:00Z",
+                "--hours",
+                "12",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["points"]) == 12 and all(p["forecast"] for p in data["points"])
+    assert data["points"][0]["start"] == "2022-02-01T00:00:00+00:00" and "forecaster anomaly" in data["source"]
+    assert main(["intensity", "backtest", "--trace", str(year_trace), "--model", "p24", "--json"]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert back["forecaster"] == "p24" and back["mape_pct"] > 0 and "savings_pct" in back
+    assert main(["intensity", "forecast", "--region", "DE", "--model", "m7"]) == 2
+    assert "no history to forecast from" in capsys.readouterr().err
+    assert main(["intensity", "forecast", "--region", "DE", "--at", "2022-01-01"]) == 2
+    assert "--at goes with --model" in capsys.readouterr().err

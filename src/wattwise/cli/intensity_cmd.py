@@ -20,6 +20,21 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("intensity", help="grid carbon intensity now, in the past, or forecast, for a region")
     verbs = p.add_subparsers(dest="intensity_command", metavar="SUBCOMMAND", parser_class=type(p))
     p.set_defaults(handler=lambda args: _usage(p))
+    bt = verbs.add_parser("backtest", help="a forecaster's error (MAPE) and the savings scheduling on it achieves")
+    bt.add_argument("--trace", required=True, help="a CSV intensity trace with at least a year of hours")
+    bt.add_argument("--model", default="auto", help="p24, m7, anomaly, linear, gbm, lstm or auto (default)")
+    bt.add_argument("--duration", default="4h", help="the job scheduled on the forecast (4h)")
+    bt.add_argument("--window", default="24h", help="how far it may move (24h)")
+    bt.add_argument("--semantics", choices=["start", "deadline"], default="start", help="window semantics (start)")
+    bt.add_argument("--year", type=int, help="the UTC year of submissions (default: the one the trace covers most)")
+    bt.add_argument(
+        "--emission-factor",
+        choices=["lifecycle", "direct"],
+        default="lifecycle",
+        help="which column of a two-signal trace to use (lifecycle)",
+    )
+    bt.add_argument("--json", action="store_true", help="machine-readable output")
+    bt.set_defaults(handler=_backtest)
     for name, text in (("now", "the latest value"), ("history", "past values"), ("forecast", "values ahead")):
         v = verbs.add_parser(name, help=text)
         v.add_argument("--region", help="ISO country code, grid zone (US-CAL-CISO) or cloud region (aws:eu-west-1)")
@@ -33,6 +48,10 @@ def add_parser(sub: Any) -> None:
             v.add_argument("--to", dest="end", required=True, help="end, ISO 8601 (UTC if no offset)")
         if name == "forecast":
             v.add_argument("--hours", type=float, default=48.0, help="how far ahead (default 48)")
+            v.add_argument(
+                "--model", help="forecast from history with p24, m7, anomaly, linear, gbm, lstm or auto instead"
+            )
+            v.add_argument("--at", help="with --model and --trace: forecast as of this time (ISO 8601)")
         v.set_defaults(handler=handle)
 
 
@@ -72,7 +91,12 @@ def handle(args: argparse.Namespace) -> int:
         else:
             if not (math.isfinite(args.hours) and 0 < args.hours <= 240):
                 raise ConfigError(f"--hours must be between 0 and 240 (got {args.hours:g})")
-            series = service.forecast(args.hours)
+            if args.model is not None:
+                series = _model_series(service, args)
+            else:
+                if args.at is not None:
+                    raise ConfigError("--at goes with --model (a forecast made as of a past time)")
+                series = service.forecast(args.hours)
     finally:
         service.close()
     data = _as_json(series, service.region.code, service.provider_name)
@@ -156,3 +180,28 @@ def _print(data: dict[str, Any]) -> None:
         if step > 1:
             console.print(f"(every {step}th of {len(points)} points; --json has all)", style="dim")
         console.print(f"min {data['min_g_per_kwh']:,.1f}, max {data['max_g_per_kwh']:,.1f} g/kWh")
+
+
+def _model_series(service: Any, args: argparse.Namespace) -> IntensitySeries:
+    from datetime import timedelta
+
+    from wattwise.carbon.base import IntensityPoint
+    from wattwise.schedule.outlook import model_outlook
+
+    if args.model != "auto":
+        from wattwise.schedule.forecast import forecaster
+
+        forecaster(args.model)
+    at = _when(args.at, "--at") if args.at is not None else None
+    view = model_outlook(service, math.ceil(args.hours), args.model, at=at)
+    points = tuple(
+        IntensityPoint(view.start + timedelta(hours=i), 3600.0, float(v), True) for i, v in enumerate(view.values)
+    )
+    return IntensitySeries(view.region, "average", f"{view.method}; {view.source}", points)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from wattwise.cli.schedule_cmd import handle_evaluate
+
+    args.forecaster = args.model
+    return handle_evaluate(args)

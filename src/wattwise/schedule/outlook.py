@@ -166,3 +166,34 @@ def _forecast_from(
     values = forecast(forecaster(chosen), past.values, past.first_hour, need_h + lag)[lag:]
     label = f"forecaster {chosen} on {len(past.values)} h of history" + (" (chosen by auto)" if name == "auto" else "")
     return Outlook(region, start, values, source, label, past.end, actual=actual)
+
+
+def model_outlook(
+    service: IntensityService, hours: int, model: str, *, at: datetime | None = None, now: datetime | None = None
+) -> Outlook:
+    """``hours`` ahead from ``model`` (a forecaster name or ``auto``) on the provider's or the trace's history,
+    whatever forecasts the provider itself publishes (``intensity forecast --model``)."""
+    from wattwise.carbon.csvtrace import CsvTraceProvider
+
+    start = hour_floor(at or now or datetime.now(UTC))
+    job = Job(1, max(hours - 1, 0), "start")
+    provider = service.provider
+    if isinstance(provider, CsvTraceProvider):
+        hourly = to_hourly(provider.series)
+        past = hourly.between(hourly.start, start)
+        if len(past.values) < 7 * 24:
+            raise ConfigError(
+                f"{provider.path.name} covers {hourly.start:%Y-%m-%d} to {hourly.end:%Y-%m-%d}: give --at with at "
+                "least 7 days of the trace before it"
+            )
+        actual = hourly.between(start, start + timedelta(hours=hours)).values
+        return _forecast_from(
+            past, provider.region, start, job, model, provider.source, actual if len(actual) >= hours else None
+        )
+    history = service.history(start - timedelta(days=HISTORY_DAYS), start)
+    if history.constant:
+        raise ConfigError(
+            f"{service.provider_name} gives one value for {service.region.code}, no history to forecast from: "
+            "use a time-resolved provider or --trace"
+        )
+    return _forecast_from(to_hourly(history), service.region.code, start, job, model, history.source, None)
