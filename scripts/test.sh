@@ -3,15 +3,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-# the tests compile a stand-in NVML library (tests/fakes/libnvml): a C compiler, from Debian where it is missing
-if ! command -v cc >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
+# From Debian where they are missing (as root): a C compiler, for the stand-in NVML library the tests compile
+# (tests/fakes/libnvml), and a single-node Slurm with munge, which tests/cluster starts on 127.0.0.1 and stops
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+  command -v slurmctld >/dev/null 2>&1 || missing+=(slurm-wlm munge)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # torch first, pinned to the version with a local CPU wheel on these machines: the reduce extra's range is then
 # met and pip fetches no CUDA build
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,reduce]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,reduce,schedule,ray]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -132,13 +132,13 @@ def test_avoided_is_scored_on_what_occurred(tmp_path: Path) -> None:
     clock = FakeClock(T0)
     state = wait_for_start(service, Job(1, 6, "deadline"), clock=clock, sleep=clock.sleep, tick_s=600)
     start = state.windows[0][0]
-    result = avoided(service, state, [(start, start + timedelta(hours=1))], 3.6e6, 1.0)  # 1 kWh
+    result = avoided(service, state.submitted_at, [(start, start + timedelta(hours=1))], 3.6e6, 1.0)  # 1 kWh
     # at submission: 23 min at 300 and 37 min at 300 -> 300 g; as run: 100 g
     assert result["baseline_co2e_g"] == pytest.approx(300.0)
     assert result["as_run_co2e_g"] == pytest.approx(100.0)
     assert result["avoided_co2e_g"] == pytest.approx(200.0)
     flat = IntensityService(Settings.load({"region": "FR"}))
-    assert avoided(flat, state, [(start, start + timedelta(hours=1))], 3.6e6, 1.0)["avoided_co2e_g"] == 0.0
+    assert avoided(flat, state.submitted_at, [(start, start + timedelta(hours=1))], 3.6e6, 1.0)["avoided_co2e_g"] == 0.0
 
 
 def test_run_with_a_deadline_records_its_plan(

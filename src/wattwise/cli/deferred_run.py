@@ -13,6 +13,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wattwise.errors import ConfigError
@@ -34,7 +35,12 @@ class WaitCancelled(Exception):
 
 @dataclass
 class Prepared:
-    deferred: Deferred
+    """What the run's record gets: the plan (``Deferred.as_record()``, or one handed over by ``schedule submit``),
+    the submission and deadline, and the pause controller of an interruptible run."""
+
+    plan: dict[str, Any]
+    submitted_at: datetime
+    deadline_at: datetime
     pauses: PauseController | None
     started_at: datetime
     duration_note: str
@@ -48,6 +54,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pause-signal", default="SIGSTOP", help="signal that pauses it (SIGSTOP; e.g. SIGUSR1)")
     g.add_argument("--resume-signal", default="SIGCONT", help="signal that resumes it (SIGCONT)")
     g.add_argument("--forecaster", default="auto", help="forecaster when the provider gives none (auto)")
+    g.add_argument("--plan-file", help="the plan `wattwise schedule submit` gave a cluster job (set by it)")
 
 
 def _signal(name: str, flag: str) -> int:
@@ -75,7 +82,32 @@ def _expected_duration(settings: Settings, name: str) -> tuple[float, str]:
     return DEFAULT_DURATION_H, f"expected duration 1 h (no past run of {name!r}; give --duration)"
 
 
+def from_plan_file(path: str) -> Prepared:
+    """The plan ``schedule submit`` handed to a cluster job: the job starts now, as its executor planned."""
+    import json
+    import os
+
+    try:
+        plan = json.loads(Path(path).read_text(encoding="utf-8"))
+        submitted = datetime.fromisoformat(plan["submitted_at"])
+        deadline = datetime.fromisoformat(plan["deadline_at"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--plan-file {path}: not a plan written by `wattwise schedule submit` ({exc})") from None
+    if not isinstance(plan, dict):
+        raise ConfigError(f"--plan-file {path}: not a plan written by `wattwise schedule submit`")
+    for variable in ("SLURM_JOB_ID", "RAY_JOB_ID"):
+        if os.environ.get(variable):
+            plan.setdefault("job_id", os.environ[variable])
+    started = datetime.now(UTC)
+    plan["waited_s"] = (started - submitted).total_seconds()
+    return Prepared(plan, submitted, deadline, None, started, str(plan.get("duration_note", "")))
+
+
 def prepare(args: argparse.Namespace, settings: Settings, name: str, quiet: bool) -> Prepared | None:
+    if getattr(args, "plan_file", None):
+        if args.deadline is not None or args.interruptible:
+            raise ConfigError("--plan-file carries its own plan: drop --deadline and --interruptible")
+        return from_plan_file(args.plan_file)
     if args.deadline is None:
         for flag, value in (("--duration", args.duration), ("--interruptible", args.interruptible)):
             if value:
@@ -139,7 +171,7 @@ def prepare(args: argparse.Namespace, settings: Settings, name: str, quiet: bool
     pauses = None
     if job.interruptible:
         pauses = PauseController(deferred.pauses(started), pause_signal=pause_sig, resume_signal=resume_sig)
-    return Prepared(deferred, pauses, started, note)
+    return Prepared(deferred.as_record(), deferred.submitted_at, deferred.deadline_at, pauses, started, note)
 
 
 def _span(seconds: float) -> str:
@@ -171,7 +203,7 @@ def finish(prepared: Prepared, run: Run, settings: Settings) -> Run:
     ended = run.ended_at or prepared.started_at + timedelta(seconds=run.duration_s)
     pauses = prepared.pauses
     running = pauses.running if pauses is not None and pauses.running else [(prepared.started_at, ended)]
-    record: dict[str, Any] = prepared.deferred.as_record()
+    record: dict[str, Any] = dict(prepared.plan)
     record.update(
         started_at=prepared.started_at.isoformat(),
         duration_note=prepared.duration_note,
@@ -180,11 +212,11 @@ def finish(prepared: Prepared, run: Run, settings: Settings) -> Run:
         pause_count=pauses.pause_count if pauses is not None else 0,
         pause_signal=signal.Signals(pauses.pause_signal).name if pauses is not None else None,
     )
-    if ended > prepared.deferred.deadline_at:
-        record["deadline_missed_s"] = (ended - prepared.deferred.deadline_at).total_seconds()
+    if ended > prepared.deadline_at:
+        record["deadline_missed_s"] = (ended - prepared.deadline_at).total_seconds()
     service = IntensityService(settings)
     try:
-        record.update(avoided(service, prepared.deferred, running, run.energy_j, run.pue))
+        record.update(avoided(service, prepared.submitted_at, running, run.energy_j, run.pue))
     except WattwiseError as exc:
         record.update(avoided_co2e_g=None, avoided_note=f"not computed: {exc}")
     finally:

@@ -52,6 +52,21 @@ def add_parser(sub: Any) -> None:
     batch.add_argument("--json", action="store_true", help="machine-readable output")
     batch.set_defaults(handler=handle_batch)
 
+    sub_p = verbs.add_parser("submit", help="plan a job and hand it to Slurm or Ray to start at the planned time")
+    sub_p.add_argument("--executor", choices=["slurm", "ray"], required=True, help="the cluster engine")
+    sub_p.add_argument("--deadline", required=True, help="the job must finish within this span (12h)")
+    sub_p.add_argument("--duration", required=True, help="how long the job runs (3h)")
+    sub_p.add_argument("--name", help="the run's name (default: the command's name)")
+    sub_p.add_argument("--region", help="the job's region")
+    sub_p.add_argument("--provider", choices=registry.NAMES, help="where the intensity comes from")
+    sub_p.add_argument("--trace", help="a CSV intensity trace (implies --provider csv)")
+    sub_p.add_argument("--forecaster", default="auto", help="forecaster when the provider gives none (auto)")
+    sub_p.add_argument("--sbatch-arg", action="append", default=[], help="an extra sbatch argument (repeatable)")
+    sub_p.add_argument("--ray-address", default="auto", help="the Ray cluster to use (auto)")
+    sub_p.add_argument("--json", action="store_true", help="machine-readable output")
+    sub_p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="the job's command")
+    sub_p.set_defaults(handler=handle_submit)
+
     ev = verbs.add_parser("evaluate", help="replay a year of hourly submissions on a trace: oracle, forecast, m7")
     ev.add_argument("--trace", required=True, help="a CSV intensity trace with at least a year of hours")
     _job_flags(ev)
@@ -301,4 +316,65 @@ def handle_batch(args: argparse.Namespace) -> int:
         f"{result.queue_emissions_g / 1000:,.2f} kg as a plain queue would run them: "
         f"{result.savings_pct:.1f} % saved (solved in {result.seconds:.2f} s{gap})"
     )
+    return 0
+
+
+def handle_submit(args: argparse.Namespace) -> int:
+    from wattwise.carbon.service import IntensityService
+    from wattwise.config import Settings
+    from wattwise.schedule.deferred import Deferred, _windows
+    from wattwise.schedule.executors import executor, submit
+    from wattwise.schedule.outlook import outlook
+    from wattwise.schedule.planner import Job, plan
+    from wattwise.validate import JOB_HOURS, WINDOW_HOURS, hours
+
+    command = list(args.cmd)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise ConfigError("no command given; usage: wattwise schedule submit --executor slurm ... -- COMMAND")
+    job = Job(
+        hours(args.duration, JOB_HOURS, "--duration"), hours(args.deadline, WINDOW_HOURS, "--deadline"), "deadline"
+    )
+    settings = Settings.load({"region": args.region, "provider": args.provider, "trace": args.trace})
+    engine = executor(args.executor, sbatch_args=args.sbatch_arg, ray_address=args.ray_address)
+    service = IntensityService(settings)
+    now = datetime.now(UTC)
+    try:
+        view = outlook(service, job, forecaster=args.forecaster, now=now)
+    finally:
+        service.close()
+    decision = plan(view.values, job.duration_h, job.window_h, "deadline")
+    state = Deferred(
+        job, now, now + timedelta(hours=job.window_h), decision, view, windows=_windows(decision, view, now)
+    )
+    record = state.as_record()
+    record["duration_note"] = f"expected duration {job.duration_h:g} h (given)"
+    run_args = [flag for flag, value in (("--region", args.region), ("--trace", args.trace)) if value]
+    run_args = [x for flag in run_args for x in (flag, getattr(args, flag[2:]))]
+    if args.provider:
+        run_args += ["--provider", args.provider]
+    name = args.name or command[0].rsplit("/", 1)[-1]
+    begin = state.windows[0][0]
+    job_id, plan_file = submit(
+        engine, command, record, begin_at=begin, name=name, home=settings.home, run_args=run_args
+    )
+    data = {
+        "executor": args.executor,
+        "job_id": job_id,
+        "begin_at": begin.isoformat(),
+        "plan_file": str(plan_file),
+        **record,
+    }
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(
+            f"{args.executor} job {job_id}: {name} starts {_fmt_time(begin.isoformat())} "
+            f"(deadline {_fmt_time(record['deadline_at'])}); expected {decision.expected_g_per_kwh:,.0f} g/kWh "
+            f"against {decision.now_g_per_kwh:,.0f} now; plan in {plan_file}"
+        )
+        if view.warning:
+            print(f"warning: {view.warning}")
     return 0

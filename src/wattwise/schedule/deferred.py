@@ -147,7 +147,7 @@ def wait_for_start(
 
 def avoided(
     service: IntensityService,
-    deferred: Deferred,
+    submitted_at: datetime,
     running: list[tuple[datetime, datetime]],
     energy_j: float,
     pue: float,
@@ -160,9 +160,9 @@ def avoided(
     if active_s <= 0 or energy_j <= 0:
         return {"avoided_co2e_g": 0.0, "avoided_note": "nothing ran: nothing to compare"}
     end = max(b for _, b in running)
-    baseline = (deferred.submitted_at, deferred.submitted_at + timedelta(seconds=active_s))
+    baseline = (submitted_at, submitted_at + timedelta(seconds=active_s))
     try:
-        history = service.history(min(deferred.submitted_at, running[0][0]) - timedelta(hours=1), end)
+        history = service.history(min(submitted_at, running[0][0]) - timedelta(hours=1), end)
     except (ProviderError, OSError) as exc:
         return {"avoided_co2e_g": None, "avoided_note": f"the intensity that occurred could not be fetched: {exc}"}
     if history.constant:

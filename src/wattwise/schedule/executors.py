@@ -1,0 +1,157 @@
+"""Handing a planned job to a cluster engine: Slurm (``sbatch --begin``) and Ray (a detached actor that waits).
+
+Both run ``wattwise run --plan-file PLAN -- COMMAND`` at the planned start, with the Python that submitted (the
+cluster must see the same environment and files, as shared filesystems provide), so the job is measured as any
+run and its record carries the plan, the executor and the job id, and the emissions avoided against starting at
+submission. :func:`submit` writes the plan file and returns the job id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from wattwise.errors import ConfigError
+
+EXECUTORS = ("slurm", "ray")
+
+
+class Executor(Protocol):
+    name: str
+
+    def submit(self, argv: Sequence[str], *, begin_at: datetime, name: str, workdir: Path) -> str:
+        """Start ``argv`` at ``begin_at``; the job id."""
+        ...
+
+
+@dataclass
+class SlurmExecutor:
+    """``sbatch --begin=now+SECONDS`` (relative, so the controller's time zone does not matter)."""
+
+    extra_args: tuple[str, ...] = ()
+    sbatch: str = "sbatch"
+    name: str = "slurm"
+
+    def submit(self, argv: Sequence[str], *, begin_at: datetime, name: str, workdir: Path) -> str:
+        exe = shutil.which(self.sbatch)
+        if exe is None:
+            raise ConfigError(f"{self.sbatch} is not on PATH: run this on a Slurm login node (or install Slurm)")
+        script = workdir / f"{name}.sbatch"
+        script.write_text("#!/bin/sh\nexec " + shlex.join(argv) + "\n", encoding="utf-8")
+        script.chmod(0o700)
+        delay = max(0, round((begin_at - datetime.now(UTC)).total_seconds()))
+        cmd = [
+            exe,
+            "--parsable",
+            f"--begin=now+{delay}",
+            f"--job-name={name}",
+            f"--output={workdir / (name + '-%j.out')}",
+            *self.extra_args,
+            str(script),
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=60)
+        if done.returncode != 0:
+            raise ConfigError(f"sbatch refused the job: {done.stderr.strip() or done.stdout.strip()}")
+        return done.stdout.strip().split(";")[0]
+
+
+def slurm_state(job_id: str, squeue: str = "squeue") -> str:
+    """The job's state in the queue (PENDING, RUNNING, ...), or ``gone`` once it has left it."""
+    done = subprocess.run([squeue, "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "gone"
+
+
+@dataclass
+class RayExecutor:
+    """A detached actor on an existing Ray cluster that sleeps until the start, runs the command, and exits."""
+
+    address: str = "auto"
+    name: str = "ray"
+
+    def submit(self, argv: Sequence[str], *, begin_at: datetime, name: str, workdir: Path) -> str:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("the Ray executor needs ray: pip install 'wattwise[ray]'") from None
+        ray.init(address=self.address, ignore_reinit_error=True, logging_level="ERROR", log_to_driver=False)
+        waiter = ray.remote(num_cpus=0)(_Waiter)
+        actor = waiter.options(name=f"wattwise-{name}", lifetime="detached", get_if_exists=False).remote()
+        ref = actor.run.remote(list(argv), begin_at.timestamp(), str(workdir / f"{name}-ray.out"), dict(os.environ))
+        del ref  # the actor lives on after this driver exits
+        return f"wattwise-{name}"
+
+
+class _Waiter:
+    """Runs inside the Ray cluster (named, detached)."""
+
+    def run(self, argv: list[str], begin_ts: float, output: str, env: dict[str, str]) -> int:
+        time.sleep(max(0.0, begin_ts - time.time()))
+        env = {**env, "RAY_JOB_ID": env.get("RAY_JOB_ID", "") or _actor_name()}
+        with open(output, "w", encoding="utf-8") as out:  # noqa: PTH123 - a plain file handle for the child
+            code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        import ray
+
+        ray.actor.exit_actor()
+        return code  # pragma: no cover - exit_actor does not return
+
+
+def _actor_name() -> str:
+    import ray
+
+    return str(ray.get_runtime_context().get_actor_name() or "")
+
+
+def executor(name: str, *, sbatch_args: Sequence[str] = (), ray_address: str = "auto") -> Executor:
+    if name == "slurm":
+        return SlurmExecutor(tuple(sbatch_args))
+    if name == "ray":
+        return RayExecutor(ray_address)
+    raise ConfigError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+
+
+def submit(
+    engine: Executor,
+    command: Sequence[str],
+    plan: dict[str, Any],
+    *,
+    begin_at: datetime,
+    name: str,
+    home: Path,
+    run_args: Sequence[str] = (),
+) -> tuple[str, Path]:
+    """Write the plan file and hand ``wattwise run --plan-file PLAN [run_args] -- command`` to ``engine``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "job"
+    workdir = home / "jobs"
+    workdir.mkdir(parents=True, exist_ok=True)
+    job_name = f"{safe}-{stamp}"
+    plan_file = workdir / f"{job_name}.plan.json"
+    plan = {**plan, "executor": engine.name}
+    plan_file.write_text(json.dumps(plan, indent=2), encoding="utf-8")
+    argv = [
+        sys.executable,
+        "-m",
+        "wattwise",
+        "run",
+        "--name",
+        name,
+        "--plan-file",
+        str(plan_file),
+        *run_args,
+        "--",
+        *command,
+    ]
+    job_id = engine.submit(argv, begin_at=begin_at, name=job_name, workdir=workdir)
+    plan["job_id"] = job_id
+    plan_file.write_text(json.dumps(plan, indent=2), encoding="utf-8")
+    return job_id, plan_file
