@@ -69,7 +69,7 @@ def test_lstm_forecasts_from_the_past_only() -> None:
 def test_anomaly_follows_the_current_departure_and_fades() -> None:
     values = np.tile(np.linspace(100, 200, 24), 20)
     values[-1] += 50  # the last observed hour is 50 above its usual value
-    f = Anomaly(days=14, fade=0.5).matrix(values, 0, np.array([len(values)]), 26)
+    f = Anomaly(days=14, half_life_days=None, fade=0.5).matrix(values, 0, np.array([len(values)]), 26)
     f = f[0] if f.ndim == 2 else f
     base = np.tile(np.linspace(100, 200, 24), 2)[:26]
     base[23] += 50 / 14  # that hour's own profile (the same hour over 14 days) now holds it too
@@ -92,3 +92,11 @@ def test_to_hourly_averages_quarter_hours_and_leaves_gaps() -> None:
     assert hourly.start == start
     assert list(hourly.values[:2]) == [1.5, 5.5]
     assert np.isnan(hourly.values[2:5]).all() and hourly.values[5] == 50.0
+
+
+def test_recent_days_weigh_more_with_a_half_life() -> None:
+    values = np.concatenate([np.full(24 * 10, 100.0), np.full(24 * 2, 200.0)])
+    flat = Anomaly(days=12, half_life_days=None, fade=0.0).matrix(values, 0, np.array([len(values)]), 24)[0]
+    recent = Anomaly(days=12, half_life_days=1.0, fade=0.0).matrix(values, 0, np.array([len(values)]), 24)[0]
+    assert flat[5] == pytest.approx((10 * 100 + 2 * 200) / 12)
+    assert recent[5] == pytest.approx(np.average([200, 200, *[100] * 10], weights=0.5 ** np.arange(12)))

@@ -27,6 +27,7 @@ from wattwise.schedule.replay import Outcome, replay
 AUTO_CANDIDATES = ("p24", "m7", "anomaly", "linear")  # gbm and lstm: slower, and no better on the shared traces
 SELECT_EVERY_H = WEEK
 SELECT_LOOKBACK_H = 4 * WEEK
+SWITCH_MARGIN_PCT = 0.0  # points a candidate must lead the current choice by to replace it
 MAPE_LEADS_H = 24
 
 
@@ -100,17 +101,20 @@ def select_weekly(outcomes: dict[str, Outcome], lo: int, hi: int, closes_after_h
     4 weeks of submissions already closed (window over) at the week's start; m7 when none have closed."""
     names = list(outcomes)
     n = len(next(iter(outcomes.values())).now)
-    pick = np.full(n, names.index("m7") if "m7" in names else 0)
+    default = names.index("m7") if "m7" in names else 0
+    pick = np.full(n, default)
     used: list[str] = []
+    best = default
     for week in range(lo, hi, SELECT_EVERY_H):
         end = week - closes_after_h  # submissions before this hour have seen their whole window
         begin = max(end - SELECT_LOOKBACK_H, 0)
-        best = names.index("m7") if "m7" in names else 0
         if end - begin >= SELECT_LOOKBACK_H // 2:
             mask = np.zeros(n, dtype=bool)
             mask[begin:end] = True
             scores = [outcomes[name].savings_pct(mask) for name in names]
-            best = int(np.argmax(scores))
+            leader = int(np.argmax(scores))
+            if scores[leader] > scores[best] + SWITCH_MARGIN_PCT:
+                best = leader
         pick[week : min(week + SELECT_EVERY_H, hi)] = best
         used.append(names[best])
     return pick, used

@@ -79,11 +79,8 @@ class RayExecutor:
     name: str = "ray"
 
     def submit(self, argv: Sequence[str], *, begin_at: datetime, name: str, workdir: Path) -> str:
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError("the Ray executor needs ray: pip install 'wattwise[ray]'") from None
-        ray.init(address=self.address, ignore_reinit_error=True, logging_level="ERROR", log_to_driver=False)
+        ray = _ray()
+        ray.init(address=self.address, namespace="wattwise", ignore_reinit_error=True, log_to_driver=False)
         waiter = ray.remote(num_cpus=0)(_Waiter)
         actor = waiter.options(name=f"wattwise-{name}", lifetime="detached", get_if_exists=False).remote()
         ref = actor.run.remote(list(argv), begin_at.timestamp(), str(workdir / f"{name}-ray.out"), dict(os.environ))
@@ -99,16 +96,22 @@ class _Waiter:
         env = {**env, "RAY_JOB_ID": env.get("RAY_JOB_ID", "") or _actor_name()}
         with open(output, "w", encoding="utf-8") as out:  # noqa: PTH123 - a plain file handle for the child
             code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
-        import ray
-
-        ray.actor.exit_actor()
+        _ray().actor.exit_actor()
         return code  # pragma: no cover - exit_actor does not return
 
 
 def _actor_name() -> str:
-    import ray
+    return str(_ray().get_runtime_context().get_actor_name() or "")
 
-    return str(ray.get_runtime_context().get_actor_name() or "")
+
+def _ray() -> Any:
+    """The ray module (typed loosely: an optional extra)."""
+    import importlib
+
+    try:
+        return importlib.import_module("ray")
+    except ImportError:
+        raise ConfigError("the Ray executor needs ray: pip install 'wattwise[ray]'") from None
 
 
 def executor(name: str, *, sbatch_args: Sequence[str] = (), ray_address: str = "auto") -> Executor:
