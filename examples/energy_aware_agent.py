@@ -90,9 +90,9 @@ def main() -> None:
     print(f"  planner (anomaly forecast, re-plan)   {outcome.savings_pct(mask):5.1f} %")
     print(f"  oracle (hindsight)                    {outcome.oracle_pct(mask):5.1f} %")
     wrapped = EnergyRewardWrapper(test, price_per_j=1e-4)
-    obs, _ = wrapped.reset(options={"submission": int(held[0])})
+    wrapped.reset(options={"submission": int(held[0])})
     for _ in range(3):
-        obs, reward, done, _, info = wrapped.step(0)
+        _, _, done, _, info = wrapped.step(0)
         print(f"  a measured step used {info['energy_j']:.4f} J (charged {info['energy_charge']:.2e})")
         if done:
             break
