@@ -52,7 +52,12 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--duration", help="how long the command runs (default: the median of past runs of this name)")
     g.add_argument("--interruptible", action="store_true", help="pause the command's tree in high-carbon hours")
     g.add_argument("--pause-signal", default="SIGSTOP", help="signal that pauses it (SIGSTOP; e.g. SIGUSR1)")
-    g.add_argument("--resume-signal", default="SIGCONT", help="signal that resumes it (SIGCONT)")
+    g.add_argument(
+        "--resume-signal",
+        default="SIGCONT",
+        help="signal that resumes it (SIGCONT), or `restart` for jobs that checkpoint and exit on the pause signal: "
+        "the command is started again at the next slice",
+    )
     g.add_argument("--forecaster", default="auto", help="forecaster when the provider gives none (auto)")
     g.add_argument("--plan-file", help="the plan `wattwise schedule submit` gave a cluster job (set by it)")
 
@@ -127,7 +132,11 @@ def prepare(args: argparse.Namespace, settings: Settings, name: str, quiet: bool
         duration_h, note = _expected_duration(settings, name)
         duration_h = min(duration_h, window_h) if window_h > 0 else duration_h
     job = Job(duration_h, window_h, "deadline", bool(args.interruptible))
-    pause_sig, resume_sig = _signal(args.pause_signal, "--pause-signal"), _signal(args.resume_signal, "--resume-signal")
+    pause_sig = _signal(args.pause_signal, "--pause-signal")
+    restart = args.resume_signal.strip().lower() == "restart"
+    resume_sig = None if restart else _signal(args.resume_signal, "--resume-signal")
+    if restart and pause_sig == signal.SIGSTOP:
+        raise ConfigError("--resume-signal restart is for jobs that exit on the pause signal: give --pause-signal too")
     service = IntensityService(settings)
     shown = [0.0]
 

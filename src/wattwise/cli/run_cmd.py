@@ -74,7 +74,8 @@ def handle(args: argparse.Namespace) -> int:
     # The relay blocks the signals it forwards before any thread exists, so no thread can catch them by mistake.
     wait = not args.leave_descendants
     with SignalRelay(grace_s=settings.kill_grace_s) as relay:
-        if args.quiet or not (sys.stdout.isatty() and sys.stderr.isatty()):
+        restarts = pauses is not None and pauses.restarts  # a restarted command keeps this terminal's output
+        if args.quiet or restarts or not (sys.stdout.isatty() and sys.stderr.isatty()):
             # no rich import on this path: start-up time counts
             result = run_command(argv, tracker, relay=relay, supervise=True, wait_descendants=wait, pauses=pauses)
         else:

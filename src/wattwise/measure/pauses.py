@@ -2,9 +2,11 @@
 
 At each planned pause the controller sends the pause signal (SIGSTOP by default; a job that checkpoints can ask
 for another, e.g. SIGUSR1, and the resume signal to match) to every process of the tree, and the resume signal
-(SIGCONT) at the planned resume. Nothing is ever left stopped: the tree is resumed when the command ends, when
-wattwise is asked to stop (so a forwarded SIGTERM can act), and when the controller stops. Running intervals and
-paused seconds are kept for the record.
+(SIGCONT) at the planned resume. With ``resume_signal=None`` the job is one that checkpoints and *exits* on the
+pause signal: the runner waits for the planned resume (:meth:`wait_for_restart`) and starts the command again.
+Nothing is ever left stopped: the tree is resumed when the command ends, when wattwise is asked to stop (so a
+forwarded SIGTERM can act), and when the controller stops. Running intervals and paused seconds are kept for the
+record.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class PauseController:
         pauses: list[tuple[datetime, datetime]],
         *,
         pause_signal: int = signal.SIGSTOP,
-        resume_signal: int = signal.SIGCONT,
+        resume_signal: int | None = signal.SIGCONT,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._pauses = sorted(pauses)
@@ -41,6 +43,9 @@ class PauseController:
         self._running_since: datetime | None = None
         self.pause_count = 0
         self.released = False  # resumed for good (asked to stop): no more pauses
+        self.restarts = resume_signal is None
+        self.restart_count = 0
+        self._restart_due = threading.Event()
 
     def start(self, tree: Tree) -> None:
         self._tree = tree
@@ -80,12 +85,39 @@ class PauseController:
         with self._lock:
             if self.paused_since is None:
                 return
-            self._send(self.resume_signal)
-            if self.resume_signal != signal.SIGCONT:
-                self._send(signal.SIGCONT)  # a custom pair may still have left a process stopped
+            if self.restarts:
+                self._restart_due.set()  # the runner starts the command again, if it exited
+            else:
+                assert self.resume_signal is not None
+                self._send(self.resume_signal)
+                if self.resume_signal != signal.SIGCONT:
+                    self._send(signal.SIGCONT)  # a custom pair may still have left a process stopped
             now = self._clock()
             self._running_since = now
             self.paused_since = None
+
+    def attach(self, tree: Tree) -> None:
+        """The tree of a restarted command."""
+        self._tree = tree
+
+    def exited_on_pause(self) -> bool:
+        """The command ended while paused (the checkpoint-and-exit kind)."""
+        with self._lock:
+            return self.restarts and self.paused_since is not None and not self.released
+
+    def command_exited(self) -> None:
+        """The command ended: resume whatever it left (SIGSTOP kind); the restart kind decides in the runner."""
+        if not self.restarts:
+            self.release()
+
+    def wait_for_restart(self, give_up: Callable[[], bool]) -> bool:
+        """Block until the planned resume (True: start the command again), or until released or ``give_up()``."""
+        while not self._restart_due.wait(0.5):
+            if self.released or give_up():
+                return False
+        self._restart_due.clear()
+        self.restart_count += 1
+        return not self.released
 
     def release(self) -> None:
         """Resume now and pause no more (the command is ending or wattwise was asked to stop)."""

@@ -165,6 +165,8 @@ def run_command(
     ``pauses``: pauses and resumes the command's tree at planned times (``run --interruptible``).
     """
     executable = resolve_command(argv)
+    if output is not None and pauses is not None and pauses.restarts:
+        raise ValueError("a command restarted at each slice cannot write to the live panel's terminal")
     watchdog: Watchdog | None = None
     subreaper = False
     if supervise:
@@ -202,45 +204,45 @@ def run_command(
             master, slave = pty.openpty()
             _copy_window_size(slave)
             file_actions = [(os.POSIX_SPAWN_DUP2, slave, 1), (os.POSIX_SPAWN_DUP2, slave, 2)]
-        try:
-            pid = os.posix_spawn(
-                executable,
-                [executable, *argv[1:]],
-                env,
-                file_actions=file_actions,
-                setsigmask=set(),
-                setsigdef=(relay.signals if relay is not None else set()) | _RESTORED,
-            )
-        except OSError as exc:
-            run = _stop(tracker, "failed", f"could not start {argv[0]}: {exc.strerror}", 126)
-            raise CommandError(f"cannot execute {argv[0]}: {exc.strerror} (run {run.id} recorded as failed)") from exc
-        if slave >= 0:
-            os.close(slave)
-            slave = -1
-            pump = threading.Thread(target=_relay, args=(master, output), name="wattwise-output", daemon=True)
-            pump.start()
-        tree: Callable[[], list[int]] = (
-            (lambda: descendants(os.getpid())) if subreaper else (lambda: [pid, *descendants(pid)])
-        )
-        if relay is not None:
-            relay.attach(tree)
-            if pauses is not None:
-                relay.on_stop = pauses.release
-        if watchdog is not None:
-            watchdog.watch(tree)
-        if pauses is not None:
-            pauses.start(tree)
         started = time.monotonic()
         ticker = _Ticker(on_tick, tick_s) if on_tick is not None else None
 
         def command_exited() -> None:
             if pauses is not None:
-                pauses.release()  # what the command left behind must not stay stopped
+                pauses.command_exited()  # what the command left behind must not stay stopped
             if relay is not None:
                 relay.mark_command_done()
 
         try:
-            status, waited_s, adopted = _wait(pid, subreaper and wait_descendants, on_command_exit=command_exited)
+            while True:
+                pid, tree = _spawn(executable, argv, env, file_actions, relay, subreaper, tracker)
+                if slave >= 0:
+                    os.close(slave)
+                    slave = -1
+                    pump = threading.Thread(target=_relay, args=(master, output), name="wattwise-output", daemon=True)
+                    pump.start()
+                if relay is not None:
+                    relay.attach(tree)
+                    if pauses is not None:
+                        relay.on_stop = pauses.release
+                if watchdog is not None:
+                    watchdog.watch(tree)
+                if pauses is not None:
+                    if pauses.restart_count == 0 and pauses.pause_count == 0:
+                        pauses.start(tree)
+                    else:
+                        pauses.attach(tree)
+                status, waited_s, adopted = _wait(pid, subreaper and wait_descendants, on_command_exit=command_exited)
+                if pauses is None or not pauses.exited_on_pause() or (relay is not None and relay.interrupted):
+                    break
+                if relay is not None:
+                    relay.command_done = False
+                if not pauses.wait_for_restart(lambda: relay is not None and relay.interrupted):
+                    break
+                tracker.note(
+                    f"the command exited at the plan's pause ({signal.Signals(pauses.pause_signal).name}) and was "
+                    f"started again at the next slice (restart {pauses.restart_count})"
+                )
         finally:
             if ticker is not None:
                 ticker.stop()
@@ -299,6 +301,33 @@ def run_command(
     else:
         run = _stop(tracker, "complete", None, 0)
     return CommandResult(exit_code=exit_code, run=run)
+
+
+def _spawn(
+    executable: str,
+    argv: Sequence[str],
+    env: dict[str, str],
+    file_actions: list[tuple[int, int, int] | tuple[int, int]],
+    relay: SignalRelay | None,
+    subreaper: bool,
+    tracker: Tracker,
+) -> tuple[int, Callable[[], list[int]]]:
+    """Start the command with a clean signal mask; its pid and a function listing its process tree."""
+    try:
+        pid = os.posix_spawn(
+            executable,
+            [executable, *argv[1:]],
+            env,
+            file_actions=file_actions,
+            setsigmask=set(),
+            setsigdef=(relay.signals if relay is not None else set()) | _RESTORED,
+        )
+    except OSError as exc:
+        run = _stop(tracker, "failed", f"could not start {argv[0]}: {exc.strerror}", 126)
+        raise CommandError(f"cannot execute {argv[0]}: {exc.strerror} (run {run.id} recorded as failed)") from exc
+    if subreaper:
+        return pid, lambda: descendants(os.getpid())
+    return pid, lambda: [pid, *descendants(pid)]
 
 
 def _wait(pid: int, whole_tree: bool, on_command_exit: Callable[[], None] | None = None) -> tuple[int, float, int]:
