@@ -1,6 +1,7 @@
 """Carbon-aware scheduling on every trace of ../shared/data/carbon-intensity, against its BENCHMARKS.md.
 
-For each trace (the region-years of BENCHMARKS.md Table A), runs ``wattwise schedule evaluate`` logic in-process
+For each trace and year in the folder (the region-years of BENCHMARKS.md Table A first, then the other years),
+runs ``wattwise schedule evaluate`` logic in-process
 for a 4 h job in a 24 h window (start semantics, or --duration/--window/--semantics) and prints: the oracle
 savings next to the published oracle (Table A or B), the savings with the chosen forecaster (re-planning hourly;
 also planned once), the m7 baseline planned once next to Table C's m7, and the share of the oracle kept.
@@ -32,6 +33,18 @@ TRACES = [
     ("SE 2020 (DACF)", "dacf/SE_direct_emissions.csv", 2020, "SE 2020", ""),
     ("NO 2022 (EM)", "electricitymaps/NO_2022_hourly.csv", 2022, "NO 2022", ""),
     ("BR 2022 (EM)", "electricitymaps/BR_2022_hourly.csv", 2022, "BR 2022", ""),
+    # the other years in the folder: no published reference, the same targets where the grid's kind is known
+    ("CISO 2021 (DACF)", "dacf/CISO_direct_emissions.csv", 2021, "-", "solar"),
+    ("ERCO 2021 (DACF)", "dacf/ERCO_direct_emissions.csv", 2021, "-", ""),
+    ("PJM 2021 (DACF)", "dacf/PJM_direct_emissions.csv", 2021, "-", ""),
+    ("ISNE 2021 (DACF)", "dacf/ISNE_direct_emissions.csv", 2021, "-", ""),
+    ("SE 2021 (DACF)", "dacf/SE_direct_emissions.csv", 2021, "-", ""),
+    ("US-CAL-CISO 2021 (EM LCA)", "electricitymaps/US-CAL-CISO_2021_hourly.csv", 2021, "-", "solar"),
+    ("US-CAL-CISO 2023 (EM LCA)", "electricitymaps/US-CAL-CISO_2023_hourly.csv", 2023, "-", "solar"),
+    ("NO 2021 (EM)", "electricitymaps/NO_2021_hourly.csv", 2021, "-", ""),
+    ("NO 2023 (EM)", "electricitymaps/NO_2023_hourly.csv", 2023, "-", ""),
+    ("BR 2021 (EM)", "electricitymaps/BR_2021_hourly.csv", 2021, "-", ""),
+    ("BR 2023 (EM)", "electricitymaps/BR_2023_hourly.csv", 2023, "-", ""),
 ]
 COLUMNS = ["1h/12h", "1h/24h", "4h/12h", "4h/24h", "8h/12h", "8h/24h"]
 

@@ -83,8 +83,8 @@ def test_submit_runs_the_job_on_ray_and_records_it(tmp_path: Path, monkeypatch: 
                 text=True,
                 check=False,
             )
-            if shown.returncode == 0:
-                break
+            if shown.returncode == 0 and json.loads(shown.stdout).get("schedule"):
+                break  # stored, and its schedule part added once the command ended
             time.sleep(1)
         assert shown is not None and shown.returncode == 0, shown.stderr if shown else "no run"
         run = json.loads(shown.stdout)

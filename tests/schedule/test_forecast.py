@@ -12,7 +12,7 @@ from wattwise.schedule.forecast import FORECASTERS, Anomaly, forecast, forecaste
 from wattwise.schedule.hourly import to_hourly
 from wattwise.schedule.learned import Gbm, Lstm
 
-CHEAP = ("p24", "m7", "anomaly", "linear")
+CHEAP = ("p24", "m7", "anomaly", "linear", "blend")
 
 
 def test_p24_and_m7_are_the_benchmark_definitions() -> None:
@@ -81,7 +81,7 @@ def test_unknown_forecaster_and_short_history_are_one_line() -> None:
         forecaster("nope")
     with pytest.raises(ConfigError, match="needs at least 168 h"):
         forecast(forecaster("m7"), np.ones(30), 0, 24)
-    assert set(FORECASTERS) == {"p24", "m7", "anomaly", "linear", "gbm", "lstm"}
+    assert set(FORECASTERS) == {"p24", "m7", "anomaly", "linear", "blend", "gbm", "lstm"}
 
 
 def test_to_hourly_averages_quarter_hours_and_leaves_gaps() -> None:

@@ -7,7 +7,7 @@ benchmarks' Table C. Forecasts are issued for every hour from the trace's past o
 
 ``auto`` chooses, every week, the candidate forecaster that scheduled best over the previous 4 weeks of
 submissions whose windows had already closed (scored on what actually happened): a choice made only from the
-trace's own past. Before 4 weeks of such history it uses m7.
+trace's own past. Before 2 weeks of such history it uses m7.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from wattwise.schedule.hourly import Hourly
 from wattwise.schedule.planner import Semantics, check_job, horizon_h, kernel, last_start
 from wattwise.schedule.replay import Outcome, replay
 
-AUTO_CANDIDATES = ("p24", "m7", "anomaly", "linear")  # gbm and lstm: slower, and no better on the shared traces
+AUTO_CANDIDATES = ("m7", "anomaly", "blend")  # few and robust: more candidates switch more on noise
 SELECT_EVERY_H = WEEK
 SELECT_LOOKBACK_H = 4 * WEEK
+AUTO_DEFAULT = "m7"  # before 2 weeks of closed windows: the benchmarks' baseline
 SWITCH_MARGIN_PCT = 0.0  # points a candidate must lead the current choice by to replace it
 MAPE_LEADS_H = 24
 
@@ -98,10 +99,10 @@ def forecast_all(model: Forecaster, hourly: Hourly, horizon: int) -> np.ndarray:
 
 def select_weekly(outcomes: dict[str, Outcome], lo: int, hi: int, closes_after_h: int) -> tuple[np.ndarray, list[str]]:
     """For each week of submissions in ``[lo, hi)``, the candidate whose choices saved most over the previous
-    4 weeks of submissions already closed (window over) at the week's start; m7 when none have closed."""
+    4 weeks of submissions already closed (window over) at the week's start; the default until 2 weeks have."""
     names = list(outcomes)
     n = len(next(iter(outcomes.values())).now)
-    default = names.index("m7") if "m7" in names else 0
+    default = names.index(AUTO_DEFAULT) if AUTO_DEFAULT in names else 0
     pick = np.full(n, default)
     used: list[str] = []
     best = default

@@ -12,6 +12,7 @@ year of hourly issues, so a backtest and a single forecast run the same code. Mo
   now. (The half-life and fade are generic defaults, flat within a point from 4 to 10 days and 0.96 to 0.98 on
   every shared trace; they are not tuned per grid.)
 - ``linear``: the same profile plus a ridge regression per lead on the last 6 hours' departures (refit weekly).
+- ``blend``: the mean of ``anomaly`` and ``linear``.
 - ``gbm``: gradient-boosted trees (scikit-learn) on departures, profiles and calendar features (refit every
   4 weeks; the ``schedule`` extra).
 - ``lstm``: a small LSTM (torch) on the last two days' departures and the hour of day (refit every 4 weeks;
@@ -204,6 +205,23 @@ class Linear:
         return out
 
 
+@dataclass
+class Blend:
+    """The mean of ``anomaly`` and ``linear``: two views of the current departure, averaged."""
+
+    name: str = "blend"
+
+    @property
+    def min_history_h(self) -> int:
+        return Linear().min_history_h
+
+    def matrix(self, values: np.ndarray, first_hour: int, issues: np.ndarray, horizon: int) -> np.ndarray:
+        a = Anomaly().matrix(values, first_hour, issues, horizon)
+        b = Linear().matrix(values, first_hour, issues, horizon)
+        out: np.ndarray = np.where(np.isnan(b), a, (a + b) / 2)
+        return out
+
+
 def calendar(first_hour: int, hours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hour of day and day of week (0 = Monday) in UTC of absolute hour indices ``first_hour + hours``."""
     absolute = first_hour + hours
@@ -218,12 +236,13 @@ def _registry() -> dict[str, Callable[[], Forecaster]]:
         "m7": lambda: SameHourMean("m7", 7),
         "anomaly": Anomaly,
         "linear": Linear,
+        "blend": Blend,
         "gbm": Gbm,
         "lstm": Lstm,
     }
 
 
-FORECASTERS = ("p24", "m7", "anomaly", "linear", "gbm", "lstm")
+FORECASTERS = ("p24", "m7", "anomaly", "linear", "blend", "gbm", "lstm")
 
 
 def forecaster(name: str) -> Forecaster:

@@ -1,11 +1,12 @@
 """``--forecaster auto`` for one plan: the candidate that scheduled this kind of job best over the last 4 weeks of
-the history (submissions whose windows had closed, scored on what happened), m7 when the history is shorter."""
+the history (submissions whose windows had closed, scored on what happened), m7 when the history is
+shorter."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from wattwise.schedule.evaluate import AUTO_CANDIDATES, SELECT_LOOKBACK_H, forecast_all
+from wattwise.schedule.evaluate import AUTO_CANDIDATES, AUTO_DEFAULT, SELECT_LOOKBACK_H, forecast_all
 from wattwise.schedule.forecast import forecaster
 from wattwise.schedule.hourly import Hourly
 from wattwise.schedule.planner import Job, horizon_h
@@ -32,4 +33,4 @@ def scores(past: Hourly, job: Job, candidates: tuple[str, ...] = AUTO_CANDIDATES
 
 def choose(past: Hourly, job: Job, candidates: tuple[str, ...] = AUTO_CANDIDATES) -> str:
     found = scores(past, job, candidates)
-    return max(found, key=lambda name: found[name]) if found else "m7"
+    return max(found, key=lambda name: found[name]) if found else AUTO_DEFAULT
