@@ -26,6 +26,7 @@ __all__ = [
     "DEVICES",
     "DURATION_S",
     "ENERGY_J",
+    "ENERGY_KWH",
     "EPOCHS",
     "FLOPS",
     "FLUSH_S",
@@ -228,6 +229,7 @@ CO2E_G = Bounds("co2e_g", "g", 0.0, 1e18)
 DURATION_S = Bounds("duration_s", "s", 0.0, 1e10, "1e10 s is over 300 years")
 WATER_L = Bounds("water_l", "L", 0.0, 1e15)
 SAMPLE_POWER_W = Bounds("power_w", "W", 0.0, 1e8, "one channel's power over one sampling interval")
+ENERGY_KWH = Bounds("energy_kwh", "kWh", 0.0, 1e18 / 3.6e6, "the range of energy_j, in kWh")
 JOB_HOURS = Bounds("duration", "h", 0.0, 336.0, "a schedulable job of up to two weeks", low_open=True)
 WINDOW_HOURS = Bounds("window", "h", 0.0, 336.0, "no intensity forecast reaches further than two weeks")
 JOBS = Bounds("jobs", "", 1.0, 100_000.0, "one batch plan", integer=True)

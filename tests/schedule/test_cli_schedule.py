@@ -178,7 +178,7 @@ def test_bad_input_is_one_line_each(capsys: pytest.CaptureFixture[str], tmp_path
         capsys, "evaluate", "--trace", str(year_trace), "--duration", "4h", "--window", "24h", "--forecaster", "x"
     )
     assert "span like 4h" in error_of(capsys, "plan", "--region", "DE", "--duration", "soon", "--window", "24h")
-    assert "at least 7 days of the trace before it" in error_of(
+    assert "must fall inside it, after its first 7 days" in error_of(
         capsys, "plan", "--trace", str(year_trace), "--at", "2030-01-01T00:00Z", "--duration", "4h", "--window", "24h"
     )
     assert "not an ISO 8601 time" in error_of(
@@ -218,3 +218,74 @@ def test_intensity_forecast_with_a_model_and_backtest(capsys: pytest.CaptureFixt
     assert "no history to forecast from" in capsys.readouterr().err
     assert main(["intensity", "forecast", "--region", "DE", "--at", "2022-01-01"]) == 2
     assert "--at goes with --model" in capsys.readouterr().err
+
+
+def test_review_findings_are_one_line_each(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, year_trace: Path
+) -> None:
+    assert "--regions names no region" in error_of(
+        capsys, "plan", "--regions", ",", "--duration", "4h", "--window", "24h"
+    )
+    assert "unknown forecaster 'bogus'" in error_of(
+        capsys, "plan", "--region", "DE", "--duration", "4h", "--window", "24h", "--forecaster", "bogus"
+    )
+    infeasible = tmp_path / "infeasible.yaml"
+    infeasible.write_text("capacity: 2\njobs:\n  - {name: a, duration: 5h, deadline: 3h, power_kw: 1}\n")
+    assert "job 'a' cannot run" in error_of(
+        capsys, "batch", str(infeasible), "--trace", str(year_trace), "--at", "2022-03-01T00:00Z"
+    )
+    tight = tmp_path / "tight.yaml"
+    tight.write_text(
+        "capacity: 1\njobs:\n  - {name: a, duration: 90m, deadline: 3.5h, power_kw: 0.5, release: 1h}\n"
+        "  - {name: b, duration: 2h, deadline: 4h, power_kw: 0.5}\n"
+    )
+    assert (
+        main(
+            [
+                "schedule",
+                "batch",
+                str(tight),
+                "--trace",
+                str(year_trace),
+                "--at",
+                "2022-03-01T00:00Z",
+                "--method",
+                "greedy",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    starts = {j["name"]: j["start_offset_h"] for j in json.loads(capsys.readouterr().out)["jobs"]}
+    assert starts == {"a": 2, "b": 0}
+    assert "span like 4h" in error_of(capsys, "plan", "--region", "DE", "--duration", "-3h", "--window", "24h")
+    assert "energy_kwh" in error_of(
+        capsys, "plan", "--region", "DE", "--duration", "4h", "--window", "24h", "--energy-kwh", "-1"
+    )
+    assert (
+        "could not reach a Ray cluster"
+        in error_of(
+            capsys,
+            "submit",
+            "--executor",
+            "ray",
+            "--ray-address",
+            "127.0.0.1:1",
+            "--deadline",
+            "3h",
+            "--duration",
+            "1h",
+            "--region",
+            "DE",
+            "--",
+            "true",
+        )
+        if _has_ray()
+        else True
+    )
+
+
+def _has_ray() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None

@@ -4,6 +4,8 @@ at a seconds scale, the emissions avoided, and the CLI end to end where the plan
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -183,3 +185,63 @@ def test_deferred_flags_need_a_deadline(
     assert "not a signal name" in capsys.readouterr().err
     assert main(["run", "--deadline", "1h", "--duration", "2h", "--", "true"]) == 2
     assert "shorter than the job" in capsys.readouterr().err
+
+
+def _launch(args: list[str], env: dict[str, str], *, ignore_hup: bool = False) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "wattwise", *args]
+    if ignore_hup:  # what nohup does: SIGHUP ignored, inherited across exec
+        cmd = ["sh", "-c", 'trap "" HUP; exec "$@"', "sh", *cmd]
+    return subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_sigterm_during_a_deferred_run_is_forwarded_and_the_run_kept(tmp_path: Path) -> None:
+    env = {**os.environ, "WATTWISE_HOME": str(tmp_path / "home")}
+    trace = trace_around(tmp_path / "t.csv", datetime.now(UTC), {0: 50.0})
+    proc = _launch(
+        [
+            "run",
+            "--quiet",
+            "--trace",
+            str(trace),
+            "--deadline",
+            "3h",
+            "--duration",
+            "30m",
+            "--name",
+            "deferred-term",
+            "--",
+            "sleep",
+            "30",
+        ],
+        env,
+    )
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    shown = subprocess.run(
+        [sys.executable, "-m", "wattwise", "runs", "show", "latest", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    run = json.loads(shown.stdout)
+    assert run["name"] == "deferred-term" and run["status"] == "incomplete" and run["duration_s"] > 2
+    assert run["energy_j"] > 0 and run["schedule"]["semantics"] == "deadline"
+
+
+def test_an_ignored_hangup_stays_ignored_while_waiting(tmp_path: Path) -> None:
+    env = {**os.environ, "WATTWISE_HOME": str(tmp_path / "home")}
+    trace = trace_around(tmp_path / "t.csv", datetime.now(UTC), {2: 10.0})  # the plan waits for hour +2
+    proc = _launch(
+        ["run", "--trace", str(trace), "--deadline", "6h", "--duration", "30m", "--", "true"], env, ignore_hup=True
+    )
+    time.sleep(4)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    assert proc.poll() is None  # nohup's promise holds
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "nothing ran, nothing was recorded" in err
+    assert "planned for" in err  # the plan was shown before the countdown

@@ -78,3 +78,11 @@ def test_plan_is_the_brute_force_minimum(values: list[float], duration: int, win
     hours = sorted(itertools.chain.from_iterable(range(s.offset_h, s.offset_h + int(s.hours)) for s in di.slices))
     assert len(hours) == duration and len(set(hours)) == duration
     assert max(hours) < horizon_h(duration, window, semantics)  # type: ignore[arg-type]
+
+
+def test_interruptible_slices_end_by_the_latest_finish_with_fractional_windows() -> None:
+    values = np.array([300, 300, 60, 50, 1, 1], dtype=float)
+    d = plan(values, 1.5, 3.5, "deadline", interruptible=True)
+    assert all(s.offset_h + s.hours <= 3.5 for s in d.slices)  # hour 3 would end at 4 h, after the deadline
+    d = plan(values, 1.5, 2.2, "start", interruptible=True)
+    assert all(s.offset_h + s.hours <= 3.7 for s in d.slices)

@@ -11,6 +11,7 @@ import argparse
 import signal
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,10 +119,6 @@ def prepare(args: argparse.Namespace, settings: Settings, name: str, quiet: bool
             if value:
                 raise ConfigError(f"{flag} plans a deferred start: give --deadline too (e.g. --deadline 12h)")
         return None
-    from wattwise.carbon.service import IntensityService
-    from wattwise.measure.pauses import PauseController
-    from wattwise.schedule.deferred import wait_for_start
-    from wattwise.schedule.planner import Job
     from wattwise.validate import JOB_HOURS, WINDOW_HOURS, hours
 
     window_h = hours(args.deadline, WINDOW_HOURS, "--deadline")
@@ -131,18 +128,97 @@ def prepare(args: argparse.Namespace, settings: Settings, name: str, quiet: bool
     else:
         duration_h, note = _expected_duration(settings, name)
         duration_h = min(duration_h, window_h) if window_h > 0 else duration_h
-    job = Job(duration_h, window_h, "deadline", bool(args.interruptible))
     pause_sig = _signal(args.pause_signal, "--pause-signal")
+    if pause_sig in (signal.SIGKILL, signal.SIGCONT):
+        raise ConfigError(f"--pause-signal {args.pause_signal} cannot pause a job: use SIGSTOP or one it handles")
     restart = args.resume_signal.strip().lower() == "restart"
     resume_sig = None if restart else _signal(args.resume_signal, "--resume-signal")
     if restart and pause_sig == signal.SIGSTOP:
         raise ConfigError("--resume-signal restart is for jobs that exit on the pause signal: give --pause-signal too")
+    # Block the signals wattwise relays before numpy starts its threads, so that no thread takes one by mistake
+    # (a thread with an open mask would die of SIGTERM, or swallow SIGINT); the wait takes them with sigtimedwait.
+    waits = _WaitSignals()
+    try:
+        return _plan_and_wait(args, settings, name, quiet, duration_h, window_h, note, pause_sig, resume_sig, waits)
+    except BaseException:
+        waits.release()
+        raise
+
+
+class _WaitSignals:
+    """The relayed signals, blocked while wattwise plans and waits; one that ends the wait raises WaitCancelled.
+    Ignored signals (``nohup``) are not among them and stay ignored. The SignalRelay takes over after the wait."""
+
+    def __init__(self) -> None:
+        from wattwise.measure.signals import PASSED, forwardable
+
+        self.signals = forwardable()
+        self.passed = PASSED
+        self.exact = bool(self.signals) and hasattr(signal, "sigtimedwait") and hasattr(signal, "pthread_sigmask")
+        self._previous: dict[int, Any] = {}
+        if self.exact:
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+        else:
+
+            def cancel(signum: int, frame: object) -> None:
+                raise WaitCancelled(signum)
+
+            for signum in self.signals - self.passed:
+                self._previous[signum] = signal.signal(signum, cancel)
+
+    def sleep(self, seconds: float) -> None:
+        if not self.exact:
+            time.sleep(seconds)
+            return
+        info = signal.sigtimedwait(self.signals, max(seconds, 0.001))
+        if info is not None and info.si_signo not in self.passed:
+            raise WaitCancelled(info.si_signo)
+
+    def done(self) -> None:
+        """The wait is over: the relay (entered next) keeps the signals blocked; handlers go back."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def release(self) -> None:
+        self.done()
+        if self.exact:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.signals)
+            self.exact = False
+
+
+def _plan_and_wait(
+    args: argparse.Namespace,
+    settings: Settings,
+    name: str,
+    quiet: bool,
+    duration_h: float,
+    window_h: float,
+    note: str,
+    pause_sig: int,
+    resume_sig: int | None,
+    waits: _WaitSignals,
+) -> Prepared:
+    from wattwise.carbon.service import IntensityService
+    from wattwise.measure.pauses import PauseController
+    from wattwise.schedule.deferred import wait_for_start
+    from wattwise.schedule.planner import Job
+
+    if args.forecaster != "auto":
+        from wattwise.schedule.forecast import forecaster
+
+        forecaster(args.forecaster)  # an unknown name fails now, not at a re-plan hours into the wait
+    job = Job(duration_h, window_h, "deadline", bool(args.interruptible))
     service = IntensityService(settings)
     shown = [0.0]
+    printed = [False]
 
     def update(state: Deferred, now: datetime) -> None:
         if quiet:
             return
+        if not printed[0]:
+            printed[0] = True
+            _print_plan(state, name, note)
         left = (state.windows[0][0] - now).total_seconds()
         if sys.stderr.isatty():
             sys.stderr.write(f"\r\033[Kwattwise: starting {name} in {_span(left)} (at {state.windows[0][0]:%H:%M} UTC)")
@@ -151,29 +227,17 @@ def prepare(args: argparse.Namespace, settings: Settings, name: str, quiet: bool
             shown[0] = now.timestamp()
             sys.stderr.write(f"wattwise: waiting; {name} starts in {_span(left)}\n")
 
-    def cancel(signum: int, frame: object) -> None:
-        raise WaitCancelled(signum)
-
-    previous = {s: signal.signal(s, cancel) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        first = True
-
-        def announce(state: Deferred, now: datetime) -> None:
-            nonlocal first
-            if first and not quiet:
-                first = False
-                _print_plan(state, name, note)
-            update(state, now)
-
-        deferred = wait_for_start(service, job, forecaster=args.forecaster, on_update=announce)
+        deferred = wait_for_start(service, job, forecaster=args.forecaster, on_update=update, sleep=waits.sleep)
     except WaitCancelled:
         if not quiet and sys.stderr.isatty():
             sys.stderr.write("\n")
         raise
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         service.close()
+    waits.done()
+    if not quiet and not printed[0]:
+        _print_plan(deferred, name, note)  # it starts at once: still say on what plan
     if not quiet and sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
     started = datetime.now(UTC)
@@ -225,7 +289,9 @@ def finish(prepared: Prepared, run: Run, settings: Settings) -> Run:
         record["deadline_missed_s"] = (ended - prepared.deadline_at).total_seconds()
     service = IntensityService(settings)
     try:
-        record.update(avoided(service, prepared.submitted_at, running, run.energy_j, run.pue))
+        paused_s = pauses.paused_s if pauses is not None else 0.0
+        active_s = max(run.duration_s - paused_s, 1e-3)
+        record.update(avoided(service, prepared.submitted_at, running, run.energy_j, run.pue, active_s=active_s))
     except WattwiseError as exc:
         record.update(avoided_co2e_g=None, avoided_note=f"not computed: {exc}")
     finally:

@@ -90,7 +90,7 @@ def handle(args: argparse.Namespace) -> int:
             series = service.history(start, end)
         else:
             if not (math.isfinite(args.hours) and 0 < args.hours <= 240):
-                raise ConfigError(f"--hours must be between 0 and 240 (got {args.hours:g})")
+                raise ConfigError(f"--hours must be above 0 and at most 240 (got {args.hours:g})")
             if args.model is not None:
                 series = _model_series(service, args)
             else:

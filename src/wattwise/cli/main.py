@@ -16,7 +16,10 @@ from typing import Any, NoReturn
 from wattwise import __version__
 from wattwise.errors import CommandError, ConfigError, RunNotFoundError, WattwiseError
 
-_NEGATIVE_NUMBER = re.compile(r"^-(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)$", re.IGNORECASE)
+# a negative number, or a negative span (-3h): a value for the validator, not an option
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:\s*[a-z]+)?|inf(?:inity)?|nan)$", re.IGNORECASE
+)
 
 
 class _Parser(argparse.ArgumentParser):

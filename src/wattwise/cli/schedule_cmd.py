@@ -116,13 +116,18 @@ def handle_plan(args: argparse.Namespace) -> int:
     from wattwise.schedule.plans import plan_regions
 
     job = job_from_args(args)
-    regions = [r.strip() for r in args.regions.split(",") if r.strip()] if args.regions else [args.region]
+    _check_forecaster(args.forecaster)
+    regions: list[str | None] = [args.region]
+    if args.regions is not None:
+        regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+        if not regions:
+            raise ConfigError("--regions names no region: give a comma-separated list, e.g. --regions FR,DE,PL")
     if args.regions and args.trace:
         raise ConfigError("--regions compares live regions; a --trace holds one region's values: drop one of them")
     if args.energy_kwh is not None:
-        from wattwise.validate import ENERGY_J
+        from wattwise.validate import ENERGY_KWH
 
-        ENERGY_J.check(args.energy_kwh * 3.6e6, "--energy-kwh")
+        ENERGY_KWH.check(args.energy_kwh, "--energy-kwh")
     overrides = {"provider": args.provider, "trace": args.trace, "offline": args.offline}
     result = plan_regions(job, regions, overrides, at=when(args.at, "--at"), forecaster=args.forecaster)
     data = result.as_json(args.energy_kwh)
@@ -182,10 +187,7 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     from wattwise.schedule.hourly import to_hourly
 
     job = job_from_args(args)
-    if args.forecaster != "auto":
-        from wattwise.schedule.forecast import forecaster
-
-        forecaster(args.forecaster)  # an unknown name fails before the trace is read
+    _check_forecaster(args.forecaster)
     trace = CsvTraceProvider(args.trace, emission_factor=args.emission_factor)
     result = evaluate(
         to_hourly(trace.series), job.duration_h, job.window_h, job.semantics, args.forecaster, year=args.year
@@ -205,7 +207,7 @@ def handle_evaluate(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.trace} ({trace.column}), {result.year}: {result.submissions:,} hourly submissions"
-        + (f", {result.skipped:,} skipped (gaps)" if result.skipped else "")
+        + (f", {result.skipped:,} skipped (their window touches a gap or the trace's end)" if result.skipped else "")
     )
     print(f"job {result.duration_h:g} h, window {result.window_h:g} h, {result.semantics} semantics")
     print(f"  oracle (hindsight)          {result.oracle_savings_pct:6.1f} %")
@@ -224,7 +226,7 @@ def handle_evaluate(args: argparse.Namespace) -> int:
 def handle_batch(args: argparse.Namespace) -> int:
     from wattwise.carbon.service import IntensityService
     from wattwise.config import Settings
-    from wattwise.schedule.batch import plan_batch
+    from wattwise.schedule.batch import check_batch, plan_batch
     from wattwise.schedule.jobsfile import load
     from wattwise.schedule.outlook import outlook
     from wattwise.schedule.planner import Job
@@ -240,7 +242,9 @@ def handle_batch(args: argparse.Namespace) -> int:
         "offline": args.offline,
     }
     at = when(args.at or given.get("at"), "--at")
-    need = max(job.starts()[-1] + job.span for job in spec.jobs if job.starts()) if spec.jobs else 1
+    need = max((job.starts()[-1] + job.span if job.starts() else 1) for job in spec.jobs)
+    check_batch(spec.jobs, capacity, max(need, 1))  # an impossible job is named before any outlook is fetched
+    _check_forecaster(args.forecaster or given.get("forecaster", "auto"))
     service = IntensityService(Settings.load(overrides))
     try:
         view = outlook(
@@ -336,6 +340,7 @@ def handle_submit(args: argparse.Namespace) -> int:
     job = Job(
         hours(args.duration, JOB_HOURS, "--duration"), hours(args.deadline, WINDOW_HOURS, "--deadline"), "deadline"
     )
+    _check_forecaster(args.forecaster)
     settings = Settings.load({"region": args.region, "provider": args.provider, "trace": args.trace})
     engine = executor(args.executor, sbatch_args=args.sbatch_arg, ray_address=args.ray_address)
     service = IntensityService(settings)
@@ -378,3 +383,11 @@ def handle_submit(args: argparse.Namespace) -> int:
         if view.warning:
             print(f"warning: {view.warning}")
     return 0
+
+
+def _check_forecaster(name: str) -> None:
+    """An unknown forecaster is one line before anything is fetched or planned."""
+    if name != "auto":
+        from wattwise.schedule.forecast import forecaster
+
+        forecaster(name)

@@ -34,7 +34,7 @@ from types import FrameType
 
 _NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
 # passed on to the command and noted, but not an interruption: Slurm's --signal=B:USR1@N asks a job to checkpoint
-_PASSED = frozenset(int(getattr(signal, n)) for n in ("SIGUSR1", "SIGUSR2", "SIGALRM") if hasattr(signal, n))
+PASSED = frozenset(int(getattr(signal, n)) for n in ("SIGUSR1", "SIGUSR2", "SIGALRM") if hasattr(signal, n))
 _SI_KERNEL = 0x80  # siginfo si_code of a signal the kernel generated (terminal keys, hang-up)
 _SI_TKILL = -6  # siginfo si_code of tgkill/pthread_kill: a signal aimed at one thread
 _KILL_AFTER = 3
@@ -152,7 +152,7 @@ class SignalRelay:
         self._handle(signum, from_terminal=signum == signal.SIGINT and _terminal_is_ours())
 
     def _handle(self, signum: int, *, from_terminal: bool) -> None:
-        if signum in _PASSED:
+        if signum in PASSED:
             with self._lock:
                 self.passed.append((signal.Signals(signum).name, time.monotonic()))
                 targets = self._targets()

@@ -140,15 +140,31 @@ def emissions(jobs: list[BatchJob], starts: dict[str, int], outlook: np.ndarray)
 
 def queue(jobs: list[BatchJob], outlook: np.ndarray, capacity: int, *, exact: bool = True) -> dict[str, int]:
     """What a plain queue does: the jobs in the given order, each at the earliest start that fits; where that
-    misses a deadline, earliest deadline first; where that does too, the feasible plan with the least total delay
-    (the MILP, when ``exact``). No feasible plan at all is one line naming the job that could not be placed."""
+    misses a deadline, earliest deadline (then least slack, then release) first; where those do too, the feasible
+    plan with the least total delay, from the MILP. No feasible plan at all is one line naming the job that could
+    not be placed. (``exact`` is kept for callers; the MILP is always asked before a batch is called impossible.)"""
     placed = _place(jobs, outlook, capacity, cheapest=False)
+    orders = (
+        lambda j: j.deadline_h,  # earliest deadline first
+        lambda j: j.deadline_h - j.release_h - j.duration_h,  # least slack first
+        lambda j: (j.release_h, j.deadline_h),
+    )
+    for key in orders:
+        if not isinstance(placed, str):
+            return placed
+        placed = _place(sorted(jobs, key=key), outlook, capacity, cheapest=False)
     if isinstance(placed, str):
-        placed = _place(sorted(jobs, key=lambda j: j.deadline_h), outlook, capacity, cheapest=False)
-    if isinstance(placed, str):
-        earliest = milp(jobs, outlook, capacity, MILP_TIME_LIMIT_S, delay=True)[0] if exact else None
+        try:
+            earliest = milp(jobs, outlook, capacity, MILP_TIME_LIMIT_S, delay=True)[0]
+        except ImportError:
+            earliest, exact = None, False
         if earliest is None:
-            raise ConfigError(_infeasible(placed, capacity))
+            if exact:
+                raise ConfigError(_infeasible(placed, capacity))
+            raise ConfigError(
+                f"the greedy could not place job {placed!r} with a capacity of {capacity}, and the MILP that would "
+                "settle whether any plan exists needs scipy: pip install 'wattwise[schedule]'"
+            )
         return earliest
     return placed
 

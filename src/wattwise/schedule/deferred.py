@@ -93,18 +93,19 @@ def _plan_now(
 
 
 def _windows(decision: Decision, view: Outlook, now: datetime) -> list[tuple[datetime, datetime]]:
-    """The slices as absolute times; a slice planned from the current hour starts now and keeps its length
-    (overlapping slices merge)."""
+    """The slices as absolute times. A slice planned from the current hour starts now and still ends where the plan
+    ends it (the hours after it were avoided for a reason); a job that needs longer runs on after its last slice.
+    A non-interruptible job's one slice keeps its length."""
     out: list[tuple[datetime, datetime]] = []
     for s in decision.slices:
         planned = view.start + timedelta(hours=s.offset_h)
         start = max(planned, now)
-        end = max(planned + timedelta(hours=s.hours), start + timedelta(hours=s.hours))
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
+        end = planned + timedelta(hours=s.hours)
+        if not decision.interruptible:
+            end = max(end, start + timedelta(hours=s.hours))
+        if end > start:
             out.append((start, end))
-    return out
+    return out or [(now, now + timedelta(hours=decision.duration_h))]
 
 
 def wait_for_start(
@@ -151,16 +152,20 @@ def avoided(
     running: list[tuple[datetime, datetime]],
     energy_j: float,
     pue: float,
+    *,
+    active_s: float | None = None,
 ) -> dict[str, Any]:
-    """Emissions as run against the same energy started at submission, on the intensity that occurred."""
+    """Emissions as run against the same energy started at submission, on the intensity that occurred. The mean
+    power is ``energy_j`` over ``active_s`` (the run's own running time; default: the spans' total)."""
     from wattwise.errors import ProviderError
     from wattwise.units import emissions_g
 
-    active_s = sum((b - a).total_seconds() for a, b in running)
-    if active_s <= 0 or energy_j <= 0:
+    spans_s = sum((b - a).total_seconds() for a, b in running)
+    active_s = spans_s if active_s is None else active_s
+    if active_s <= 0 or spans_s <= 0 or energy_j <= 0:
         return {"avoided_co2e_g": 0.0, "avoided_note": "nothing ran: nothing to compare"}
     end = max(b for _, b in running)
-    baseline = (submitted_at, submitted_at + timedelta(seconds=active_s))
+    baseline = (submitted_at, submitted_at + timedelta(seconds=spans_s))
     try:
         history = service.history(min(submitted_at, running[0][0]) - timedelta(hours=1), end)
     except (ProviderError, OSError) as exc:
@@ -169,6 +174,7 @@ def avoided(
         why = "the intensity is one annual value" + (" (the provider fell back to it)" if history.fallback else "")
         return {"avoided_co2e_g": 0.0, "avoided_note": f"{why}: waiting cannot change it"}
     power_w = energy_j / active_s
+    scale = spans_s / active_s  # the spans' emissions at that power cover exactly the run's energy
 
     def grams(spans: list[tuple[datetime, datetime]]) -> float | None:
         total = 0.0
@@ -176,7 +182,7 @@ def avoided(
             mean = history.mean_over(a, b)
             if mean is None:
                 return None
-            total += emissions_g(power_w * (b - a).total_seconds(), pue, mean)
+            total += emissions_g(power_w * (b - a).total_seconds() / scale, pue, mean)
         return total
 
     as_run, at_once = grams(running), grams([baseline])

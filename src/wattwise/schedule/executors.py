@@ -80,7 +80,15 @@ class RayExecutor:
 
     def submit(self, argv: Sequence[str], *, begin_at: datetime, name: str, workdir: Path) -> str:
         ray = _ray()
-        ray.init(address=self.address, namespace="wattwise", ignore_reinit_error=True, log_to_driver=False)
+        _reachable(self.address)
+        try:
+            ray.init(address=self.address, namespace="wattwise", ignore_reinit_error=True, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"could not reach a Ray cluster at {self.address}: {first}; start one (ray start --head) or give "
+                "--ray-address"
+            ) from None
         waiter = ray.remote(num_cpus=0)(_Waiter)
         actor = waiter.options(name=f"wattwise-{name}", lifetime="detached", get_if_exists=False).remote()
         ref = actor.run.remote(list(argv), begin_at.timestamp(), str(workdir / f"{name}-ray.out"), dict(os.environ))
@@ -98,6 +106,23 @@ class _Waiter:
             code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
         _ray().actor.exit_actor()
         return code  # pragma: no cover - exit_actor does not return
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` address must answer within ``timeout_s`` (Ray itself retries for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://...", a bare host: Ray finds and reports it quickly
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"could not reach a Ray cluster at {address}: {exc.strerror or exc}; start one (ray start --head) or "
+            "give --ray-address"
+        ) from None
 
 
 def _actor_name() -> str:
@@ -154,7 +179,12 @@ def submit(
         "--",
         *command,
     ]
-    job_id = engine.submit(argv, begin_at=begin_at, name=job_name, workdir=workdir)
+    try:
+        job_id = engine.submit(argv, begin_at=begin_at, name=job_name, workdir=workdir)
+    except BaseException:
+        for leftover in (plan_file, workdir / f"{job_name}.sbatch"):
+            leftover.unlink(missing_ok=True)
+        raise
     plan["job_id"] = job_id
     plan_file.write_text(json.dumps(plan, indent=2), encoding="utf-8")
     return job_id, plan_file

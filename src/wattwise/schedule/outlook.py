@@ -127,8 +127,9 @@ def _from_trace(
     hourly = to_hourly(provider.series)
     if start < hourly.start + timedelta(days=7) or start > hourly.end:
         raise ConfigError(
-            f"{provider.path.name} covers {hourly.start:%Y-%m-%d %H:%M} to {hourly.end:%Y-%m-%d %H:%M} UTC: plan at "
-            "a time with at least 7 days of the trace before it (--at 2020-06-01T12:00Z)"
+            f"{provider.path.name} covers {hourly.start:%Y-%m-%d %H:%M} to {hourly.end:%Y-%m-%d %H:%M} UTC: the "
+            f"submission ({start:%Y-%m-%d %H:%M} UTC) must fall inside it, after its first 7 days"
+            + ("" if given_at else ": use a trace that covers now, or `schedule plan --at` to replay it")
         )
     if provider.has_forecast:
         fc = to_hourly(provider.forecast_series).between(start, start + timedelta(hours=need_h)).values
@@ -181,10 +182,10 @@ def model_outlook(
     if isinstance(provider, CsvTraceProvider):
         hourly = to_hourly(provider.series)
         past = hourly.between(hourly.start, start)
-        if len(past.values) < 7 * 24:
+        if len(past.values) < 7 * 24 or start > hourly.end:
             raise ConfigError(
-                f"{provider.path.name} covers {hourly.start:%Y-%m-%d} to {hourly.end:%Y-%m-%d}: give --at with at "
-                "least 7 days of the trace before it"
+                f"{provider.path.name} covers {hourly.start:%Y-%m-%d %H:%M} to {hourly.end:%Y-%m-%d %H:%M} UTC: "
+                "forecast as of a time inside it, after its first 7 days (--at)"
             )
         actual = hourly.between(start, start + timedelta(hours=hours)).values
         return _forecast_from(

@@ -9,9 +9,9 @@ Window semantics are explicit everywhere:
 - ``deadline``: the job must *finish* within ``window_h`` hours of submission (the Carbon Aware SDK's window);
   a window shorter than the job is refused.
 
-An interruptible job runs in the cheapest whole hours before its latest finish (the D cheapest of them), grouped
-into slices of consecutive hours. A duration that is not a whole number of hours weighs its last hour by the
-fraction used.
+An interruptible job runs in the cheapest whole hours that end by its latest finish (the D cheapest of them),
+grouped into slices of consecutive hours; where too few whole hours fit, it runs in one piece. A duration that is
+not a whole number of hours weighs its last hour by the fraction used.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def check_job(duration_h: float, window_h: float, semantics: str, where: str = "
         origin = f"{where}: " if where else ""
         raise ConfigError(
             f"{origin}a deadline {window_h:g} h away is shorter than the job ({duration_h:g} h): give a longer "
-            "--window (or --deadline), or use --semantics start"
+            "window (the deadline) or a shorter duration"
         )
 
 
@@ -142,8 +142,11 @@ def plan(
     now = start_costs(values, duration_h)[0]
     if math.isnan(now):
         raise ConfigError("the outlook has a gap in the job's first hours: nothing to compare against")
-    if interruptible:
-        slices, chosen = _cheapest_hours(values, duration_h)
+    # an interruptible job may use only whole hours that end by its latest finish (W, or W + D for start semantics)
+    finish_h = window_h if semantics == "deadline" else window_h + duration_h
+    usable = min(math.floor(finish_h + 1e-9), len(values))
+    if interruptible and usable >= len(kernel(duration_h)):
+        slices, chosen = _cheapest_hours(values[:usable], duration_h)
     else:
         costs = start_costs(values, duration_h)[: last_start(duration_h, window_h, semantics) + 1]
         best = int(np.nanargmin(costs))
