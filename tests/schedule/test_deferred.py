@@ -19,6 +19,7 @@ from tests.schedule.conftest import write_trace
 from wattwise.carbon.service import IntensityService
 from wattwise.cli.main import main
 from wattwise.config import Settings
+from wattwise.errors import ConfigError
 from wattwise.measure.pauses import PauseController
 from wattwise.schedule.deferred import avoided, wait_for_start
 from wattwise.schedule.planner import Job
@@ -245,3 +246,26 @@ def test_an_ignored_hangup_stays_ignored_while_waiting(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "nothing ran, nothing was recorded" in err
     assert "planned for" in err  # the plan was shown before the countdown
+
+
+def test_a_plan_file_of_an_interruptible_job_pauses_between_its_slices(tmp_path: Path) -> None:
+    from wattwise.cli.deferred_run import from_plan_file
+
+    now = datetime.now(UTC)
+    plan = {
+        "submitted_at": (now - timedelta(minutes=5)).isoformat(),
+        "deadline_at": (now + timedelta(hours=5)).isoformat(),
+        "interruptible": True,
+        "planned_slices": [
+            {"start_at": now.isoformat(), "end_at": (now + timedelta(hours=1)).isoformat()},
+            {"start_at": (now + timedelta(hours=3)).isoformat(), "end_at": (now + timedelta(hours=4)).isoformat()},
+        ],
+    }
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    prepared = from_plan_file(str(path))
+    assert prepared.pauses is not None and prepared.plan["waited_s"] >= 300
+    assert prepared.pauses._pauses == [(now + timedelta(hours=1), now + timedelta(hours=3))]
+    path.write_text("{")
+    with pytest.raises(ConfigError, match="not a plan written by"):
+        from_plan_file(str(path))

@@ -8,6 +8,7 @@ stored, which adds the plan, the waits and pauses, and the emissions avoided to 
 from __future__ import annotations
 
 import argparse
+import itertools
 import signal
 import statistics
 import sys
@@ -106,7 +107,20 @@ def from_plan_file(path: str) -> Prepared:
             plan.setdefault("job_id", os.environ[variable])
     started = datetime.now(UTC)
     plan["waited_s"] = (started - submitted).total_seconds()
-    return Prepared(plan, submitted, deadline, None, started, str(plan.get("duration_note", "")))
+    pauses = None
+    if plan.get("interruptible"):
+        from wattwise.measure.pauses import PauseController
+
+        try:
+            slices = [
+                (datetime.fromisoformat(w["start_at"]), datetime.fromisoformat(w["end_at"]))
+                for w in plan["planned_slices"]
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"--plan-file {path}: its slices cannot be read ({exc})") from None
+        gaps = [(end, nxt) for (_, end), (nxt, _) in itertools.pairwise(slices) if nxt > end > started]
+        pauses = PauseController(gaps)
+    return Prepared(plan, submitted, deadline, pauses, started, str(plan.get("duration_note", "")))
 
 
 def prepare(args: argparse.Namespace, settings: Settings, name: str, quiet: bool) -> Prepared | None:

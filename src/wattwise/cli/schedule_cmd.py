@@ -57,6 +57,9 @@ def add_parser(sub: Any) -> None:
     sub_p.add_argument("--deadline", required=True, help="the job must finish within this span (12h)")
     sub_p.add_argument("--duration", required=True, help="how long the job runs (3h)")
     sub_p.add_argument("--name", help="the run's name (default: the command's name)")
+    sub_p.add_argument(
+        "--interruptible", action="store_true", help="the job pauses between the plan's slices (SIGSTOP/SIGCONT)"
+    )
     sub_p.add_argument("--region", help="the job's region")
     sub_p.add_argument("--provider", choices=registry.NAMES, help="where the intensity comes from")
     sub_p.add_argument("--trace", help="a CSV intensity trace (implies --provider csv)")
@@ -338,7 +341,10 @@ def handle_submit(args: argparse.Namespace) -> int:
     if not command:
         raise ConfigError("no command given; usage: wattwise schedule submit --executor slurm ... -- COMMAND")
     job = Job(
-        hours(args.duration, JOB_HOURS, "--duration"), hours(args.deadline, WINDOW_HOURS, "--deadline"), "deadline"
+        hours(args.duration, JOB_HOURS, "--duration"),
+        hours(args.deadline, WINDOW_HOURS, "--deadline"),
+        "deadline",
+        bool(args.interruptible),
     )
     _check_forecaster(args.forecaster)
     settings = Settings.load({"region": args.region, "provider": args.provider, "trace": args.trace})
@@ -349,7 +355,7 @@ def handle_submit(args: argparse.Namespace) -> int:
         view = outlook(service, job, forecaster=args.forecaster, now=now)
     finally:
         service.close()
-    decision = plan(view.values, job.duration_h, job.window_h, "deadline")
+    decision = plan(view.values, job.duration_h, job.window_h, "deadline", interruptible=job.interruptible)
     state = Deferred(
         job, now, now + timedelta(hours=job.window_h), decision, view, windows=_windows(decision, view, now)
     )
