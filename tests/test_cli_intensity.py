@@ -47,7 +47,7 @@ def test_offline_live_provider_falls_back_visibly(capsys: pytest.CaptureFixture[
         (["now", "--region", "Narnia"], "unknown region 'Narnia'"),
         (["history", "--from", "yesterday", "--to", "2024-01-01"], "--from 'yesterday' is not an ISO 8601 time"),
         (["history", "--from", "2024-01-02", "--to", "2024-01-01"], "must be after --from"),
-        (["forecast", "--hours", "1000"], "--hours must be between"),
+        (["forecast", "--hours", "1000"], "--hours must be above 0 and at most 240"),
         (["now", "--trace", "/no/such/file.csv"], "cannot read the intensity trace"),
     ],
 )
