@@ -129,3 +129,14 @@ def test_batch_cli_json(capsys: pytest.CaptureFixture[str], tmp_path: Path, year
     assert "greedy, capacity 2" in capsys.readouterr().out
     assert main(["schedule", "batch", str(path), "--capacity", "0"]) == 2
     assert "capacity" in capsys.readouterr().err
+
+
+def test_without_scipy_the_greedy_plans_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wattwise.schedule.batch as batch
+
+    monkeypatch.setattr(batch, "_has_scipy", lambda: False)
+    jobs = [BatchJob(f"j{i}", 2, 12, 1.0) for i in range(3)]
+    plan = plan_batch(jobs, synthetic(24), 2)
+    assert plan.method == "greedy" and any("scipy is not installed" in n for n in plan.notes)
+    with pytest.raises(ConfigError, match="--method milp needs scipy"):
+        plan_batch(jobs, synthetic(24), 2, method="milp")

@@ -317,6 +317,9 @@ def handle_batch(args: argparse.Namespace) -> int:
     console.print(f"outlook: {escape(view.method)}; {escape(view.source)}", style="dim")
     if view.warning:
         console.print(f"[yellow]warning: {escape(view.warning)}[/yellow]")
+    for line in result.notes:
+        if not line.startswith("greedy:"):
+            console.print(f"note: {escape(line)}", style="dim")
     gap = "" if result.gap_to_optimum_pct is None else f"; greedy within {result.gap_to_optimum_pct:.2f} % of it"
     console.print(
         f"[bold]{result.method}[/bold], capacity {capacity}: {result.emissions_g / 1000:,.2f} kg CO2e against "

@@ -214,9 +214,12 @@ def milp(
 ) -> tuple[dict[str, int] | None, str]:
     """The optimal starts (None when infeasible) and how the solver ended; ``delay`` minimises the total delay
     from each job's release instead of emissions."""
-    from scipy.optimize import Bounds, LinearConstraint
-    from scipy.optimize import milp as solve
-    from scipy.sparse import coo_matrix
+    try:
+        from scipy.optimize import Bounds, LinearConstraint
+        from scipy.optimize import milp as solve
+        from scipy.sparse import coo_matrix
+    except ImportError:
+        raise ImportError("the exact batch plan needs scipy: pip install 'wattwise[schedule]'") from None
 
     costs, job_rows, hour_rows, hour_cols, hour_vals = [], [], [], [], []
     index: list[tuple[int, int]] = []
@@ -253,6 +256,12 @@ def milp(
     return starts, "optimal" if result.status == 0 else "time limit"
 
 
+def _has_scipy() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("scipy") is not None
+
+
 def plan_batch(
     jobs: list[BatchJob],
     outlook: np.ndarray,
@@ -269,13 +278,19 @@ def plan_batch(
         raise ConfigError(f"method must be auto, milp or greedy (got {method!r})")
     check_batch(jobs, capacity, len(outlook))
     use_milp = method == "milp" or (method == "auto" and len(jobs) <= milp_max_jobs)
+    notes: list[str] = []
+    if use_milp and not _has_scipy():
+        if method == "milp":
+            raise ConfigError("--method milp needs scipy (HiGHS): pip install 'wattwise[schedule]'")
+        use_milp = False
+        notes.append("scipy is not installed: planned with the greedy (pip install 'wattwise[schedule]' for the MILP)")
     base = queue(jobs, outlook, capacity, exact=use_milp)
     queue_g = emissions(jobs, base, outlook)
     t0 = time.perf_counter()
     fast = greedy(jobs, outlook, capacity, exact=use_milp)
     greedy_s = time.perf_counter() - t0
     if not use_milp:
-        return BatchPlan("greedy", fast, emissions(jobs, fast, outlook), queue_g, greedy_s)
+        return BatchPlan("greedy", fast, emissions(jobs, fast, outlook), queue_g, greedy_s, notes=notes)
     t0 = time.perf_counter()
     exact, status = milp(jobs, outlook, capacity, time_limit_s)
     milp_s = time.perf_counter() - t0
