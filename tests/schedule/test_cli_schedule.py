@@ -289,3 +289,18 @@ def _has_ray() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("ray") is not None
+
+
+def test_direct_emission_factor_needs_a_two_column_trace(capsys: pytest.CaptureFixture[str], year_trace: Path) -> None:
+    assert "has one intensity column" in error_of(
+        capsys,
+        "evaluate",
+        "--trace",
+        str(year_trace),
+        "--duration",
+        "4h",
+        "--window",
+        "24h",
+        "--emission-factor",
+        "direct",
+    )

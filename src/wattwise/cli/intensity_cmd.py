@@ -21,20 +21,10 @@ def add_parser(sub: Any) -> None:
     verbs = p.add_subparsers(dest="intensity_command", metavar="SUBCOMMAND", parser_class=type(p))
     p.set_defaults(handler=lambda args: _usage(p))
     bt = verbs.add_parser("backtest", help="a forecaster's error (MAPE) and the savings scheduling on it achieves")
-    bt.add_argument("--trace", required=True, help="a CSV intensity trace with at least a year of hours")
-    bt.add_argument("--model", default="auto", help="p24, m7, anomaly, linear, gbm, lstm or auto (default)")
-    bt.add_argument("--duration", default="4h", help="the job scheduled on the forecast (4h)")
-    bt.add_argument("--window", default="24h", help="how far it may move (24h)")
-    bt.add_argument("--semantics", choices=["start", "deadline"], default="start", help="window semantics (start)")
-    bt.add_argument("--year", type=int, help="the UTC year of submissions (default: the one the trace covers most)")
-    bt.add_argument(
-        "--emission-factor",
-        choices=["lifecycle", "direct"],
-        default="lifecycle",
-        help="which column of a two-signal trace to use (lifecycle)",
-    )
-    bt.add_argument("--json", action="store_true", help="machine-readable output")
-    bt.set_defaults(handler=_backtest)
+    from wattwise.cli.schedule_cmd import add_replay_flags, handle_evaluate
+
+    add_replay_flags(bt, "--model", required_job=False)
+    bt.set_defaults(handler=handle_evaluate)
     for name, text in (("now", "the latest value"), ("history", "past values"), ("forecast", "values ahead")):
         v = verbs.add_parser(name, help=text)
         v.add_argument("--region", help="ISO country code, grid zone (US-CAL-CISO) or cloud region (aws:eu-west-1)")
@@ -198,10 +188,3 @@ def _model_series(service: Any, args: argparse.Namespace) -> IntensitySeries:
         IntensityPoint(view.start + timedelta(hours=i), 3600.0, float(v), True) for i, v in enumerate(view.values)
     )
     return IntensitySeries(view.region, "average", f"{view.method}; {view.source}", points)
-
-
-def _backtest(args: argparse.Namespace) -> int:
-    from wattwise.cli.schedule_cmd import handle_evaluate
-
-    args.forecaster = args.model
-    return handle_evaluate(args)

@@ -71,18 +71,31 @@ def add_parser(sub: Any) -> None:
     sub_p.set_defaults(handler=handle_submit)
 
     ev = verbs.add_parser("evaluate", help="replay a year of hourly submissions on a trace: oracle, forecast, m7")
-    ev.add_argument("--trace", required=True, help="a CSV intensity trace with at least a year of hours")
-    _job_flags(ev)
-    ev.add_argument("--forecaster", default="auto", help="p24, m7, anomaly, linear, gbm, lstm or auto (default)")
-    ev.add_argument("--year", type=int, help="the UTC year of submissions (default: the one the trace covers most)")
-    ev.add_argument(
+    add_replay_flags(ev, "--forecaster", required_job=True)
+    ev.set_defaults(handler=handle_evaluate)
+
+
+FORECASTER_HELP = "p24, m7, anomaly, linear, blend, gbm, lstm or auto (default)"
+
+
+def add_replay_flags(p: argparse.ArgumentParser, model_flag: str, *, required_job: bool) -> None:
+    """The flags of a year's replay on a trace (``schedule evaluate``, ``intensity backtest``)."""
+    p.add_argument("--trace", required=True, help="a CSV intensity trace with at least a year of hours")
+    if required_job:
+        _job_flags(p)
+    else:
+        p.add_argument("--duration", default="4h", help="the job scheduled on the forecast (4h)")
+        p.add_argument("--window", default="24h", help="how far it may move (24h)")
+        p.add_argument("--semantics", choices=["start", "deadline"], default="start", help=_SEMANTICS_HELP)
+    p.add_argument(model_flag, dest="forecaster", default="auto", help=FORECASTER_HELP)
+    p.add_argument("--year", type=int, help="the UTC year of submissions (default: the one the trace covers most)")
+    p.add_argument(
         "--emission-factor",
         choices=["lifecycle", "direct"],
         default="lifecycle",
         help="which column of a two-signal trace (Electricity Maps) to use (default lifecycle)",
     )
-    ev.add_argument("--json", action="store_true", help="machine-readable output")
-    ev.set_defaults(handler=handle_evaluate)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _job_flags(p: argparse.ArgumentParser) -> None:
@@ -192,6 +205,11 @@ def handle_evaluate(args: argparse.Namespace) -> int:
     job = job_from_args(args)
     _check_forecaster(args.forecaster)
     trace = CsvTraceProvider(args.trace, emission_factor=args.emission_factor)
+    if args.emission_factor == "direct" and trace.layout != "electricitymaps":
+        raise ConfigError(
+            f"{args.trace} has one intensity column ({trace.column}): --emission-factor chooses between the two of "
+            "an Electricity Maps export; drop it"
+        )
     result = evaluate(
         to_hourly(trace.series), job.duration_h, job.window_h, job.semantics, args.forecaster, year=args.year
     )

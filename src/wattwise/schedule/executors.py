@@ -65,12 +65,6 @@ class SlurmExecutor:
         return done.stdout.strip().split(";")[0]
 
 
-def slurm_state(job_id: str, squeue: str = "squeue") -> str:
-    """The job's state in the queue (PENDING, RUNNING, ...), or ``gone`` once it has left it."""
-    done = subprocess.run([squeue, "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, check=False)
-    return done.stdout.strip() or "gone"
-
-
 @dataclass
 class RayExecutor:
     """A detached actor on an existing Ray cluster that sleeps until the start, runs the command, and exits."""

@@ -8,6 +8,7 @@ one is one line saying which extra to install.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,17 @@ class _Inputs:
         return out
 
 
-def _train_issues(fit_at: int, horizon: int) -> np.ndarray:
-    return np.arange(DAY * PROFILE_DAYS, max(fit_at - horizon, DAY * PROFILE_DAYS))
+def _fits(inputs: _Inputs, issues: np.ndarray, horizon: int) -> Iterator[tuple[np.ndarray, np.ndarray, Any]]:
+    """For each refit: the rows of ``issues`` it serves, the training issues (all before the fit, their targets
+    complete) and a random generator seeded by the fit's hour; departures are scaled by the past only."""
+    for fit_at, rows in refit_points(issues, REFIT_H, FIRST_FIT_H):
+        if fit_at < 0:
+            continue
+        train = np.arange(DAY * PROFILE_DAYS, max(fit_at - horizon, DAY * PROFILE_DAYS))
+        if len(train) < WEEK:
+            continue
+        inputs.fit_scale(fit_at)
+        yield rows, train, np.random.default_rng(_SEED + fit_at)
 
 
 @dataclass
@@ -84,12 +94,7 @@ class Gbm:
         ensemble = _import("sklearn.ensemble", "schedule")
         inputs = _Inputs(values, horizon)
         out = inputs.profile.at(issues, horizon)
-        rng = np.random.default_rng(_SEED)
-        for fit_at, rows in refit_points(issues, REFIT_H, FIRST_FIT_H):
-            train = _train_issues(fit_at, horizon) if fit_at >= 0 else np.array([], dtype=int)
-            if len(train) < WEEK:
-                continue
-            inputs.fit_scale(fit_at)
+        for rows, train, rng in _fits(inputs, issues, horizon):
             leads = rng.integers(0, horizon, size=(len(train), self.leads_per_issue))
             t_issue = np.repeat(train, self.leads_per_issue)
             t_lead = leads.ravel()
@@ -125,14 +130,9 @@ class Lstm:
         torch = _import("torch", "lstm")
         inputs = _Inputs(values, horizon)
         out = inputs.profile.at(issues, horizon)
-        rng = np.random.default_rng(_SEED)
-        for fit_at, rows in refit_points(issues, REFIT_H, FIRST_FIT_H):
-            train = _train_issues(fit_at, horizon) if fit_at >= 0 else np.array([], dtype=int)
-            if len(train) < WEEK:
-                continue
-            inputs.fit_scale(fit_at)
-            if len(train) > self.max_windows:
-                train = np.sort(rng.choice(train, self.max_windows, replace=False))
+        for rows, past, rng in _fits(inputs, issues, horizon):
+            many = len(past) > self.max_windows
+            train = np.sort(rng.choice(past, self.max_windows, replace=False)) if many else past
             y = inputs.targets(train)
             y = np.where(np.isnan(y), 0.0, y).astype(np.float32)
             model = _fit_lstm(torch, self._inputs(inputs, first_hour, train), y, self.hidden, self.epochs)

@@ -27,6 +27,7 @@ from wattwise.schedule.hourly import HOUR_S, Hourly, to_hourly
 from wattwise.schedule.planner import Job, horizon_h
 
 if TYPE_CHECKING:
+    from wattwise.carbon.base import IntensitySeries
     from wattwise.carbon.service import IntensityService
 
 HISTORY_DAYS = 35  # enough for every forecaster's first fit (14-day profile + 2 weeks)
@@ -50,10 +51,6 @@ class Outlook:
     @property
     def horizon_h(self) -> int:
         return len(self.values)
-
-    @property
-    def flat(self) -> bool:
-        return bool(self.warning) and self.method == "annual average"
 
 
 def hour_floor(moment: datetime) -> datetime:
@@ -79,10 +76,7 @@ def outlook(
     entry = info(service.provider_name)
     region = service.region.code
     if not entry.time_resolved:
-        value = service.latest().points[0].intensity_g_per_kwh
-        return Outlook(
-            region, start, np.full(need_h, value), service.latest().source, "annual average", now, ANNUAL_WARNING
-        )
+        return _flat(region, start, need_h, service.latest(), now)
     provider = service.provider
     if isinstance(provider, CsvTraceProvider):
         label = provider.region if service.region.is_world else region
@@ -90,31 +84,22 @@ def outlook(
     if entry.forecasts and at is None:
         series = service.forecast(need_h + 1)
         if series.fallback or series.constant:
-            return Outlook(
-                region,
-                start,
-                np.full(need_h, series.points[0].intensity_g_per_kwh),
-                series.source,
-                "annual average",
-                now,
-                f"{series.note}; {ANNUAL_WARNING}",
-            )
+            return _flat(region, start, need_h, series, now)
         hourly = to_hourly(series)
         values = hourly.between(start, start + timedelta(hours=need_h)).values
         if len(values) >= need_h and not np.isnan(values).any():
             return Outlook(region, start, values[:need_h], series.source, "provider forecast", now)
     history = service.history(start - timedelta(days=HISTORY_DAYS), start)
     if history.fallback or history.constant:
-        return Outlook(
-            region,
-            start,
-            np.full(need_h, history.points[0].intensity_g_per_kwh),
-            history.source,
-            "annual average",
-            now,
-            f"{history.note}; {ANNUAL_WARNING}",
-        )
+        return _flat(region, start, need_h, history, now)
     return _forecast_from(to_hourly(history), region, start, job, forecaster, history.source, None)
+
+
+def _flat(region: str, start: datetime, need_h: int, series: IntensitySeries, now: datetime) -> Outlook:
+    """One value for every hour (the annual table, a fixed value, a provider's fallback), saying so."""
+    warning = f"{series.note}; {ANNUAL_WARNING}" if series.fallback and series.note else ANNUAL_WARNING
+    value = series.points[0].intensity_g_per_kwh
+    return Outlook(region, start, np.full(need_h, value), series.source, "annual average", now, warning)
 
 
 def _from_trace(

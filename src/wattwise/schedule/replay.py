@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wattwise.schedule.planner import Semantics, horizon_h, kernel, last_start, start_costs
+from wattwise.schedule.planner import Semantics, horizon_h, last_start, start_costs
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +83,3 @@ def replay(
         delay = np.argmin(fc, axis=1)
     chosen = np.where(valid, costs[np.arange(n), np.minimum(delay, latest)], 0.0)
     return Outcome(now=now, chosen=chosen, oracle=oracle, valid=valid)
-
-
-def energy_h(duration_h: float) -> float:
-    """The job's hours of full power (intensity-hours divided by this give the mean intensity)."""
-    return float(kernel(duration_h).sum())
