@@ -19,19 +19,30 @@ from wattwise.records import (
     RUN_STATUSES,
     SCHEMA_VERSION,
     ComponentEnergy,
+    IntensityStep,
     Prediction,
     Range,
     Run,
     WindowRecord,
 )
 
-__all__ = ["ATTRIBUTIONS", "MAX_NOTES", "MAX_TEXT", "SIGNALS", "SOURCE_KINDS", "check_run", "run_from_dict"]
+__all__ = [
+    "ATTRIBUTIONS",
+    "MAX_INTENSITY_STEPS",
+    "MAX_NOTES",
+    "MAX_TEXT",
+    "SIGNALS",
+    "SOURCE_KINDS",
+    "check_run",
+    "run_from_dict",
+]
 
 ATTRIBUTIONS = ("process", "machine")
 SOURCE_KINDS = ("measured", "estimated")
 SIGNALS = ("average", "marginal")
 MAX_TEXT = 100_000  # characters in one text field (a name, a note, an error, a command argument)
 MAX_NOTES = 1_000
+MAX_INTENSITY_STEPS = 20_000  # a month of 5-minute intensity points; the tracker keeps at most this many
 _MISSING = object()
 _TOTAL_TOLERANCE = 1e-6  # relative: the totals are sums of the components, up to float rounding
 
@@ -244,6 +255,19 @@ def run_from_dict(data: object, where: str = "run record") -> Run:
         water_offsite_l=f.number("water_offsite_l", 0.0),
         water_source=f.text("water_source", ""),
         schedule=_schedule(f.raw("schedule", None), where),
+        intensity_series=tuple(
+            _intensity_step(_Fields(item, f"intensity_series[{i}]", where))
+            for i, item in enumerate(f.items("intensity_series"))
+        ),
+    )
+
+
+def _intensity_step(fields: _Fields) -> IntensityStep:
+    return IntensityStep(
+        start=fields.moment("start"),
+        duration_s=fields.number("duration_s"),
+        intensity_g_per_kwh=fields.number("intensity_g_per_kwh"),
+        forecast=fields.flag("forecast", False),
     )
 
 
@@ -319,6 +343,12 @@ def check_run(run: Run, where: str = "run record") -> None:
         _bounded(validate.CO2E_G, window.co2e_g, where, f"{path}.co2e_g")
         for key, value in window.components.items():
             _bounded(validate.ENERGY_J, value, where, f"{path}.components.{key}")
+    if len(run.intensity_series) > MAX_INTENSITY_STEPS:
+        _fail(where, "intensity_series", f"has {len(run.intensity_series):,} entries; at most {MAX_INTENSITY_STEPS:,}")
+    for i, step in enumerate(run.intensity_series):
+        _aware(step.start, where, f"intensity_series[{i}].start")
+        _bounded(validate.DURATION_S, step.duration_s, where, f"intensity_series[{i}].duration_s")
+        _bounded(validate.INTENSITY, step.intensity_g_per_kwh, where, f"intensity_series[{i}].intensity_g_per_kwh")
     if run.prediction is not None:
         p = run.prediction
         if p.epochs_done < 1 or p.epochs_planned < 1:

@@ -114,6 +114,24 @@ class Prediction:
 
 
 @dataclass(frozen=True, slots=True)
+class IntensityStep:
+    """The grid intensity that applied over ``[start, start + duration_s)`` of a run (time-resolved emissions)."""
+
+    start: datetime
+    duration_s: float
+    intensity_g_per_kwh: float
+    forecast: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": _iso(self.start),
+            "duration_s": self.duration_s,
+            "intensity_g_per_kwh": self.intensity_g_per_kwh,
+            "forecast": self.forecast,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     """Power of one channel over one sampling interval, ending ``t_s`` seconds after the run started."""
 
@@ -159,6 +177,8 @@ class Run:
     water_source: str = ""
     # a deferred or interruptible run (``run --deadline``): its plan, waits, pauses and what it avoided
     schedule: dict[str, Any] | None = None
+    # the intensity series the emissions were integrated over (empty when one figure applied to the whole run)
+    intensity_series: tuple[IntensityStep, ...] = ()
 
     @property
     def water_l(self) -> float:
@@ -213,6 +233,7 @@ class Run:
             "water_offsite_l": self.water_offsite_l,
             "water_source": self.water_source,
             "schedule": None if self.schedule is None else dict(self.schedule),
+            "intensity_series": [step.to_dict() for step in self.intensity_series],
         }
 
     @classmethod

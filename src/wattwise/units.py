@@ -10,6 +10,7 @@ J_PER_WH = 3600.0
 BYTES_PER_GB = 1e9  # decimal gigabyte, as used by network and cloud energy factors
 BYTES_PER_GIB = 1024**3
 G_PER_LB = 453.59237  # avoirdupois pound, exact by definition
+KM_PER_MILE = 1.609344  # international mile, exact by definition
 
 
 def uj_to_j(energy_uj: float) -> float:

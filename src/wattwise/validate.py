@@ -44,6 +44,7 @@ __all__ = [
     "MFU",
     "NETWORK_KWH_PER_GB",
     "PARAMS",
+    "PORT",
     "POWER_W",
     "PRICE_USD_PER_DEVICE_HOUR",
     "PRICE_USD_PER_KWH",
@@ -234,6 +235,7 @@ JOB_HOURS = Bounds("duration", "h", 0.0, 336.0, "a schedulable job of up to two 
 WINDOW_HOURS = Bounds("window", "h", 0.0, 336.0, "no intensity forecast reaches further than two weeks")
 JOBS = Bounds("jobs", "", 1.0, 100_000.0, "one batch plan", integer=True)
 CAPACITY = Bounds("capacity", "", 1.0, 100_000.0, "concurrent jobs or GPUs", integer=True)
+PORT = Bounds("port", "", 1, 65535, "a TCP port", integer=True)
 
 _HOURS_TEXT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h|hr|hours?|d|days?)?\s*$", re.IGNORECASE)
 _PER_HOUR = {"s": 1 / 3600, "sec": 1 / 3600, "m": 1 / 60, "min": 1 / 60, "h": 1.0, "hr": 1.0, "d": 24.0}

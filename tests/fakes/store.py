@@ -33,8 +33,20 @@ class FailingStore(RunStore):
     def get(self, ref: str) -> Run:
         return self.inner.get(ref)
 
-    def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
-        return self.inner.list_runs(limit, status, name)
+    def list_runs(
+        self,
+        limit: int | None = 50,
+        status: str | None = None,
+        name: str | None = None,
+        *,
+        region: str | None = None,
+        order_by: str = "started_at",
+        descending: bool = True,
+        offset: int = 0,
+    ) -> list[Run]:
+        return self.inner.list_runs(
+            limit, status, name, region=region, order_by=order_by, descending=descending, offset=offset
+        )
 
     def iter_samples(self, run_id: str) -> Iterator[Sample]:
         return self.inner.iter_samples(run_id)

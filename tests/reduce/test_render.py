@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from wattwise.reduce.base import VariantResult
-from wattwise.reduce.render import html_page, table_rows
+from wattwise.reduce.render import table_rows
 
 
 def test_table_and_page_show_every_variant_and_the_front() -> None:
@@ -22,6 +24,10 @@ def test_table_and_page_show_every_variant_and_the_front() -> None:
     ]
     rows = table_rows(variants)
     assert rows[1][0].startswith("★ ") and rows[1][1].endswith("…") and rows[2][-1].startswith("no nn.Linear")
-    page = html_page(variants)
+    pytest.importorskip("jinja2")
+    from wattwise.report.pages import pareto_page
+
+    page = pareto_page(variants)
     assert page.count("<circle") == 2  # the broken variant has nothing to plot
     assert "int8 &lt;dyn&gt;" in page and "<script" not in page
+    assert 'data-points="2"' in page and "Content-Security-Policy" in page

@@ -71,6 +71,14 @@ class IntensitySeries:
         point = self.points[i]
         return point if moment < point.end else None
 
+    def overlapping(self, start: datetime, end: datetime) -> tuple[IntensityPoint, ...]:
+        """The points that apply to some part of ``[start, end]`` (none for a constant series)."""
+        if self.constant or not self.points:
+            return ()
+        first = max(0, bisect.bisect_right(self._starts, start.timestamp()) - 1)
+        last = bisect.bisect_right(self._starts, end.timestamp())
+        return tuple(p for p in self.points[first:last] if p.end > start)
+
     def mean_over(self, start: datetime, end: datetime) -> float | None:
         """Time-weighted mean intensity over ``[start, end)``; None when the series does not cover it all."""
         if end <= start:

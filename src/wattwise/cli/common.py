@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 from wattwise.carbon import registry
@@ -70,3 +73,37 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def db_only_settings(args: argparse.Namespace) -> Settings:
     return Settings.load({"db": getattr(args, "db", None)})
+
+
+def write_output(path: Path, text: str) -> int:
+    """Write a page or statement the user asked for: whole or not at all (a temporary file renamed into place), an
+    unwritable path one clear line. Returns the bytes written."""
+    from wattwise.errors import ConfigError
+    from wattwise.report.safe import printable
+
+    data = text.encode("utf-8")
+    if path.is_dir():
+        raise ConfigError(f"{printable(path)} is a directory; give a file name")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ConfigError(f"cannot write {printable(path)}: {exc.strerror or exc}; choose another path") from None
+    return len(data)
+
+
+def open_store_from_args(args: argparse.Namespace, *, write: bool = False) -> Any:
+    """The store ``--db`` (or the settings) name, read-only unless ``write``: reading commands work on a read-only
+    file and never change it. Notes the store has (a foreign file, a newer schema) go to stderr."""
+    import sys
+
+    from wattwise.store import open_store
+
+    store = open_store(db_only_settings(args).db_url, read_only=not write)
+    for note in getattr(store, "notes", ()):
+        if "no run store" not in note:  # a missing store reads as empty: "no runs stored yet" says it
+            print(f"wattwise: note: {note}", file=sys.stderr)
+    return store

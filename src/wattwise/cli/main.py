@@ -36,11 +36,13 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from wattwise.cli import (
+        dashboard_cmd,
         doctor_cmd,
         estimate_cmd,
         hardware_cmd,
         intensity_cmd,
         optimize_cmd,
+        report_cmd,
         run_cmd,
         runs_cmd,
         schedule_cmd,
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parser(sub)
     doctor_cmd.add_parser(sub)
     runs_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
+    dashboard_cmd.add_parser(sub)
     intensity_cmd.add_parser(sub)
     hardware_cmd.add_parser(sub)
     estimate_cmd.add_parser(sub)

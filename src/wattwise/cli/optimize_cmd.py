@@ -57,7 +57,13 @@ def handle(args: argparse.Namespace) -> int:
     require_torch()
     from wattwise.reduce.optimize import optimize
     from wattwise.reduce.recipes import RECIPES, parse_recipes
-    from wattwise.reduce.render import html_page, print_table
+    from wattwise.reduce.render import print_table
+
+    pages = None
+    if args.html is not None:  # before the long measurement: a missing extra is said at once
+        from wattwise.report.html import Pages
+
+        pages = Pages()
 
     if args.list_recipes:
         print("\n".join(sorted(RECIPES)))
@@ -98,8 +104,8 @@ def handle(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"cannot write {args.json}: {exc.strerror}") from exc
     if args.html is not None:
-        try:
-            args.html.write_text(html_page(report.variants), encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot write {args.html}: {exc.strerror}") from exc
+        from wattwise.cli.common import write_output
+        from wattwise.report.pages import pareto_page
+
+        write_output(args.html, pareto_page(report.variants, pages=pages))
     return 0

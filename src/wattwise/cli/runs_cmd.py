@@ -134,15 +134,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _open(args: argparse.Namespace, *, write: bool = False) -> Any:
-    """The store, read-only unless ``write``: reading commands work on a read-only file and never change it."""
-    from wattwise.cli.common import db_only_settings
-    from wattwise.store import open_store
+    from wattwise.cli.common import open_store_from_args
 
-    store = open_store(db_only_settings(args).db_url, read_only=not write)
-    for note in getattr(store, "notes", ()):
-        if "no run store" not in note:  # a missing store reads as empty: "no runs stored yet" says it
-            print(f"wattwise: note: {note}", file=sys.stderr)
-    return store
+    return open_store_from_args(args, write=write)
 
 
 def handle_list(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from wattwise.carbon import registry
@@ -32,6 +33,12 @@ def add_parser(sub: Any) -> None:
     plan.add_argument("--energy-kwh", type=float, help="the job's energy, to give emissions in grams")
     plan.add_argument("--offline", action="store_true", default=None, help="cached or packaged data only")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a page with the outlook, the chosen hours and the alternatives (needs the dashboard extra)",
+    )
     plan.set_defaults(handler=handle_plan)
 
     batch = verbs.add_parser("batch", help="plan many jobs together under a capacity limit (MILP, greedy)")
@@ -147,11 +154,22 @@ def handle_plan(args: argparse.Namespace) -> int:
     overrides = {"provider": args.provider, "trace": args.trace, "offline": args.offline}
     result = plan_regions(job, regions, overrides, at=when(args.at, "--at"), forecaster=args.forecaster)
     data = result.as_json(args.energy_kwh)
+    page = None
+    if args.html is not None:
+        from wattwise.report.pages import plan_page
+
+        page = plan_page(result, data)
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         _print_plan(data)
+    if page is not None:
+        from wattwise.cli.common import write_output
+        from wattwise.report.safe import printable
+
+        write_output(args.html, page)
+        print(f"plan page written to {printable(args.html)}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from wattwise.estimate.model import Estimate
 from wattwise.records import Range
 from wattwise.report import numbers
 from wattwise.report.numbers import sig
+from wattwise.report.tex import tex as _tex
 
 
 def _rows(e: Estimate) -> list[tuple[str, str, str]]:
@@ -56,31 +56,6 @@ def markdown(e: Estimate, name: str = "the model") -> str:
     lines += [f"| {q} | {v} | {r} |" for q, v, r in _rows(e)]
     lines += ["", "Assumptions:", *[f"- {a}" for a in e.assumptions]]
     return "\n".join(lines) + "\n"
-
-
-_TEX = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\^{}",
-    "×": r"$\times$",
-    "–": "--",
-    "÷": r"$\div$",
-    "±": r"$\pm$",
-    "·": r"$\cdot$",
-}
-_TEX_RE = re.compile("|".join(re.escape(k) for k in _TEX))
-
-
-def _tex(text: str) -> str:
-    """LaTeX-safe text, escaped in one pass (so the braces of one replacement are never escaped again)."""
-    return _TEX_RE.sub(lambda m: _TEX[m.group(0)], text).replace("CO2e", r"CO$_2$e")
 
 
 def latex(e: Estimate, name: str = "the model") -> str:

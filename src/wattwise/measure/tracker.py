@@ -37,8 +37,8 @@ from wattwise.measure.meters import MeterSet, Reading
 from wattwise.measure.notes import capped_notes, clip, failure_notes
 from wattwise.measure.persist import RunWriter
 from wattwise.measure.samples import SampleThinner
-from wattwise.record_schema import MAX_TEXT
-from wattwise.records import Attribution, Prediction, Run, RunStatus, WindowRecord
+from wattwise.record_schema import MAX_INTENSITY_STEPS, MAX_TEXT
+from wattwise.records import Attribution, IntensityStep, Prediction, Run, RunStatus, WindowRecord
 from wattwise.store.base import this_host
 
 if TYPE_CHECKING:
@@ -531,6 +531,12 @@ class Tracker:
             water_onsite_l=onsite_l,
             water_offsite_l=offsite_l,
             water_source=plan.water_source(),
+            intensity_series=tuple(
+                IntensityStep(p.start, p.duration_s, p.intensity_g_per_kwh, p.forecast)
+                for p in series.overlapping(self._started_at, self._started_at + timedelta(seconds=duration_s))[
+                    -MAX_INTENSITY_STEPS:
+                ]
+            ),
         )
 
     def _loop(self) -> None:

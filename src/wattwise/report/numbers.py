@@ -8,6 +8,7 @@ it is zero.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 from wattwise.units import J_PER_KWH
 
@@ -16,10 +17,16 @@ __all__ = [
     "energy_j",
     "energy_kwh",
     "energy_kwh_range",
+    "intensity",
     "mass_g",
     "mass_kg",
     "mass_kg_range",
+    "moment",
+    "percent",
+    "power_w",
+    "short_duration",
     "sig",
+    "signed_percent",
     "volume_l",
     "volume_l_range",
 ]
@@ -99,3 +106,51 @@ def duration_s(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def short_duration(seconds: float) -> str:
+    """An axis label: ``0``, ``45 s``, ``15 min``, ``2 h``, ``1 h 30``, ``3 d``."""
+    if seconds == 0:
+        return "0"
+    if abs(seconds) < 60:
+        return f"{sig(seconds)} s"
+    if abs(seconds) < 3600:
+        minutes, secs = divmod(round(seconds), 60)
+        return f"{minutes} min" if not secs else f"{minutes}m{secs:02d}s"
+    if abs(seconds) < 86400 * 2:
+        hours, rest = divmod(round(seconds), 3600)
+        return f"{hours} h" if rest < 60 else f"{hours} h {rest // 60:02d}"
+    return f"{sig(seconds / 86400)} d"
+
+
+def power_w(watts: float) -> str:
+    """mW below 1 W, W, then kW and MW."""
+    if watts != 0 and abs(watts) < 1:
+        return f"{sig(watts * 1000)} mW"
+    if abs(watts) >= 1e6:
+        return f"{sig(watts / 1e6)} MW"
+    if abs(watts) >= 1e3:
+        return f"{sig(watts / 1e3)} kW"
+    return f"{sig(watts)} W"
+
+
+def intensity(g_per_kwh: float) -> str:
+    return f"{g_per_kwh:,.0f} gCO2e/kWh" if abs(g_per_kwh) >= 10 else f"{sig(g_per_kwh)} gCO2e/kWh"
+
+
+def percent(fraction: float) -> str:
+    """A share (0.123 → ``12.3 %``)."""
+    return f"{sig(fraction * 100)} %"
+
+
+def signed_percent(fraction: float) -> str:
+    """A change (0.123 → ``+12.3 %``, -0.05 → ``−5 %``), ``±0 %`` for none."""
+    if abs(fraction) < 5e-5:  # float noise, or a change below a thousandth of a percent
+        return "±0 %"
+    sign = "+" if fraction > 0 else "−"
+    return f"{sign}{sig(abs(fraction) * 100)} %"
+
+
+def moment(when: datetime) -> str:
+    """A time in UTC to the second: ``2026-12-03 12:46:06 UTC``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

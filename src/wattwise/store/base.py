@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_PREFIX",
+    "ORDER_KEYS",
     "STALE_AFTER_S",
     "RunStore",
     "ambiguous_error",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 MIN_PREFIX = 4  # the shortest id prefix ``get`` accepts
+ORDER_KEYS = ("started_at", "energy_j", "co2e_g", "duration_s", "name")  # what runs can be listed by
 STALE_AFTER_S = 300.0  # a "running" run silent this long is incomplete; the tracker heartbeats every ≤ 10 s
 
 
@@ -80,8 +82,19 @@ class RunStore(Protocol):
         """The run with id ``ref``, or whose id starts with ``ref`` (≥ 4 characters, unique), or "latest"."""
         ...
 
-    def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
-        """Runs newest first, optionally only those with this status or exactly this name; None: no limit."""
+    def list_runs(
+        self,
+        limit: int | None = 50,
+        status: str | None = None,
+        name: str | None = None,
+        *,
+        region: str | None = None,
+        order_by: str = "started_at",
+        descending: bool = True,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs ordered by ``order_by`` (one of :data:`ORDER_KEYS`; newest first by default), optionally only those
+        with this status, exactly this name or this region, skipping the first ``offset``; ``limit`` None: all."""
         ...
 
     def count(self) -> int:
@@ -267,8 +280,12 @@ def ambiguous_error(ref: str, ids: Sequence[str], more: bool) -> RunNotFoundErro
     return RunNotFoundError(f"ambiguous prefix {ref!r}, matches: {shown}; give more characters of the id")
 
 
-def check_list_args(limit: int | None, status: str | None) -> None:
-    """ConfigError for a negative limit or an unknown status filter."""
+def check_list_args(limit: int | None, status: str | None, order_by: str = "started_at", offset: int = 0) -> None:
+    """ConfigError for a negative limit or offset, an unknown status filter or an unknown order."""
+    if order_by not in ORDER_KEYS:
+        raise ConfigError(f"cannot order runs by {order_by!r}; use one of {', '.join(ORDER_KEYS)}")
+    if offset < 0:
+        raise ConfigError(f"offset must be zero or more (got {offset})")
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be zero or more (got {limit}); use None for all runs")
     if status is not None and status not in RUN_STATUSES:

@@ -29,6 +29,7 @@ from wattwise.fsutil import make_private_dirs
 from wattwise.records import Run, Sample, utc_now
 from wattwise.store.base import (
     MIN_PREFIX,
+    ORDER_KEYS,
     STALE_AFTER_S,
     RunStore,
     ambiguous_error,
@@ -77,8 +78,14 @@ _BUSY_PRAGMA = f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}"
 _LIST = (
     "SELECT id, record, heartbeat_at FROM runs"
     " WHERE (:status IS NULL OR status = :status OR status = 'running') AND (:name IS NULL OR name = :name)"
-    " ORDER BY started_at DESC, rowid DESC"
+    " AND (:region IS NULL OR region = :region)"
 )
+# ORDER BY clauses for each key and direction, from a fixed list (never from the caller's text)
+_ORDERS = {
+    (key, descending): f" ORDER BY {key} {'DESC' if descending else 'ASC'}, rowid {'DESC' if descending else 'ASC'}"
+    for key in ORDER_KEYS
+    for descending in (True, False)
+}
 _INSERT_SAMPLE = "INSERT INTO samples (run_id, t_s, channel, power_w, energy_j) VALUES (?, ?, ?, ?, ?)"
 _SAMPLE_ORDER = " ORDER BY t_s, channel, rowid LIMIT ?"
 
@@ -455,21 +462,39 @@ class SQLiteStore(RunStore):
         with self._db("counting runs") as conn:
             return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
 
-    def list_runs(self, limit: int | None = 50, status: str | None = None, name: str | None = None) -> list[Run]:
-        check_list_args(limit, status)
-        params = {"status": status, "name": None if name is None else _text(name)}
+    def list_runs(
+        self,
+        limit: int | None = 50,
+        status: str | None = None,
+        name: str | None = None,
+        *,
+        region: str | None = None,
+        order_by: str = "started_at",
+        descending: bool = True,
+        offset: int = 0,
+    ) -> list[Run]:
+        check_list_args(limit, status, order_by, offset)
+        params = {
+            "status": status,
+            "name": None if name is None else _text(name),
+            "region": None if region is None else _text(region),
+        }
         runs: list[Run] = []
         if limit == 0:
             return runs
+        skipped = 0
         with self._db("listing runs") as conn:
             self._reap_stale(conn)
-            for run_id, record, heartbeat_at in conn.execute(_LIST, params):
+            for run_id, record, heartbeat_at in conn.execute(_LIST + _ORDERS[order_by, descending], params):
                 try:
                     run = self._view(record, heartbeat_at)
                 except StoreError as exc:  # one damaged row must not hide the others
                     log.warning("wattwise: skipped run %s: %s", run_id, exc)
                     continue
                 if status is not None and run.status != status:
+                    continue
+                if skipped < offset:
+                    skipped += 1
                     continue
                 runs.append(run)
                 if limit is not None and len(runs) >= limit:

@@ -1,0 +1,115 @@
+"""Start the dashboard: check the address, the token and the store before serving, then run uvicorn.
+
+Every refusal is one line (a ConfigError): a port already in use, a non-loopback address without a token, a
+database that is not a wattwise store. The socket is bound here, before uvicorn starts, so "in use" is known
+at once and no other process can take the port in between.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import re
+import secrets
+import socket
+import sys
+from typing import TYPE_CHECKING
+
+from wattwise import validate
+from wattwise.errors import ConfigError
+from wattwise.report.safe import printable
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+__all__ = ["TOKEN_ENV", "bind", "is_loopback", "prepare", "serve"]
+
+TOKEN_ENV = "WATTWISE_DASHBOARD_TOKEN"
+_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_token(token: str) -> str:
+    if not _TOKEN.match(token):
+        raise ConfigError(
+            "the dashboard token must be 16 to 256 letters, digits, '.', '_', '~' or '-'; leave it out and one is made"
+        )
+    return token
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or one clear line saying why not."""
+    port = validate.PORT.check_int(port, "--port")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise ConfigError(f"cannot resolve host {printable(host)!r}; use an address such as 127.0.0.1") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {printable(host)} is already in use; choose another with --port"
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigError(f"not allowed to listen on port {port}; use a port above 1023") from None
+        raise ConfigError(f"cannot listen on {printable(host)}:{port}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def prepare(db_url: str, host: str, token: str | None) -> tuple[Starlette, str | None]:
+    """The app over the read-only store, and the token in force (made here when a non-loopback bind needs one)."""
+    from wattwise.dashboard.app import create_app
+    from wattwise.dashboard.auth import LOOPBACK_HOSTS
+    from wattwise.store import open_store
+
+    loopback = is_loopback(host)
+    if token is not None:
+        check_token(token)
+    elif not loopback:
+        token = secrets.token_urlsafe(24)
+    store = open_store(db_url, read_only=True)
+    store.count()  # a foreign or damaged database fails here, in one line, before anything is served
+    for note in getattr(store, "notes", ()):
+        print(f"wattwise: note: {note}", file=sys.stderr)
+    allowed = LOOPBACK_HOSTS if loopback else None
+    return create_app(store, token=token, store_label=_label(db_url), allowed_hosts=allowed), token
+
+
+def _label(db_url: str) -> str:
+    return printable(db_url if len(db_url) <= 80 else "…" + db_url[-79:])
+
+
+def serve(db_url: str, host: str, port: int, token: str | None) -> None:
+    """Serve until interrupted."""
+    try:
+        import uvicorn
+    except ImportError:
+        from wattwise.report.html import missing_extra
+
+        raise missing_extra("the dashboard") from None
+    app, token = prepare(db_url, host, token)
+    sock = bind(host, port)
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    url = f"http://{shown}:{port}/"
+    if token is not None:
+        print(f"wattwise dashboard on {url}?token={token} (read-only; the token is required; Ctrl-C stops it)")
+    else:
+        print(f"wattwise dashboard on {url} (read-only, this machine only; Ctrl-C stops it)")
+    sys.stdout.flush()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])

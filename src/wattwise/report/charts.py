@@ -1,0 +1,138 @@
+"""The plots of a run's page, built from a :class:`~wattwise.report.run_view.RunView` (one SVG string each)."""
+
+from __future__ import annotations
+
+from wattwise.records import Run
+from wattwise.report import numbers
+from wattwise.report.run_view import RunView
+from wattwise.report.svg import PALETTE, Axis, Band, Bars, Line, Span, bar_chart, line_chart
+
+__all__ = ["component_chart", "intensity_chart", "power_chart", "prediction_chart", "run_charts", "window_chart"]
+
+_MACHINE = "#bbbbbb"
+
+
+def power_chart(view: RunView) -> str:
+    """Power per channel over the run (each sample a step over its interval); epochs shaded."""
+    share = "process tree's share" if view.run.attribution == "process" else "whole machine"
+    lines = [
+        Line(f"{series.channel} ({series.component})", series.t_s, series.power_w, step=True, x_start=0.0)
+        for series in view.power
+    ]
+    spans = []
+    for i, w in enumerate(view.epochs[:400]):  # beyond that, shading is noise
+        begin = (w.started_at - view.run.started_at).total_seconds()
+        label = f"{w.name}: {numbers.energy_j(w.energy_j)} in {numbers.duration_s(w.duration_s)}"
+        spans.append(Span(begin, begin + w.duration_s, label, "#9aa0a6" if i % 2 else "#dadce0"))
+    title = f"Power over time per channel ({share})" + ("; shaded: epochs" if spans else "")
+    if not lines:
+        title = "Power over time: no samples stored"
+    return line_chart(
+        lines,
+        title=title,
+        x_axis=Axis("time since start", kind="duration"),
+        y_axis=Axis("power (W)", from_zero=True),
+        spans=spans,
+    )
+
+
+def component_chart(run: Run) -> str:
+    """Energy per channel: the share charged to the run, stacked on the rest of what the machine drew."""
+    parts = [c for c in run.components if c.machine_energy_j > 0 or c.energy_j > 0]
+    names = [c.name for c in parts]
+    charged = [c.energy_j for c in parts]
+    rest = [max(0.0, c.machine_energy_j - c.energy_j) for c in parts]
+    layers = [Bars("charged to the run", charged, PALETTE[0])]
+    if run.attribution == "process" and any(r > 0 for r in rest):
+        layers.append(Bars("rest of the machine", rest, _MACHINE))
+    return bar_chart(
+        names,
+        layers,
+        title="Energy by channel",
+        y_axis=Axis("energy (J)", from_zero=True),
+        x_label="channel",
+        value_text=numbers.energy_j,
+    )
+
+
+def window_chart(view: RunView) -> str:
+    """Energy per window (epochs first, else every top-level window), stacked by channel."""
+    windows = view.epochs or [w for w in view.run.windows if w.parent is None]
+    channels = [c.name for c in view.run.components if c.in_total]
+    layers = [Bars(name, [w.components.get(name, 0.0) for w in windows]) for name in channels]
+    return bar_chart(
+        [w.name for w in windows],
+        [layer for layer in layers if any(v > 0 for v in layer.values)],
+        title="Energy per epoch, by channel" if view.epochs else "Energy per window, by channel",
+        y_axis=Axis("energy (J)", from_zero=True),
+        x_label="epoch" if view.epochs else "window",
+        value_text=numbers.energy_j,
+    )
+
+
+def window_emissions_chart(view: RunView) -> str:
+    windows = view.epochs or [w for w in view.run.windows if w.parent is None]
+    return bar_chart(
+        [w.name for w in windows],
+        [Bars("emissions", [w.co2e_g for w in windows], PALETTE[3])],
+        title="Emissions per epoch" if view.epochs else "Emissions per window",
+        y_axis=Axis("CO2e (g)", from_zero=True),
+        x_label="epoch" if view.epochs else "window",
+        value_text=numbers.mass_g,
+    )
+
+
+def prediction_chart(view: RunView) -> str:
+    """The whole run's energy as predicted after each epoch, its range, and what the run used."""
+    steps = view.predictions
+    xs = [float(s.epochs_seen) for s in steps]
+    actual = view.run.energy_j
+    label = "measured total" if view.run.status == "complete" else f"measured so far ({view.run.status})"
+    return line_chart(
+        [
+            Line("predicted total", xs, [s.energy_j.value for s in steps], markers=True),
+            Line(label, [xs[0], xs[-1]] if xs else [], [actual, actual] if xs else [], PALETTE[6], dashed=True),
+        ],
+        bands=[Band("predicted range", xs, [s.energy_j.low for s in steps], [s.energy_j.high for s in steps])],
+        title="Early prediction of the whole run against what happened",
+        x_axis=Axis("epochs seen"),
+        y_axis=Axis("energy of the whole run (J)", from_zero=True),
+    )
+
+
+def intensity_chart(run: Run) -> str:
+    """The grid intensity the emissions used, over the run: the stored series, or the one figure applied."""
+    start = run.started_at.timestamp()
+    end = start + max(run.duration_s, 1e-3)
+    if run.intensity_series:
+        xs: list[float] = []
+        ys: list[float] = []
+        for step in run.intensity_series:
+            t0 = max(start, step.start.timestamp())
+            t1 = min(end, step.start.timestamp() + step.duration_s)
+            xs += [t0, t1]
+            ys += [step.intensity_g_per_kwh, step.intensity_g_per_kwh]
+        forecast = any(step.forecast for step in run.intensity_series)
+        title = "Grid intensity over the run" + (" (partly forecast)" if forecast else "")
+    else:
+        xs, ys = [start, end], [run.intensity_g_per_kwh] * 2
+        title = f"Grid intensity: one figure for the whole run ({run.emissions_method})"
+    return line_chart(
+        [Line(f"{run.region} ({run.signal})", xs, ys, PALETTE[2])],
+        title=title,
+        x_axis=Axis("time (UTC)", kind="time"),
+        y_axis=Axis("intensity (gCO2e/kWh)", from_zero=True),
+        height=240,
+    )
+
+
+def run_charts(view: RunView) -> dict[str, str]:
+    """Every chart of a run's page, by name (a chart with nothing to show is left out)."""
+    charts = {"power": power_chart(view), "components": component_chart(view.run)}
+    if view.epochs or any(w.parent is None for w in view.run.windows):
+        charts["windows"] = window_chart(view)
+        charts["window_emissions"] = window_emissions_chart(view)
+    if view.predictions:
+        charts["prediction"] = prediction_chart(view)
+    charts["intensity"] = intensity_chart(view.run)
+    return charts
