@@ -147,7 +147,7 @@ def create_app(
         view = build_run_view(run, store.iter_samples(run.id))
         if request.url.path.startswith("/api/"):
             return JSONResponse(view.to_dict())
-        return page(run_page(view, pages=pages, standalone=False, **context))
+        return page(run_page(view, pages=pages, standalone=False, base="", store_label=store_label))
 
     def run_samples(request: Request) -> Response:
         run = store.get(_ref(request.path_params["run_id"]))
@@ -169,7 +169,7 @@ def create_app(
         cmp = compare(runs)
         if api:
             return JSONResponse(cmp.to_dict())
-        return page(compare_page(cmp, pages=pages, standalone=False, run_links=True, **context))
+        return page(compare_page(cmp, pages=pages, standalone=False, run_links=True, base="", store_label=store_label))
 
     async def on_error(request: Request, exc: Exception) -> Response:
         status = 404 if isinstance(exc, RunNotFoundError) else 400 if isinstance(exc, BadRequest | ConfigError) else 500
