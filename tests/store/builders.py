@@ -7,7 +7,16 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from wattwise.records import RUN_STATUSES, ComponentEnergy, Prediction, Range, Run, Sample, WindowRecord
+from wattwise.records import (
+    RUN_STATUSES,
+    ComponentEnergy,
+    IntensityStep,
+    Prediction,
+    Range,
+    Run,
+    Sample,
+    WindowRecord,
+)
 from wattwise.store.base import this_host
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -173,6 +182,20 @@ def runs(draw: st.DrawFn) -> Run:
         pid=draw(st.integers(min_value=0, max_value=2**31 - 1)),
         notes=tuple(draw(st.lists(text, max_size=3))),
         wattwise_version=draw(text),
+        intensity_series=tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        IntensityStep,
+                        start=moments,
+                        duration_s=seconds,
+                        intensity_g_per_kwh=st.floats(0.0, 5000.0),
+                        forecast=st.booleans(),
+                    ),
+                    max_size=3,
+                )
+            )
+        ),
     )
 
 

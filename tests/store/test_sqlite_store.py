@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from wattwise.errors import ConfigError, RunNotFoundError, StoreError
-from wattwise.records import ComponentEnergy, Sample, WindowRecord
+from wattwise.records import ComponentEnergy, IntensityStep, Sample, WindowRecord
 from wattwise.store import RunStore, SQLiteStore
 from wattwise.store.base import utc_iso
 
@@ -189,6 +189,40 @@ def test_list_runs_orders_across_time_zones(store: SQLiteStore) -> None:
     store.save(make_run("late0000", started_at=(T0 + timedelta(minutes=1)).astimezone(east)))
     store.save(make_run("early000", started_at=T0))
     assert [r.id for r in store.list_runs()] == ["late0000", "early000"]
+
+
+def test_list_runs_by_order_region_and_offset(store: SQLiteStore) -> None:
+    store.save(make_run("small000", energy_j=10.0, region="FR", started_at=T0))
+    store.save(make_run("large000", energy_j=900.0, region="DE", started_at=T0 + timedelta(minutes=1)))
+    store.save(make_run("middle00", energy_j=50.0, region="DE", started_at=T0 + timedelta(minutes=2)))
+    by_energy = store.list_runs(order_by="energy_j")
+    assert [r.id for r in by_energy] == ["large000", "middle00", "small000"]
+    assert [r.id for r in store.list_runs(order_by="energy_j", descending=False)] == ["small000", "middle00", "large000"]
+    assert [r.id for r in store.list_runs(region="DE")] == ["middle00", "large000"]
+    assert [r.id for r in store.list_runs(order_by="energy_j", offset=1, limit=1)] == ["middle00"]
+    assert store.list_runs(offset=5) == []
+
+
+@pytest.mark.parametrize(("order_by", "offset"), [("energy_j; DROP TABLE runs", 0), ("rowid", 0), ("name", -1)])
+def test_list_runs_refuses_unknown_orders_and_negative_offsets(store: SQLiteStore, order_by: str, offset: int) -> None:
+    store.save(make_run("abcd0000"))
+    with pytest.raises(ConfigError):
+        store.list_runs(order_by=order_by, offset=offset)
+    assert store.count() == 1
+
+
+def test_the_intensity_series_survives_a_write_and_a_read(store: SQLiteStore) -> None:
+    steps = (
+        IntensityStep(T0, 3600.0, 320.5),
+        IntensityStep(T0 + timedelta(hours=1), 3600.0, 280.0, forecast=True),
+    )
+    store.save(make_run("series00", intensity_series=steps))
+    assert store.get("series00").intensity_series == steps
+
+
+def test_an_absurd_intensity_in_the_series_is_refused(store: SQLiteStore) -> None:
+    with pytest.raises(StoreError, match=r"intensity_series\[0\].intensity_g_per_kwh"):
+        store.save(make_run("series01", intensity_series=(IntensityStep(T0, 3600.0, 1e9),)))
 
 
 @pytest.mark.parametrize(("limit", "status"), [(-1, None), (10, "done")])

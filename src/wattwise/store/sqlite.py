@@ -205,6 +205,8 @@ class SQLiteStore(RunStore):
         """
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "runs" not in tables:
+                raise self._foreign(tables)
             if tables and self._read_only:
                 conn.execute("SELECT count(*) FROM runs").fetchone()  # a damaged file fails here, not mid-listing
         except sqlite3.DatabaseError as exc:

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from wattwise.errors import ConfigError
+from wattwise.report import numbers, statement
+from wattwise.report.compare import compare
+from wattwise.report.equivalents import EQUIVALENTS, equivalents
+from wattwise.report.run_view import build_run_view, replay_predictions
+from wattwise.store import open_store
+
+from .runs import EPOCHS, SECONDS, rich_run, samples, store_with_runs
+
+pytest.importorskip("jinja2")
+
+
+def test_the_view_thins_samples_for_display_and_keeps_the_spike() -> None:
+    view = build_run_view(rich_run(), samples(), points=100)
+    gpu = next(s for s in view.power if s.channel == "gpu:0")
+    assert gpu.raw_points == SECONDS and len(gpu.t_s) <= 100
+    assert max(gpu.power_w) == 700.0
+    assert view.raw_samples == 2 * SECONDS
+
+
+def test_the_prediction_is_replayed_after_each_epoch() -> None:
+    run = rich_run()
+    steps = replay_predictions(run, build_run_view(run, ()).epochs)
+    assert [s.epochs_seen for s in steps] == list(range(1, EPOCHS + 1))
+    assert steps[-1].energy_j.value == pytest.approx(run.energy_j)  # every epoch seen: the prediction is the sum
+    assert all(s.energy_j.low <= s.energy_j.value <= s.energy_j.high for s in steps)
+
+
+def test_the_page_shows_every_part_and_opens_offline() -> None:
+    from wattwise.report.build import run_page
+
+    run = rich_run(name="<b>train</b>")
+    page = run_page(run=run, samples=samples())
+    for chart in ("chart-power", "chart-components", "chart-windows", "chart-prediction", "chart-intensity"):
+        assert f'id="{chart}"' in page
+    assert "&lt;b&gt;train&lt;/b&gt;" in page and "<b>train</b>" not in page
+    assert "default-src 'none'" in page  # no request can leave the page
+    assert not re.search(r"(src|href)=\"https?:", page)
+    assert "<script" not in page
+    assert "partly forecast" in page  # the stored series had a forecast hour
+    for eq in EQUIVALENTS:
+        assert eq.source in page
+    assert "cpu-tdp-model" in page and "NVIDIA H100" in page  # what was measured and what was estimated
+
+
+def test_equivalents_carry_the_raw_figure_and_a_source() -> None:
+    rows = equivalents(energy_j=3.6e6, co2e_g=249.0, water_l=4.0)
+    by_key = {row["key"]: row for row in rows}
+    assert by_key["car_km"]["value"] == pytest.approx(249.0 / (400 / 1.609344))
+    assert by_key["phone_charges"]["text"].startswith("52.6 ")
+    assert by_key["drinking_water_days"]["text"].startswith("2 ")
+    assert all(row["raw"] and row["source"] for row in rows)
+    tiny = equivalents(energy_j=1.0, co2e_g=0.0, water_l=0.0)
+    assert tiny[0]["text"].startswith("1/") and all(row["quantity"] == "energy_j" for row in tiny)
+
+
+def test_markdown_and_latex_statements() -> None:
+    view = build_run_view(rich_run(name="a_b & c"), ())
+    md = statement.markdown(view)
+    assert "| gpu:0 (gpu) | measured |" in md and "Assumptions:" in md and "After 1 epoch(s)" in md
+    tex = statement.latex(view)
+    assert r"a\_b \& c" in tex and r"\begin{tabular}" in tex and "CO$_2$e" in tex
+    assert "≈" not in tex and "–" not in tex
+
+
+def test_comparison_calls_out_differences() -> None:
+    with open_store(":memory:") as store:
+        a, b = store_with_runs(store, 2)
+    cmp = compare([a, b])
+    energy = next(row for row in cmp.rows if row["key"] == "energy_j")
+    assert energy["change_text"][1] == numbers.signed_percent(b.energy_j / a.energy_j - 1)
+    assert any("more than" in c and "energy" in c for c in cmp.callouts)
+    assert [w["name"] for w in cmp.windows] == [f"epoch-{i}" for i in range(1, EPOCHS + 1)]
+    with pytest.raises(ConfigError, match="compare 2 to"):
+        compare([a])
+    with pytest.raises(ConfigError, match="twice"):
+        compare([a, a])
+    other = b.replace(id="other-run-0001", region="FR", pue=1.4)
+    assert any("different regions" in c for c in compare([a, other]).callouts)
+
+
+@pytest.mark.parametrize(("value", "text"), [(0.123, "+12.3 %"), (-0.05, "−5 %"), (2.2e-14, "±0 %"), (0.0, "±0 %")])
+def test_signed_percent(value: float, text: str) -> None:
+    assert numbers.signed_percent(value) == text
