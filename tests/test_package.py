@@ -35,7 +35,7 @@ def test_all_lists_exactly_the_public_names() -> None:
 def test_import_is_light() -> None:
     code = "import sys, wattwise; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    for heavy in ("pandas", "numpy", "torch", "rich", "pynvml", "sqlite3", "httpx"):
+    for heavy in ("pandas", "numpy", "torch", "rich", "pynvml", "sqlite3", "httpx", "jinja2", "starlette"):
         assert heavy not in loaded, f"`import wattwise` loads {heavy}"
 
 
@@ -77,4 +77,6 @@ def test_data_files_ship_in_the_wheel(tmp_path: Path) -> None:
     for data in DATA_FILES:
         assert f"wattwise/data/{data}" in names
     assert "wattwise/py.typed" in names
+    for template in ("base.html", "run.html", "compare.html", "runs.html", "pareto.html", "plan.html"):
+        assert f"wattwise/report/templates/{template}" in names
     assert not [n for n in names if re.match(r"tests/", n)]

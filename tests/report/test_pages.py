@@ -88,3 +88,24 @@ def test_comparison_calls_out_differences() -> None:
 @pytest.mark.parametrize(("value", "text"), [(0.123, "+12.3 %"), (-0.05, "−5 %"), (2.2e-14, "±0 %"), (0.0, "±0 %")])
 def test_signed_percent(value: float, text: str) -> None:
     assert numbers.signed_percent(value) == text
+
+
+def test_a_bare_run_renders_without_windows_samples_or_prediction() -> None:
+    from wattwise.report.build import run_page
+
+    from ..store.builders import make_run
+
+    page = run_page(run=make_run("bare0000", windows=(), prediction=None))
+    assert 'id="chart-power"' in page and "no data" in page
+    assert 'id="chart-windows"' not in page and 'id="chart-prediction"' not in page
+    assert "one figure for the whole run" in page
+
+
+def test_the_power_chart_draws_what_the_view_kept() -> None:
+    import re as _re
+
+    from wattwise.report.charts import power_chart
+
+    view = build_run_view(rich_run(), samples(), points=400)
+    drawn = int(_re.search(r'data-points="(\d+)"', power_chart(view)).group(1))  # type: ignore[union-attr]
+    assert drawn == sum(len(s.t_s) for s in view.power)

@@ -157,6 +157,22 @@ def test_plan_on_a_trace_with_hindsight(capsys: pytest.CaptureFixture[str], year
     assert "deadline: must finish within WINDOW" in out and "in hindsight" in out
 
 
+@pytest.mark.parametrize("interruptible", [False, True])
+def test_plan_page_shows_the_outlook_and_the_alternatives(
+    capsys: pytest.CaptureFixture[str], year_trace: Path, tmp_path: Path, interruptible: bool
+) -> None:
+    pytest.importorskip("jinja2")
+    page = tmp_path / "plan.html"
+    argv = ["schedule", "plan", "--trace", str(year_trace), "--at", "2022-03-01T06:00Z", "--duration", "4h"]
+    argv += ["--window", "24h", "--html", str(page), *(["--interruptible"] if interruptible else [])]
+    assert main(argv) == 0
+    assert "plan page written" in capsys.readouterr().out
+    html = page.read_text()
+    assert 'id="chart-outlook"' in html and "what happened" in html and "chosen:" in html
+    assert ('id="chart-starts"' in html) is not interruptible  # every start hour, for a job that runs in one piece
+    assert "2022-03-01 06:00 UTC" in html
+
+
 def test_plan_on_the_annual_table_warns_there_is_nothing_to_shift(capsys: pytest.CaptureFixture[str]) -> None:
     data = run_json(capsys, "plan", "--region", "DE", "--duration", "4h", "--window", "12h")
     region = data["regions"][0]

@@ -197,7 +197,11 @@ def test_list_runs_by_order_region_and_offset(store: SQLiteStore) -> None:
     store.save(make_run("middle00", energy_j=50.0, region="DE", started_at=T0 + timedelta(minutes=2)))
     by_energy = store.list_runs(order_by="energy_j")
     assert [r.id for r in by_energy] == ["large000", "middle00", "small000"]
-    assert [r.id for r in store.list_runs(order_by="energy_j", descending=False)] == ["small000", "middle00", "large000"]
+    assert [r.id for r in store.list_runs(order_by="energy_j", descending=False)] == [
+        "small000",
+        "middle00",
+        "large000",
+    ]
     assert [r.id for r in store.list_runs(region="DE")] == ["middle00", "large000"]
     assert [r.id for r in store.list_runs(order_by="energy_j", offset=1, limit=1)] == ["middle00"]
     assert store.list_runs(offset=5) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wattwise.records import Run
 from wattwise.report import numbers
-from wattwise.report.run_view import RunView
+from wattwise.report.run_view import DISPLAY_POINTS, RunView
 from wattwise.report.svg import PALETTE, Axis, Band, Bars, Line, Span, bar_chart, line_chart
 
 __all__ = ["component_chart", "intensity_chart", "power_chart", "prediction_chart", "run_charts", "window_chart"]
@@ -33,6 +33,7 @@ def power_chart(view: RunView) -> str:
         x_axis=Axis("time since start", kind="duration"),
         y_axis=Axis("power (W)", from_zero=True),
         spans=spans,
+        max_points=DISPLAY_POINTS * max(1, len(lines)),  # the view already thinned each channel to DISPLAY_POINTS
     )
 
 

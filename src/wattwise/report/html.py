@@ -30,6 +30,7 @@ FORMATTERS = SimpleNamespace(
     signed_percent=numbers.signed_percent,
     power_w=numbers.power_w,
     moment=numbers.moment,
+    when=numbers.iso_moment,
     sig=numbers.sig,
 )
 

@@ -18,6 +18,7 @@ __all__ = [
     "energy_kwh",
     "energy_kwh_range",
     "intensity",
+    "iso_moment",
     "mass_g",
     "mass_kg",
     "mass_kg_range",
@@ -154,3 +155,8 @@ def signed_percent(fraction: float) -> str:
 def moment(when: datetime) -> str:
     """A time in UTC to the second: ``2026-12-03 12:46:06 UTC``."""
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_moment(text: str) -> str:
+    """An ISO 8601 time as :func:`moment` writes it, to the minute (``2026-12-03 12:46 UTC``)."""
+    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
