@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.report.runs import store_with_runs
 from wattwise.cli.main import main
 from wattwise.store import open_store
-
-from .report.runs import store_with_runs
 
 pytest.importorskip("jinja2")
 

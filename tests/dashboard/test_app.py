@@ -15,13 +15,12 @@ pytest.importorskip("jinja2")
 
 from starlette.testclient import TestClient
 
+from tests.report.runs import store_with_runs
 from wattwise.dashboard.app import create_app
 from wattwise.dashboard.auth import LOOPBACK_HOSTS
 from wattwise.errors import ConfigError
 from wattwise.records import Run
 from wattwise.store import open_store
-
-from ..report.runs import store_with_runs
 
 TOKEN = "t0ken-for-the-tests-1234"
 

@@ -371,6 +371,6 @@ def test_water_is_split_on_and_off_site(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_latex_escapes_in_one_pass() -> None:
-    from wattwise.estimate.statement import _tex
+    from wattwise.report.tex import tex as _tex
 
     assert _tex("C:\\models & 50%_x") == r"C:\textbackslash{}models \& 50\%\_x"

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+from tests.store.builders import T0, make_run
 from wattwise.records import ComponentEnergy, IntensityStep, Prediction, Range, Run, Sample, WindowRecord
 from wattwise.store.base import RunStore
-
-from ..store.builders import T0, make_run
 
 EPOCHS = 5
 SECONDS = 300

@@ -91,9 +91,8 @@ def test_signed_percent(value: float, text: str) -> None:
 
 
 def test_a_bare_run_renders_without_windows_samples_or_prediction() -> None:
+    from tests.store.builders import make_run
     from wattwise.report.build import run_page
-
-    from ..store.builders import make_run
 
     page = run_page(run=make_run("bare0000", windows=(), prediction=None))
     assert 'id="chart-power"' in page and "no data" in page

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -25,7 +26,7 @@ from wattwise.report.svg import (
 def test_nice_ticks_cover_the_range_with_round_steps(low: float, high: float, first: float, last: float) -> None:
     ticks = nice_ticks(low, high)
     assert ticks[0] == pytest.approx(first) and ticks[-1] == pytest.approx(last)
-    steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:], strict=False)}
+    steps = {round(b - a, 12) for a, b in itertools.pairwise(ticks)}
     assert len(steps) == 1
     mantissa = float(f"{steps.pop():e}".split("e")[0])
     assert mantissa in (1.0, 2.0, 5.0)

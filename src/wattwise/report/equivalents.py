@@ -7,12 +7,13 @@ coefficient and where it comes from, never the equivalent alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 from wattwise.report import numbers
 from wattwise.report.numbers import sig
 from wattwise.units import J_PER_KWH, J_PER_WH, KM_PER_MILE
 
-__all__ = ["EQUIVALENTS", "Equivalent", "equivalents"]
+__all__ = ["EQUIVALENTS", "Equivalent", "EquivalentRow", "equivalents"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,17 @@ EQUIVALENTS: tuple[Equivalent, ...] = (
 )
 
 
-def equivalents(energy_j: float, co2e_g: float, water_l: float) -> list[dict[str, str | float]]:
+class EquivalentRow(TypedDict):
+    key: str
+    quantity: str
+    value: float
+    raw: str  # the figure it stands for, as printed beside it
+    text: str
+    basis: str
+    source: str
+
+
+def equivalents(energy_j: float, co2e_g: float, water_l: float) -> list[EquivalentRow]:
     """Each equivalent of these figures (skipping a quantity that is zero), with its text, basis and source."""
     amounts = {"energy_j": energy_j, "co2e_g": co2e_g, "water_l": water_l}
     raw = {
@@ -79,7 +90,7 @@ def equivalents(energy_j: float, co2e_g: float, water_l: float) -> list[dict[str
         "co2e_g": f"{numbers.mass_g(co2e_g)} CO2e",
         "water_l": f"{numbers.volume_l(water_l)} of water",
     }
-    rows: list[dict[str, str | float]] = []
+    rows: list[EquivalentRow] = []
     for eq in EQUIVALENTS:
         amount = amounts[eq.quantity]
         if amount <= 0:

@@ -15,7 +15,7 @@ from typing import Any
 
 from wattwise.records import Range, Run, Sample, WindowRecord
 from wattwise.report import numbers
-from wattwise.report.equivalents import equivalents
+from wattwise.report.equivalents import EquivalentRow, equivalents
 from wattwise.report.svg import downsample
 
 __all__ = ["DISPLAY_POINTS", "PowerSeries", "PredictionStep", "RunView", "assumptions", "build_run_view"]
@@ -66,7 +66,7 @@ class RunView:
     power: list[PowerSeries]
     predictions: list[PredictionStep]
     epochs: list[WindowRecord]
-    equivalents: list[dict[str, str | float]]
+    equivalents: list[EquivalentRow]
     assumptions: list[tuple[str, str]]
     component_co2e_g: dict[str, float] = field(default_factory=dict)
 
