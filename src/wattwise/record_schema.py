@@ -16,7 +16,9 @@ from typing import Any, NoReturn, cast
 from wattwise import validate
 from wattwise.errors import ConfigError, RecordError
 from wattwise.records import (
+    ARTIFACT_KINDS,
     RUN_STATUSES,
+    Artifact,
     SCHEMA_VERSION,
     ComponentEnergy,
     IntensityStep,
@@ -33,6 +35,8 @@ __all__ = [
     "MAX_TEXT",
     "SIGNALS",
     "SOURCE_KINDS",
+    "artifact_from_dict",
+    "check_artifact",
     "check_run",
     "run_from_dict",
 ]
@@ -401,3 +405,43 @@ def _word(value: object, allowed: tuple[str, ...], where: str, path: str) -> Non
 def _aware(moment: object, where: str, path: str) -> None:
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         _fail(where, path, "must be a time with a UTC offset")
+
+
+MAX_ARTIFACT_BYTES = 8 * 1024 * 1024  # an estimate is a few kB; a plan over ten regions a few hundred
+
+
+def artifact_from_dict(data: object, where: str = "saved artifact") -> Artifact:
+    """An Artifact from its JSON form (:meth:`Artifact.to_dict`), every field's type checked."""
+    f = _Fields(data, "", where)
+    body = f.raw("data")
+    if not isinstance(body, dict):
+        _fail(where, "data", f"must be an object, not {_kind(body)}")
+    return Artifact(
+        id=f.text("id"),
+        kind=cast(Any, f.text("kind")),
+        name=f.text("name", ""),
+        created_at=f.moment("created_at"),
+        data=body,
+    )
+
+
+def check_artifact(artifact: Artifact, where: str = "saved artifact") -> str:
+    """Every rule a stored artifact obeys; returns its strict JSON (RecordError names what is wrong)."""
+    import json
+
+    try:
+        validate.check_run_id(artifact.id)
+    except ConfigError as exc:
+        raise RecordError(f"{where}: {exc}") from None
+    where = f"{where} {artifact.id}"
+    _word(artifact.kind, ARTIFACT_KINDS, where, "kind")
+    if not isinstance(artifact.name, str) or len(artifact.name) > MAX_TEXT:
+        _fail(where, "name", f"must be text of at most {MAX_TEXT:,} characters")
+    _aware(artifact.created_at, where, "created_at")
+    try:
+        text = json.dumps(artifact.to_dict(), allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        _fail(where, "data", f"is not strict JSON ({exc})")
+    if len(text) > MAX_ARTIFACT_BYTES:
+        _fail(where, "data", f"is {len(text):,} bytes; at most {MAX_ARTIFACT_BYTES:,}")
+    return text

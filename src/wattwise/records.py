@@ -18,6 +18,8 @@ SourceKind = Literal["measured", "estimated"]
 Attribution = Literal["process", "machine"]
 
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "complete", "incomplete", "failed")
+ArtifactKind = Literal["training-estimate", "inference-estimate", "plan"]
+ARTIFACT_KINDS: tuple[ArtifactKind, ...] = ("training-estimate", "inference-estimate", "plan")
 SCHEMA_VERSION = 1
 
 
@@ -243,3 +245,36 @@ class Run:
         from wattwise.record_schema import run_from_dict
 
         return run_from_dict(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """Something wattwise worked out and the user saved beside the runs: an estimate or a schedule plan.
+
+    ``data`` is what the command prints with ``--json`` (the estimate's or the plan's JSON form), so a saved
+    artifact reads back exactly as it was shown, and a page can be drawn from it alone.
+    """
+
+    id: str
+    kind: ArtifactKind
+    name: str
+    created_at: datetime
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "created_at": _iso(self.created_at),
+            "data": self.data,
+        }
+
+
+def new_id(now: datetime | None = None) -> str:
+    """A fresh id for a run or an artifact: its UTC start to the second and six random hex digits."""
+    import os
+
+    moment = (now or utc_now()).astimezone(UTC)
+    return f"{moment:%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"

@@ -51,7 +51,6 @@ def chrome(width: int = 1280, height: int = 900) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never download a browser or a driver
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "chromium"
     for arg in CHROME_ARGS:
@@ -59,7 +58,15 @@ def chrome(width: int = 1280, height: int = 900) -> Iterator[Any]:
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     service = Service(executable_path=shutil.which("chromedriver") or "chromedriver")
-    driver = webdriver.Chrome(options=options, service=service)
+    before = os.environ.get("SE_OFFLINE")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never download a browser or a driver
+    try:
+        driver = webdriver.Chrome(options=options, service=service)
+    finally:
+        if before is None:
+            del os.environ["SE_OFFLINE"]
+        else:
+            os.environ["SE_OFFLINE"] = before
     try:
         driver.set_page_load_timeout(20)
         yield driver

@@ -173,7 +173,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-
 @pytest.fixture(scope="module")
 def driver() -> Iterator[Any]:
     with browser.chrome() as opened:
@@ -267,7 +266,7 @@ def console_errors(driver: Any) -> list[str]:
 def full_page_screenshot(driver: Any, path: Path) -> None:
     """The whole page in one PNG: the window made as tall as the document first."""
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(1280, min(max(height + 140, 900), 8000))
+    driver.set_window_size(1280, min(max(height + 160, 900), 8000))  # + the window's own frame
     try:
         assert driver.save_screenshot(str(path))
     finally:
@@ -418,6 +417,7 @@ def test_the_html_report_renders_every_plot_offline(
         assert numbers.energy_j(run.energy_j) in driver.find_element(By.CSS_SELECTOR, ".cards").text
         assert driver.find_elements(By.CSS_SELECTOR, "header.site") == [], "a report file has no dashboard header"
         sent = browser.requests_sent(driver)
+        assert url in sent, f"the performance log missed the page itself: {sent}"
         assert [u for u in sent if u != url and not u.startswith("data:")] == [], sent
         assert console_errors(driver) == [], "a blocked request or a CSP violation"
         full_page_screenshot(driver, tmp_path / "report.png")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from wattwise.errors import StoreError
-from wattwise.records import Run, Sample
+from wattwise.records import Artifact, Run, Sample
 from wattwise.store.base import RunStore
 
 
@@ -56,6 +56,15 @@ class FailingStore(RunStore):
 
     def count(self) -> int:
         return self.inner.count()
+
+    def save_artifact(self, artifact: Artifact) -> None:
+        self.inner.save_artifact(artifact)
+
+    def list_artifacts(self, kind: str | None = None, limit: int | None = 50) -> list[Artifact]:
+        return self.inner.list_artifacts(kind, limit)
+
+    def get_artifact(self, ref: str, kind: str | None = None) -> Artifact:
+        return self.inner.get_artifact(ref, kind)
 
     @property
     def read_only(self) -> bool:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from wattwise.errors import ConfigError, RecordError, RunNotFoundError, StoreError
-from wattwise.records import RUN_STATUSES, Run, Sample
+from wattwise.records import RUN_STATUSES, Artifact, Run, Sample
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -99,6 +99,19 @@ class RunStore(Protocol):
 
     def count(self) -> int:
         """How many runs are stored, whatever their status."""
+        ...
+
+    def save_artifact(self, artifact: Artifact) -> None:
+        """Save an estimate or a plan beside the runs; RunExistsError if its id is taken, StoreError if a rule
+        of :func:`wattwise.record_schema.check_artifact` is broken."""
+        ...
+
+    def list_artifacts(self, kind: str | None = None, limit: int | None = 50) -> list[Artifact]:
+        """Saved artifacts newest first, optionally of one kind; a store too old to hold any lists none."""
+        ...
+
+    def get_artifact(self, ref: str, kind: str | None = None) -> Artifact:
+        """The artifact with id ``ref``, a unique prefix of one (≥ 4 characters), or "latest" (of ``kind``)."""
         ...
 
     def iter_samples(self, run_id: str) -> Iterator[Sample]:

@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 
 from wattwise.errors import StoreError
 
-__all__ = ["SQLITE_MIGRATIONS", "Migration", "applied_migrations", "apply_migrations", "transaction"]
+__all__ = [
+    "OPTIONAL_FOR_READING",
+    "SQLITE_MIGRATIONS",
+    "Migration",
+    "applied_migrations",
+    "apply_migrations",
+    "transaction",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,25 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX samples_run_t ON samples (run_id, t_s, channel)",
         ),
     ),
+    Migration(
+        "0002_artifacts",
+        (
+            # estimates and schedule plans saved beside the runs (``--save``); ``record`` is the artifact's JSON
+            """
+            CREATE TABLE artifacts (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX artifacts_kind_created ON artifacts (kind, created_at)",
+        ),
+    ),
 )
+# steps that only add tables: a reader of a store that lacks them still reads runs (and sees no artifacts)
+OPTIONAL_FOR_READING = frozenset({"0002_artifacts"})
 
 _CREATE_LEDGER = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 

@@ -14,7 +14,6 @@ and shows runs whose process is gone as ``incomplete`` without rewriting them. A
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -25,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 from wattwise.errors import RunExistsError, RunNotFoundError, StoreError
-from wattwise.fsutil import make_private_dirs
-from wattwise.records import Run, Sample, utc_now
+from wattwise.records import Artifact, Run, Sample, utc_now
+from wattwise.store import sqlite_artifacts
 from wattwise.store.base import (
     MIN_PREFIX,
     ORDER_KEYS,
@@ -43,16 +42,26 @@ from wattwise.store.base import (
     this_host,
     utc_iso,
 )
-from wattwise.store.migrations import SQLITE_MIGRATIONS, applied_migrations, apply_migrations, transaction
+from wattwise.store.migrations import (
+    OPTIONAL_FOR_READING,
+    SQLITE_MIGRATIONS,
+    applied_migrations,
+    apply_migrations,
+    transaction,
+)
+from wattwise.store.sqlite_util import BUSY_RETRIES, BUSY_TIMEOUT_S
+from wattwise.store.sqlite_util import FIX as _FIX
+from wattwise.store.sqlite_util import create_file as _create_file
+from wattwise.store.sqlite_util import error as _error
+from wattwise.store.sqlite_util import reason as _reason
+from wattwise.store.sqlite_util import sample_rows as _sample_rows
+from wattwise.store.sqlite_util import text as _text
 
 __all__ = ["SQLiteStore"]
 
 MEMORY = ":memory:"
-BUSY_TIMEOUT_S = 5.0
-BUSY_RETRIES = 6  # a write that finds the database locked after the busy timeout is tried this many more times
 SAMPLE_BATCH = 5000  # rows per read while streaming samples
 log = logging.getLogger(__name__)  # one line on stderr by Python's last-resort handler
-_FIX = "set WATTWISE_HOME to a writable directory or WATTWISE_DB to another URL"
 
 _COLUMNS = (
     "id",
@@ -114,6 +123,7 @@ class SQLiteStore(RunStore):
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self.notes: list[str] = []  # how a read-only store had to be opened (immutable), for doctor
+        self._absent: set[str] = set()  # optional migrations a read-only store lacks (see OPTIONAL_FOR_READING)
         if sqlite3.sqlite_version_info < (3, 24, 0):
             raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old for the run store; wattwise needs 3.24+")
         conn = self._connect()
@@ -251,6 +261,13 @@ class SQLiteStore(RunStore):
                 "upgrade wattwise to open it"
             )
         missing = [name for name in known if name not in applied]
+        self._absent = {name for name in missing if name in OPTIONAL_FOR_READING}
+        if self._absent:
+            self.notes.append(
+                f"run store {self._where} was written by an older wattwise: its runs are shown; estimates and plans "
+                "appear once a writing command (e.g. `wattwise run -- true`) has upgraded it"
+            )
+        missing = [name for name in missing if name not in OPTIONAL_FOR_READING]
         if missing:
             raise StoreError(
                 f"run store {self._where} was written by an older wattwise and needs upgrading ({', '.join(missing)}), "
@@ -459,6 +476,21 @@ class SQLiteStore(RunStore):
             raise ambiguous_error(ref, [m[0] for m in matches[:5]], more=len(matches) > 5)
         return self._view(matches[0][1], matches[0][2])
 
+    def save_artifact(self, artifact: Artifact) -> None:
+        self._write("saving an artifact", lambda conn: sqlite_artifacts.insert_artifact(conn, artifact))
+
+    def list_artifacts(self, kind: str | None = None, limit: int | None = 50) -> list[Artifact]:
+        with self._db("listing saved artifacts") as conn:
+            if "0002_artifacts" in self._absent:
+                return []
+            return sqlite_artifacts.list_artifacts(conn, self._where, kind, limit)
+
+    def get_artifact(self, ref: str, kind: str | None = None) -> Artifact:
+        with self._db("reading a saved artifact") as conn:
+            if "0002_artifacts" in self._absent:
+                raise RunNotFoundError(f"no {kind or 'artifact'} saved in {self._where} (written by an older wattwise)")
+            return sqlite_artifacts.get_artifact(conn, self._where, ref, kind)
+
     def count(self) -> int:
         """How many runs are stored (whatever their status)."""
         with self._db("counting runs") as conn:
@@ -537,78 +569,3 @@ class SQLiteStore(RunStore):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-def _sample_rows(run_id: str, samples: Sequence[Sample]) -> list[tuple[str, float, str, float, float]]:
-    """Rows for the samples table, or StoreError (nothing stored) if any sample is not finite."""
-    for sample in samples:
-        if not _finite(sample.t_s, sample.power_w, sample.energy_j):
-            raise StoreError(
-                f"run {run_id!r}: sample of {sample.channel!r} at t_s={sample.t_s} is not finite; "
-                "no sample of this batch was stored"
-            )
-    return [(run_id, s.t_s, _text(s.channel), s.power_w, s.energy_j) for s in samples]
-
-
-def _create_file(path: Path) -> None:
-    """Create the parent directories and an empty private file if missing, or say in one line why not.
-
-    Done here rather than by SQLite, whose own error ("unable to open database file") does not say why.
-    The file is made readable by its owner only: stored commands may carry secrets in their arguments.
-    """
-    try:
-        if path.is_dir():
-            reason = "it is a directory"
-        else:
-            make_private_dirs(path.parent)  # a new home is the user's alone
-            if not path.exists():
-                path.touch(mode=0o600)
-            return
-    except OSError as exc:
-        reason = _file_in_the_way(path) or exc.strerror or type(exc).__name__
-    raise StoreError(f"cannot create run store at {path}: {reason}; {_FIX}")
-
-
-def _file_in_the_way(path: Path) -> str | None:
-    """The ancestor that is a file where a directory should be (mkdir only says "File exists")."""
-    for parent in path.parents:
-        try:
-            if parent.exists() and not parent.is_dir():
-                return f"{parent} is a file, not a directory"
-        except OSError:
-            return None
-    return None
-
-
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(value) for value in values)
-
-
-def _text(value: str) -> str:
-    """Column text that SQLite can hold: lone surrogates (undecodable file names) become "?".
-
-    The JSON record escapes them and keeps the exact value; only the filter columns are approximated.
-    """
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "replace").decode("utf-8")
-    return value
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _error(where: str, action: str, exc: BaseException) -> StoreError:
-    reason = _reason(exc)
-    if "locked" in reason or "busy" in reason:
-        waited = BUSY_TIMEOUT_S * (BUSY_RETRIES + 1) + 0.05 * BUSY_RETRIES * (BUSY_RETRIES + 1) / 2
-        return StoreError(
-            f"run store {where} stayed locked by another process for over {waited:.0f} s while {action}; "
-            "try again when it is free"
-        )
-    if "readonly" in reason or "unable to open" in reason:
-        return StoreError(f"cannot write run store at {where} ({reason}) while {action}; {_FIX}")
-    return StoreError(f"run store {where}: {action} failed: {reason}")
