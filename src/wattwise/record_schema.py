@@ -18,8 +18,8 @@ from wattwise.errors import ConfigError, RecordError
 from wattwise.records import (
     ARTIFACT_KINDS,
     RUN_STATUSES,
-    Artifact,
     SCHEMA_VERSION,
+    Artifact,
     ComponentEnergy,
     IntensityStep,
     Prediction,

@@ -166,3 +166,94 @@ def test_a_dashboard_never_changes_the_store(db: tuple[Path, list[Run]], client:
     for path in ("/", "/api/runs", f"/runs/{db[1][0].id}", "/compare", "/api/runs/zzzz0000"):
         client.get(path)
     assert db[0].read_bytes() == before
+
+
+def test_saved_estimates_and_plans_are_listed_and_shown(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tests.schedule.conftest import synthetic, write_trace
+    from wattwise.cli.main import main
+
+    year_trace_csv = write_trace(tmp_path / "trace.csv", synthetic(24 * 60, seed=3), datetime(2022, 2, 1, tzinfo=UTC))
+    db = str(tmp_path / "artifacts.db")
+    assert (
+        main(
+            [
+                "estimate",
+                "training",
+                "--hardware",
+                "H100-SXM",
+                "--devices",
+                "8",
+                "--hours",
+                "24",
+                "--region",
+                "DE",
+                "--save",
+                "--name",
+                "llama-<7b>",
+                "--db",
+                db,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "estimate",
+                "inference",
+                "--hardware",
+                "H100-SXM",
+                "--params",
+                "8e9",
+                "--tokens-per-request",
+                "500",
+                "--requests-per-day",
+                "1e6",
+                "--save",
+                "--json",
+                "--db",
+                db,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "schedule",
+                "plan",
+                "--trace",
+                str(year_trace_csv),
+                "--at",
+                "2022-03-01T06:00Z",
+                "--duration",
+                "4h",
+                "--window",
+                "24h",
+                "--save",
+                "--name",
+                "nightly",
+                "--db",
+                db,
+            ]
+        )
+        == 0
+    )
+    store = open_store(db, read_only=True)
+    with TestClient(create_app(store)) as c:
+        estimates = c.get("/api/estimates").json()
+        assert [i["kind"] for i in estimates["items"]] == ["inference-estimate", "training-estimate"]
+        listing = c.get("/estimates").text
+        assert "llama-&lt;7b&gt;" in listing and "<7b>" not in listing
+        page = c.get("/estimates/latest")
+        assert page.status_code == 200 and "Inference estimate" in page.text and "Source:" in page.text
+        training_id = estimates["items"][1]["id"]
+        assert "Training estimate" in c.get(f"/estimates/{training_id}").text
+        plan = c.get("/plans/latest")
+        assert plan.status_code == 200 and 'id="chart-outlook"' in plan.text and "what happened" in plan.text
+        assert c.get("/api/plans").json()["items"][0]["name"] == "nightly"
+        assert c.get(f"/plans/{training_id}").status_code == 404  # an estimate is not a plan
+        assert c.get("/estimates/zzzz0000").status_code == 404
+    store.close()

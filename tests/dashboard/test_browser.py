@@ -432,6 +432,7 @@ def test_a_dashboard_with_a_token_shows_nothing_without_it(
     driver: Any, token_dashboard: browser.LiveServer, runs: list[Run], tmp_path: Path
 ) -> None:
     base = token_dashboard.url
+    cookie_name = f"wattwise_token_{base.rsplit(':', 1)[1]}"  # named after the port: ports share cookies
     driver.get(base + "/")
     driver.delete_all_cookies()  # cookies are per host, not per port: start from none
     driver.get(base + "/")
@@ -442,14 +443,14 @@ def test_a_dashboard_with_a_token_shows_nothing_without_it(
     driver.get(f"{base}/?token={'y' * 24}")
     body = driver.find_element(By.TAG_NAME, "body").text
     assert "wrong token" in body and not any(run.name in body for run in runs)
-    assert driver.get_cookie("wattwise_token") is None
+    assert driver.get_cookie(cookie_name) is None
 
     driver.get(f"{base}/?token={TOKEN}")
     table = wait_for(driver, "table#runs")
     assert driver.current_url == base + "/", "the token is dropped from the address bar"
     names = [a.text for a in table.find_elements(By.CSS_SELECTOR, "a.run-link")]
     assert sorted(names) == sorted(run.name for run in runs)
-    cookie = driver.get_cookie("wattwise_token")
+    cookie = driver.get_cookie(cookie_name)
     assert cookie is not None and cookie["value"] == TOKEN
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     screenshot(driver, tmp_path / "token-runs.png")

@@ -107,3 +107,25 @@ def open_store_from_args(args: argparse.Namespace, *, write: bool = False) -> An
         if "no run store" not in note:  # a missing store reads as empty: "no runs stored yet" says it
             print(f"wattwise: note: {note}", file=sys.stderr)
     return store
+
+
+def save_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--save", action="store_true", help="keep it in the run store, beside the runs (the dashboard lists it)"
+    )
+    if not any("--db" in a.option_strings for a in p._actions):
+        p.add_argument("--db", help="run store URL, with --save (default: WATTWISE_DB or under WATTWISE_HOME)")
+
+
+def save_artifact(args: argparse.Namespace, kind: str, name: str, data: dict[str, Any]) -> str:
+    """Save an estimate or a plan in the store and say where (on stderr when stdout carries JSON)."""
+    import sys
+
+    from wattwise.records import Artifact, new_id, utc_now
+
+    artifact = Artifact(new_id(), kind, name, utc_now(), data)  # type: ignore[arg-type]
+    with open_store_from_args(args, write=True) as store:
+        store.save_artifact(artifact)
+    out = sys.stderr if getattr(args, "json", False) else sys.stdout
+    print(f"saved as {kind} {artifact.id} (`wattwise dashboard` shows it)", file=out)
+    return artifact.id

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from wattwise.cli.common import save_artifact, save_flags
 from wattwise.records import Range
 
 
@@ -50,6 +51,7 @@ def add_parser(sub: Any) -> None:
         help="a footprint statement for a paper or model card",
     )
     t.add_argument("--json", action="store_true", help="machine-readable estimate")
+    save_flags(t)
     t.set_defaults(handler=handle_training)
 
     i = verbs.add_parser("inference", help="serving a model: per request, per 1k tokens and per day")
@@ -74,6 +76,8 @@ def add_parser(sub: Any) -> None:
     )
     _grid_flags(i)
     i.add_argument("--json", action="store_true")
+    i.add_argument("--name", default="", help="a name for the estimate, shown where it is saved")
+    save_flags(i)
     i.set_defaults(handler=handle_inference)
 
 
@@ -132,6 +136,8 @@ def handle_training(args: argparse.Namespace) -> int:
         if estimate.cost_usd is not None:
             rows.append(("cost", estimate.cost_usd, "USD"))
         _print_table(rows, estimate.assumptions)
+    if args.save:
+        save_artifact(args, "training-estimate", "" if args.name == "the model" else args.name, estimate.to_dict())
     return 0
 
 
@@ -157,6 +163,8 @@ def handle_inference(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(e.to_dict(), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
+        if args.save:
+            save_artifact(args, "inference-estimate", args.name, e.to_dict())
         return 0
     _print_table(
         [
@@ -170,6 +178,8 @@ def handle_inference(args: argparse.Namespace) -> int:
         ],
         e.assumptions,
     )
+    if args.save:
+        save_artifact(args, "inference-estimate", args.name, e.to_dict())
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from wattwise.carbon import registry
+from wattwise.cli.common import save_artifact, save_flags
 from wattwise.errors import ConfigError
 
 _SEMANTICS_HELP = "start: may start up to WINDOW after submission; deadline: must finish within WINDOW"
@@ -33,6 +34,8 @@ def add_parser(sub: Any) -> None:
     plan.add_argument("--energy-kwh", type=float, help="the job's energy, to give emissions in grams")
     plan.add_argument("--offline", action="store_true", default=None, help="cached or packaged data only")
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument("--name", default="", help="a name for the plan, with --save")
+    save_flags(plan)
     plan.add_argument(
         "--html",
         type=Path,
@@ -158,7 +161,7 @@ def handle_plan(args: argparse.Namespace) -> int:
     if args.html is not None:
         from wattwise.report.pages import plan_page
 
-        page = plan_page(result, data)
+        page = plan_page(data)
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -170,6 +173,8 @@ def handle_plan(args: argparse.Namespace) -> int:
 
         write_output(args.html, page)
         print(f"plan page written to {printable(args.html)}", file=sys.stderr if args.json else sys.stdout)
+    if args.save:
+        save_artifact(args, "plan", args.name, data)
     return 0
 
 

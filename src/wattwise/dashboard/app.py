@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from wattwise.records import Artifact
     from wattwise.report.html import Pages
     from wattwise.store.base import RunStore
 
@@ -80,6 +81,25 @@ def _list_args(request: Request) -> dict[str, Any]:
         raise BadRequest(f"limit is 1 to {MAX_PAGE_SIZE}, offset 0 or more")
     args.update(limit=limit, offset=offset)
     return args
+
+
+def _find_artifact(store: RunStore, ref: str, plans: bool) -> Artifact:
+    """A saved plan, or a saved estimate of either kind (the newest of both for "latest")."""
+    kinds = ("plan",) if plans else ("training-estimate", "inference-estimate")
+    found = []
+    for kind in kinds:
+        try:
+            found.append(store.get_artifact(ref, kind))
+        except RunNotFoundError:
+            continue
+    if ref == "latest" and found:
+        return max(found, key=lambda a: a.created_at)
+    if len(found) == 1:
+        return found[0]
+    what = "plan" if plans else "estimate"
+    if found:
+        raise RunNotFoundError(f"ambiguous prefix {ref!r}: give more characters of the {what} id")
+    raise RunNotFoundError(f"no {what} matches {ref!r}; {'/plans' if plans else '/estimates'} lists them")
 
 
 def create_app(
@@ -171,6 +191,32 @@ def create_app(
             return JSONResponse(cmp.to_dict())
         return page(compare_page(cmp, pages=pages, standalone=False, run_links=True, base="", store_label=store_label))
 
+    def artifacts_page(request: Request) -> Response:
+        plans = request.url.path.rstrip("/").endswith("plans")
+        kinds = ("plan",) if plans else ("training-estimate", "inference-estimate")
+        found = [a for kind in kinds for a in store.list_artifacts(kind, limit=MAX_PAGE_SIZE)]
+        found.sort(key=lambda a: a.created_at, reverse=True)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"items": [a.to_dict() for a in found], "count": len(found)})
+        section = "plans" if plans else "estimates"
+        return page(
+            pages.render(
+                "artifacts.html", standalone=False, title=f"wattwise {section}", items=found, section=section, **context
+            )
+        )
+
+    def artifact_detail(request: Request) -> Response:
+        from wattwise.report.pages import estimate_page, plan_page
+
+        plans = request.url.path.startswith(("/plans/", "/api/plans/"))
+        found = _find_artifact(store, _ref(request.path_params["artifact_id"]), plans)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(found.to_dict())
+        extra = {"base": "", "store_label": store_label}
+        if found.kind == "plan":
+            return page(plan_page(found.data, pages=pages, standalone=False, **extra))
+        return page(estimate_page(found.kind, found.data, name=found.name, pages=pages, standalone=False, **extra))
+
     async def on_error(request: Request, exc: Exception) -> Response:
         status = 404 if isinstance(exc, RunNotFoundError) else 400 if isinstance(exc, BadRequest | ConfigError) else 500
         message = printable(exc) if status != 500 else f"the store could not be read: {printable(exc)}"
@@ -193,6 +239,14 @@ def create_app(
         Route("/api/runs/{run_id}", run_detail, methods=["GET", "HEAD"]),
         Route("/api/runs/{run_id}/samples", run_samples, methods=["GET", "HEAD"]),
         Route("/api/compare", compare_view, methods=["GET", "HEAD"]),
+        Route("/estimates", artifacts_page, methods=["GET", "HEAD"]),
+        Route("/plans", artifacts_page, methods=["GET", "HEAD"]),
+        Route("/estimates/{artifact_id}", artifact_detail, methods=["GET", "HEAD"]),
+        Route("/plans/{artifact_id}", artifact_detail, methods=["GET", "HEAD"]),
+        Route("/api/estimates", artifacts_page, methods=["GET", "HEAD"]),
+        Route("/api/plans", artifacts_page, methods=["GET", "HEAD"]),
+        Route("/api/estimates/{artifact_id}", artifact_detail, methods=["GET", "HEAD"]),
+        Route("/api/plans/{artifact_id}", artifact_detail, methods=["GET", "HEAD"]),
     ]
     from starlette.exceptions import HTTPException
 

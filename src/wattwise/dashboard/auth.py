@@ -1,8 +1,9 @@
 """Who may read the dashboard, and the headers every answer carries.
 
 * **Token.** Bound to anything but loopback, the dashboard requires a token: ``Authorization: Bearer TOKEN``, or
-  ``?token=TOKEN`` once in a browser (answered with a redirect that sets an HttpOnly, SameSite=Strict cookie and
-  drops the token from the address bar). A missing or wrong token gets 401 and no data. Tokens are compared in
+  ``?token=TOKEN`` once in a browser (answered with a redirect that sets an HttpOnly, SameSite=Strict cookie named
+  after the port, and drops the token from the address bar). Cookies are not private to a port: another web app
+  on the same host name can read it, so serve a token dashboard on a host without untrusted local web apps. A missing or wrong token gets 401 and no data. Tokens are compared in
   constant time.
 * **Host.** With ``allowed_hosts`` (what a loopback bind uses), a request whose ``Host`` header names another
   host gets 421: a page on another site cannot read a local dashboard through DNS rebinding.
@@ -32,6 +33,13 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _cookie_name(scope: Scope) -> str:
+    """The token cookie is named after the port: browsers share cookies between the ports of one host, so two
+    dashboards (or a dashboard and another local web app) must not read or overwrite each other's token."""
+    server = scope.get("server") or ("", 0)
+    return f"{COOKIE}_{server[1] or 0}"
 
 
 def _host_name(host_header: str) -> str:
@@ -65,7 +73,7 @@ class SecurityMiddleware:
                     return
                 await self._set_cookie_and_redirect(scope, send, [(k, v) for k, v in query if k != "token"])
                 return
-            if not self._valid(self._presented(headers)):
+            if not self._valid(self._presented(scope, headers)):
                 await self._refuse(scope, send, 401, "a token is required: Authorization: Bearer TOKEN, or ?token=")
                 return
 
@@ -77,7 +85,7 @@ class SecurityMiddleware:
 
         await self.app(scope, receive, with_headers)
 
-    def _presented(self, headers: dict[str, str]) -> str | None:
+    def _presented(self, scope: Scope, headers: dict[str, str]) -> str | None:
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             return auth[7:].strip()
@@ -86,7 +94,7 @@ class SecurityMiddleware:
             cookie.load(headers.get("cookie", ""))
         except Exception:  # a malformed Cookie header is no token
             return None
-        morsel = cookie.get(COOKIE)
+        morsel = cookie.get(_cookie_name(scope))
         return None if morsel is None else morsel.value
 
     def _valid(self, given: str | None) -> bool:
@@ -115,7 +123,7 @@ class SecurityMiddleware:
     async def _set_cookie_and_redirect(self, scope: Scope, send: Send, rest: list[tuple[str, str]]) -> None:
         assert self.token is not None
         location = scope.get("path", "/") + (f"?{urlencode(rest)}" if rest else "")
-        cookie = f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+        cookie = f"{_cookie_name(scope)}={self.token}; HttpOnly; SameSite=Strict; Path=/"
         headers = [(b"location", location.encode("utf-8")), (b"set-cookie", cookie.encode("latin-1"))]
         await send({"type": "http.response.start", "status": 303, "headers": headers + self._security_headers()})
         await send({"type": "http.response.body", "body": b""})

@@ -43,16 +43,17 @@ def component_chart(run: Run) -> str:
     names = [c.name for c in parts]
     charged = [c.energy_j for c in parts]
     rest = [max(0.0, c.machine_energy_j - c.energy_j) for c in parts]
-    layers = [Bars("charged to the run", charged, PALETTE[0])]
+    div, unit = numbers.energy_scale(max([a + b for a, b in zip(charged, rest, strict=True)], default=0.0))
+    layers = [Bars("charged to the run", [v / div for v in charged], PALETTE[0])]
     if run.attribution == "process" and any(r > 0 for r in rest):
-        layers.append(Bars("rest of the machine", rest, _MACHINE))
+        layers.append(Bars("rest of the machine", [v / div for v in rest], _MACHINE))
     return bar_chart(
         names,
         layers,
         title="Energy by channel",
-        y_axis=Axis("energy (J)", from_zero=True),
+        y_axis=Axis(f"energy ({unit})", from_zero=True),
         x_label="channel",
-        value_text=numbers.energy_j,
+        value_text=lambda v: numbers.energy_j(v * div),
     )
 
 
@@ -60,26 +61,28 @@ def window_chart(view: RunView) -> str:
     """Energy per window (epochs first, else every top-level window), stacked by channel."""
     windows = view.epochs or [w for w in view.run.windows if w.parent is None]
     channels = [c.name for c in view.run.components if c.in_total]
-    layers = [Bars(name, [w.components.get(name, 0.0) for w in windows]) for name in channels]
+    div, unit = numbers.energy_scale(max((w.energy_j for w in windows), default=0.0))
+    layers = [Bars(name, [w.components.get(name, 0.0) / div for w in windows]) for name in channels]
     return bar_chart(
         [w.name for w in windows],
         [layer for layer in layers if any(v > 0 for v in layer.values)],
         title="Energy per epoch, by channel" if view.epochs else "Energy per window, by channel",
-        y_axis=Axis("energy (J)", from_zero=True),
+        y_axis=Axis(f"energy ({unit})", from_zero=True),
         x_label="epoch" if view.epochs else "window",
-        value_text=numbers.energy_j,
+        value_text=lambda v: numbers.energy_j(v * div),
     )
 
 
 def window_emissions_chart(view: RunView) -> str:
     windows = view.epochs or [w for w in view.run.windows if w.parent is None]
+    div, unit = numbers.mass_scale(max((w.co2e_g for w in windows), default=0.0))
     return bar_chart(
         [w.name for w in windows],
-        [Bars("emissions", [w.co2e_g for w in windows], PALETTE[3])],
+        [Bars("emissions", [w.co2e_g / div for w in windows], PALETTE[3])],
         title="Emissions per epoch" if view.epochs else "Emissions per window",
-        y_axis=Axis("CO2e (g)", from_zero=True),
+        y_axis=Axis(f"CO2e ({unit})", from_zero=True),
         x_label="epoch" if view.epochs else "window",
-        value_text=numbers.mass_g,
+        value_text=lambda v: numbers.mass_g(v * div),
     )
 
 
@@ -89,15 +92,19 @@ def prediction_chart(view: RunView) -> str:
     xs = [float(s.epochs_seen) for s in steps]
     actual = view.run.energy_j
     label = "measured total" if view.run.status == "complete" else f"measured so far ({view.run.status})"
+    div, unit = numbers.energy_scale(max([actual, *(s.energy_j.high for s in steps)]))
+    actual /= div
     return line_chart(
         [
-            Line("predicted total", xs, [s.energy_j.value for s in steps], markers=True),
+            Line("predicted total", xs, [s.energy_j.value / div for s in steps], markers=True),
             Line(label, [xs[0], xs[-1]] if xs else [], [actual, actual] if xs else [], PALETTE[6], dashed=True),
         ],
-        bands=[Band("predicted range", xs, [s.energy_j.low for s in steps], [s.energy_j.high for s in steps])],
+        bands=[
+            Band("predicted range", xs, [s.energy_j.low / div for s in steps], [s.energy_j.high / div for s in steps])
+        ],
         title="Early prediction of the whole run against what happened",
         x_axis=Axis("epochs seen"),
-        y_axis=Axis("energy of the whole run (J)", from_zero=True),
+        y_axis=Axis(f"energy of the whole run ({unit})", from_zero=True),
     )
 
 

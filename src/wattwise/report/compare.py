@@ -136,8 +136,10 @@ def comparison_charts(cmp: Comparison) -> dict[str, str]:
     channels: list[str] = []
     for run in cmp.runs:
         channels += [c.name for c in run.components if c.in_total and c.name not in channels]
+    e_div, e_unit = numbers.energy_scale(max(run.energy_j for run in cmp.runs))
+    m_div, m_unit = numbers.mass_scale(max(run.co2e_g for run in cmp.runs))
     layers = [
-        Bars(name, [next((c.energy_j for c in run.components if c.name == name), 0.0) for run in cmp.runs])
+        Bars(name, [next((c.energy_j for c in run.components if c.name == name), 0.0) / e_div for run in cmp.runs])
         for name in channels
     ]
     charts = {
@@ -145,29 +147,32 @@ def comparison_charts(cmp: Comparison) -> dict[str, str]:
             labels,
             [layer for layer in layers if any(v > 0 for v in layer.values)],
             title="Energy per run, by channel",
-            y_axis=Axis("energy (J)", from_zero=True),
+            y_axis=Axis(f"energy ({e_unit})", from_zero=True),
             x_label="run",
-            value_text=numbers.energy_j,
+            value_text=lambda v: numbers.energy_j(v * e_div),
         ),
         "emissions": bar_chart(
             labels,
-            [Bars("emissions", [run.co2e_g for run in cmp.runs])],
+            [Bars("emissions", [run.co2e_g / m_div for run in cmp.runs])],
             title="Emissions per run",
-            y_axis=Axis("CO2e (g)", from_zero=True),
+            y_axis=Axis(f"CO2e ({m_unit})", from_zero=True),
             x_label="run",
-            value_text=numbers.mass_g,
+            value_text=lambda v: numbers.mass_g(v * m_div),
         ),
     }
     epochs = [epoch_windows(run.windows) for run in cmp.runs]
     if sum(1 for e in epochs if e) >= 2:
+        w_div, w_unit = numbers.energy_scale(max(w.energy_j for e in epochs for w in e))
         charts["epochs"] = line_chart(
             [
-                Line(label, [float(i + 1) for i in range(len(e))], [w.energy_j for w in e], markers=len(e) <= 60)
+                Line(
+                    label, [float(i + 1) for i in range(len(e))], [w.energy_j / w_div for w in e], markers=len(e) <= 60
+                )
                 for label, e in zip(labels, epochs, strict=True)
                 if e
             ],
             title="Energy per epoch",
             x_axis=Axis("epoch"),
-            y_axis=Axis("energy (J)", from_zero=True),
+            y_axis=Axis(f"energy ({w_unit})", from_zero=True),
         )
     return charts

@@ -17,11 +17,13 @@ __all__ = [
     "energy_j",
     "energy_kwh",
     "energy_kwh_range",
+    "energy_scale",
     "intensity",
     "iso_moment",
     "mass_g",
     "mass_kg",
     "mass_kg_range",
+    "mass_scale",
     "moment",
     "percent",
     "power_w",
@@ -160,3 +162,20 @@ def moment(when: datetime) -> str:
 def iso_moment(text: str) -> str:
     """An ISO 8601 time as :func:`moment` writes it, to the minute (``2026-12-03 12:46 UTC``)."""
     return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def energy_scale(largest_j: float) -> tuple[float, str]:
+    """(joules per unit, unit) for a plot axis whose largest value is ``largest_j``: J, Wh, kWh, MWh or GWh, so
+    tick labels stay short."""
+    for divisor, unit in ((3.6e12, "GWh"), (3.6e9, "MWh"), (3.6e6, "kWh"), (3600.0, "Wh")):
+        if abs(largest_j) >= divisor:
+            return divisor, unit
+    return 1.0, "J"
+
+
+def mass_scale(largest_g: float) -> tuple[float, str]:
+    """(grams per unit, unit) for a plot axis: mg, g, kg or t."""
+    for divisor, unit in ((1e6, "t"), (1e3, "kg"), (1.0, "g")):
+        if abs(largest_g) >= divisor:
+            return divisor, unit
+    return 1e-3, "mg"

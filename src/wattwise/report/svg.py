@@ -227,7 +227,7 @@ def _scale(lo: float, hi: float, out_lo: float, out_hi: float) -> Callable[[floa
 
 
 def _open(frame: _Frame, title: str, kind: str) -> None:
-    frame.parts.append(f'<text class="ww-title" x="{frame.left}" y="18" font-size="14" font-weight="600">')
+    frame.parts.append(f'<text class="ww-title" x="{_LEGEND_X:.0f}" y="18" font-size="14" font-weight="600">')
     frame.parts.append(f"{escape(title)}</text>")
 
 
@@ -249,8 +249,10 @@ def _axes(
     *,
     x_ticks_shown: bool = True,
 ) -> tuple[Callable[[float], float], Callable[[float], float]]:
-    x_ticks = _ticks(x_axis.kind, *x_range, count=max(3, int(frame.inner_w // 110)))
     y_ticks = nice_ticks(*y_range, count=5)
+    widest = max(len(sig(t)) for t in y_ticks)
+    frame.left = max(frame.left, int(_CHAR_W * widest + 36))  # room for the tick labels and the axis title
+    x_ticks = _ticks(x_axis.kind, *x_range, count=max(3, int(frame.inner_w // 110)))
     x_lo, x_hi = (min(x_range[0], x_ticks[0]), max(x_range[1], x_ticks[-1])) if x_axis.kind == "number" else x_range
     y_lo, y_hi = min(y_range[0], y_ticks[0]), max(y_range[1], y_ticks[-1])
     sx = _scale(x_lo, x_hi, frame.left, frame.left + frame.inner_w)
@@ -283,16 +285,39 @@ def _axes(
     return sx, sy
 
 
+_LEGEND_X = 12.0
+_CHAR_W = 6.4  # the width of one 11-px character, roughly: for laying out legends and labels
+
+
+def _legend_layout(frame: _Frame, entries: Sequence[tuple[str, str, bool]]) -> list[tuple[float, float]]:
+    """Where each legend entry goes: rows under the title, wrapped at the chart's width."""
+    x, y = _LEGEND_X, 34.0
+    places = []
+    for label, _, _ in entries:
+        width = _CHAR_W * len(label) + 34
+        if x > _LEGEND_X and x + width > frame.width - frame.right:
+            x, y = _LEGEND_X, y + 16
+        places.append((x, y))
+        x += width
+    return places
+
+
+def _reserve_legend(frame: _Frame, entries: Sequence[tuple[str, str, bool]]) -> None:
+    """Move the plot down so that every legend row fits above it."""
+    places = _legend_layout(frame, entries)
+    rows = 1 + int((places[-1][1] - 34.0) // 16) if places else 1
+    frame.top = max(frame.top, 36 + 16 * rows)
+    frame.height += 16 * (rows - 1)
+
+
 def _legend(frame: _Frame, entries: Sequence[tuple[str, str, bool]]) -> None:
-    """Swatches in a row under the title: (label, colour, dashed)."""
-    x = float(frame.left)
-    for label, color, dashed in entries:
+    """Swatches in rows under the title: (label, colour, dashed)."""
+    for (label, color, dashed), (x, y) in zip(entries, _legend_layout(frame, entries), strict=True):
         dash = ' stroke-dasharray="5 3"' if dashed else ""
         frame.parts.append(
-            f'<g class="ww-legend"><line x1="{x:.1f}" x2="{x + 16:.1f}" y1="34" y2="34" stroke="{color}" '
-            f'stroke-width="3"{dash}/><text x="{x + 20:.1f}" y="38" font-size="11">{escape(label)}</text></g>'
+            f'<g class="ww-legend"><line x1="{x:.1f}" x2="{x + 16:.1f}" y1="{y:.0f}" y2="{y:.0f}" stroke="{color}" '
+            f'stroke-width="3"{dash}/><text x="{x + 20:.1f}" y="{y + 4:.0f}" font-size="11">{escape(label)}</text></g>'
         )
-        x += 6.4 * len(label) + 34
 
 
 def _finite_pairs(xs: Sequence[float], ys: Sequence[float]) -> list[tuple[float, float]]:
@@ -326,6 +351,9 @@ def line_chart(
     y_lo, y_hi = min(all_y), max(all_y)
     if y_axis.from_zero:
         y_lo, y_hi = min(0.0, y_lo), max(0.0, y_hi)
+    entries = [(line.label, line.color or PALETTE[i % len(PALETTE)], line.dashed) for i, line in enumerate(lines)]
+    entries += [(b.label, b.color, False) for b in bands]
+    _reserve_legend(frame, entries)
     sx, sy = _axes(frame, x_axis, y_axis, (min(all_x), max(all_x)), (y_lo, y_hi))
     top, bottom = frame.top, frame.top + frame.inner_h
     for span in spans:
@@ -341,11 +369,9 @@ def line_chart(
             f'<polygon points="{" ".join(upper + lower[::-1])}" fill="{band.color}" fill-opacity="0.22">'
             f"<title>{escape(band.label)}</title></polygon>"
         )
-    legend: list[tuple[str, str, bool]] = []
     per_line = max(50, max_points // max(1, len(lines)))
     for index, (line, ps) in enumerate(zip(lines, pairs, strict=True)):
         color = line.color or PALETTE[index % len(PALETTE)]
-        legend.append((line.label, color, line.dashed))
         if not ps:
             continue
         xs, ys = downsample([x for x, _ in ps], [y for _, y in ps], per_line // 4)
@@ -369,8 +395,7 @@ def line_chart(
                 f"{escape(sig(y))}</title></circle>"
                 for x, y in zip(xs, ys, strict=True)
             )
-    legend += [(b.label, b.color, False) for b in bands]
-    _legend(frame, legend)
+    _legend(frame, entries)
     return _close(frame, title, "line", len(lines))
 
 
@@ -395,10 +420,14 @@ def bar_chart(
     y_hi = max(totals) or 1.0
     n = len(categories)
     sx_axis = Axis(x_label, "number")
+    entries = [(layer.label, layer.color or PALETTE[i % len(PALETTE)], False) for i, layer in enumerate(layers)]
+    _reserve_legend(frame, entries)
     _, sy = _axes(frame, sx_axis, y_axis, (0.0, float(n)), (0.0, y_hi), x_ticks_shown=False)
     slot = frame.inner_w / n
     bar_w = max(1.0, min(60.0, slot * 0.7))
-    label_every = max(1, math.ceil(n / max(1, frame.inner_w // 70)))
+    longest = max(len(c) for c in categories)
+    shown = max(4, min(longest, int(max(slot, 70.0) / _CHAR_W) - 1))  # characters a label may take
+    label_every = max(1, math.ceil((_CHAR_W * shown + 10) / slot))  # so that labels never overlap
     base = frame.top + frame.inner_h
     for i, category in enumerate(categories):
         x = frame.left + slot * i + (slot - bar_w) / 2
@@ -417,11 +446,12 @@ def bar_chart(
             level += value
             frame.points += 1
         if i % label_every == 0:
+            label = category if len(category) <= shown else category[: shown - 1] + "…"
             frame.parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{base + 16}" font-size="11" text-anchor="middle">'
-                f"{escape(category)}</text>"
+                f"{escape(label)}<title>{escape(category)}</title></text>"
             )
-    _legend(frame, [(layer.label, layer.color or PALETTE[i % len(PALETTE)], False) for i, layer in enumerate(layers)])
+    _legend(frame, entries)
     return _close(frame, title, "bar", len(layers))
 
 
@@ -446,6 +476,8 @@ def scatter_chart(
     pad_x = (max(xs) - min(xs)) * 0.08 or abs(xs[0]) * 0.1 or 1.0
     pad_y = (max(ys) - min(ys)) * 0.08 or abs(ys[0]) * 0.1 or 1.0
     x_lo = min(xs) - pad_x if not x_axis.from_zero else 0.0
+    entries = [(front_label, PALETTE[3], True), ("other variants", PALETTE[0], False)]
+    _reserve_legend(frame, entries)
     sx, sy = _axes(frame, x_axis, y_axis, (x_lo, max(xs) + pad_x), (min(ys) - pad_y, max(ys) + pad_y))
     front = sorted((p for p in ps if p.highlight), key=lambda p: p.x)
     if len(front) > 1:
@@ -464,5 +496,5 @@ def scatter_chart(
             f'<text x="{x + 7:.1f}" y="{y - 7:.1f}" font-size="11">{escape(p.label)}</text>'
         )
         frame.points += 1
-    _legend(frame, [(front_label, PALETTE[3], True), ("other variants", PALETTE[0], False)])
+    _legend(frame, entries)
     return _close(frame, title, "scatter", 1)

@@ -12,6 +12,11 @@ from wattwise.schedule.outlook import Outlook, outlook
 from wattwise.schedule.planner import Decision, Job, kernel, plan
 
 
+def _finite_or_none(value: float) -> float | None:
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
 @dataclass(frozen=True, slots=True)
 class RegionPlan:
     region: str
@@ -52,6 +57,11 @@ class RegionPlan:
             "expected_g_per_kwh": d.expected_g_per_kwh,
             "now_g_per_kwh": d.now_g_per_kwh,
             "expected_savings_pct": d.expected_savings_pct,
+            "outlook": {  # what the plan was made on, hour by hour from the submission hour (null: no value)
+                "start": o.start.isoformat(),
+                "values": [_finite_or_none(v) for v in o.values],
+                "actual": None if o.actual is None else [_finite_or_none(v) for v in o.actual],
+            },
             "forecast": {
                 "source": o.source,
                 "method": o.method,
