@@ -3,8 +3,8 @@
 * **Token.** Bound to anything but loopback, the dashboard requires a token: ``Authorization: Bearer TOKEN``, or
   ``?token=TOKEN`` once in a browser (answered with a redirect that sets an HttpOnly, SameSite=Strict cookie named
   after the port, and drops the token from the address bar). Cookies are not private to a port: another web app
-  on the same host name can read it, so serve a token dashboard on a host without untrusted local web apps. A missing or wrong token gets 401 and no data. Tokens are compared in
-  constant time.
+  on the same host name can read it, so serve a token dashboard on a host without untrusted local web apps.
+  A missing or wrong token gets 401 and no data. Tokens are compared in constant time.
 * **Host.** With ``allowed_hosts`` (what a loopback bind uses), a request whose ``Host`` header names another
   host gets 421: a page on another site cannot read a local dashboard through DNS rebinding.
 * **Headers.** Every answer: a Content-Security-Policy allowing no script and no request elsewhere,
