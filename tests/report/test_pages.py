@@ -108,3 +108,14 @@ def test_the_power_chart_draws_what_the_view_kept() -> None:
     view = build_run_view(rich_run(), samples(), points=400)
     drawn = int(_re.search(r'data-points="(\d+)"', power_chart(view)).group(1))  # type: ignore[union-attr]
     assert drawn == sum(len(s.t_s) for s in view.power)
+
+
+def test_axes_use_units_that_keep_ticks_short_and_steps_outside_the_run_are_left_out() -> None:
+    from wattwise.report.charts import intensity_chart, power_chart, window_chart
+
+    run = rich_run(scale=3e4)  # hundreds of kWh
+    view = build_run_view(run, [s.__class__(s.t_s, s.channel, s.power_w * 1000, s.energy_j) for s in samples()])
+    assert "power (kW)" in power_chart(view) and "energy (kWh)" in window_chart(view)
+    chart = intensity_chart(run)  # the run's 5 minutes lie inside the first hourly step; the second is after it
+    polyline = re.search(r'<polyline class="ww-series" data-points="(\d+)"', chart)
+    assert polyline is not None and polyline.group(1) == "2"

@@ -15,8 +15,15 @@ _MACHINE = "#bbbbbb"
 def power_chart(view: RunView) -> str:
     """Power per channel over the run (each sample a step over its interval); epochs shaded."""
     share = "process tree's share" if view.run.attribution == "process" else "whole machine"
+    div, unit = numbers.power_scale(max((max(s.power_w, default=0.0) for s in view.power), default=0.0))
     lines = [
-        Line(f"{series.channel} ({series.component})", series.t_s, series.power_w, step=True, x_start=0.0)
+        Line(
+            f"{series.channel} ({series.component})",
+            series.t_s,
+            [w / div for w in series.power_w],
+            step=True,
+            x_start=0.0,
+        )
         for series in view.power
     ]
     spans = []
@@ -31,7 +38,7 @@ def power_chart(view: RunView) -> str:
         lines,
         title=title,
         x_axis=Axis("time since start", kind="duration"),
-        y_axis=Axis("power (W)", from_zero=True),
+        y_axis=Axis(f"power ({unit})", from_zero=True),
         spans=spans,
         max_points=DISPLAY_POINTS * max(1, len(lines)),  # the view already thinned each channel to DISPLAY_POINTS
     )
@@ -118,6 +125,8 @@ def intensity_chart(run: Run) -> str:
         for step in run.intensity_series:
             t0 = max(start, step.start.timestamp())
             t1 = min(end, step.start.timestamp() + step.duration_s)
+            if t1 <= t0:  # a step outside the run (the series is stored as the provider answered)
+                continue
             xs += [t0, t1]
             ys += [step.intensity_g_per_kwh, step.intensity_g_per_kwh]
         forecast = any(step.forecast for step in run.intensity_series)

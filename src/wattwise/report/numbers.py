@@ -26,6 +26,7 @@ __all__ = [
     "mass_scale",
     "moment",
     "percent",
+    "power_scale",
     "power_w",
     "short_duration",
     "sig",
@@ -179,3 +180,11 @@ def mass_scale(largest_g: float) -> tuple[float, str]:
         if abs(largest_g) >= divisor:
             return divisor, unit
     return 1e-3, "mg"
+
+
+def power_scale(largest_w: float) -> tuple[float, str]:
+    """(watts per unit, unit) for a plot axis: mW, W, kW or MW."""
+    for divisor, unit in ((1e6, "MW"), (1e3, "kW"), (1.0, "W")):
+        if abs(largest_w) >= divisor:
+            return divisor, unit
+    return (1e-3, "mW") if largest_w > 0 else (1.0, "W")
