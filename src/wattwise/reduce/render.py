@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from wattwise.reduce.base import VariantResult
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
+from wattwise.report.numbers import column as _num
 
 
 def table_rows(variants: Sequence[VariantResult]) -> list[list[str]]:

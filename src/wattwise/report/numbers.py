@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from wattwise.units import J_PER_KWH
 
 __all__ = [
+    "column",
     "duration_s",
     "energy_j",
     "energy_kwh",
@@ -188,3 +189,9 @@ def power_scale(largest_w: float) -> tuple[float, str]:
         if abs(largest_w) >= divisor:
             return divisor, unit
     return (1e-3, "mW") if largest_w > 0 else (1.0, "W")
+
+
+def column(value: float | None, spec: str) -> str:
+    """A table cell in a column whose unit is in its header: ``spec`` is a format spec (``",.2f"``); ``-`` for
+    no value."""
+    return "-" if value is None else format(value, spec)

@@ -519,7 +519,8 @@ class SQLiteStore(RunStore):
         skipped = 0
         with self._db("listing runs") as conn:
             self._reap_stale(conn)
-            for run_id, record, heartbeat_at in conn.execute(_LIST + _ORDERS[order_by, descending], params):
+            statement = _LIST + _ORDERS[order_by, descending]  # both fixed here; order_by was checked
+            for run_id, record, heartbeat_at in conn.execute(statement, params):  # static SQL: _LIST + an _ORDERS entry
                 try:
                     run = self._view(record, heartbeat_at)
                 except StoreError as exc:  # one damaged row must not hide the others
