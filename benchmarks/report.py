@@ -450,7 +450,7 @@ def print_table(cases: list[Case], n_channels: int, repeats: int) -> bool:
     print()
     print(
         f"view points: kept by build_run_view (at most {DISPLAY_POINTS} per channel); power/all drawn: the "
-        "data-points of the power chart's <svg> and of every chart's (line_chart thins again to 1600 per chart)."
+        "data-points of the power chart's <svg> (every point the view kept) and of every chart's."
     )
     return all_ok
 
