@@ -176,8 +176,9 @@ _BOUNDS: dict[str, validate.Bounds] = {
     "kill_grace_s": validate.KILL_GRACE_S,
 }
 _ENV = {f"WATTWISE_{name.upper()}": name for name in _FIELDS}
-# consumed elsewhere, not Settings fields: the config file's path, and the socket `wattwise run` hands its command
-_ENV_IGNORED = {"WATTWISE_CONFIG", "WATTWISE_EPOCH_SOCKET"}
+# consumed elsewhere, not Settings fields: the config file's path, the socket `wattwise run` hands its command, and
+# the dashboard's token
+_ENV_IGNORED = {"WATTWISE_CONFIG", "WATTWISE_EPOCH_SOCKET", "WATTWISE_DASHBOARD_TOKEN"}
 
 
 def _read_file(path: Path) -> dict[str, Any]:

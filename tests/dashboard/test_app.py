@@ -257,3 +257,43 @@ def test_saved_estimates_and_plans_are_listed_and_shown(tmp_path: Path) -> None:
         assert c.get(f"/plans/{training_id}").status_code == 404  # an estimate is not a plan
         assert c.get("/estimates/zzzz0000").status_code == 404
     store.close()
+
+
+def test_samples_come_in_pages(client: TestClient, db: tuple[Path, list[Run]]) -> None:
+    run = db[1][0]
+    first = client.get(f"/api/runs/{run.id}/samples", params={"limit": 250}).json()
+    assert first["count"] == 250 and first["next_offset"] == 250
+    last = client.get(f"/api/runs/{run.id}/samples", params={"limit": 500, "offset": 500}).json()
+    assert last["count"] == 100 and last["next_offset"] is None
+    assert client.get(f"/api/runs/{run.id}/samples", params={"limit": 10**9}).status_code == 400
+
+
+def test_a_redirect_after_the_token_stays_on_this_host(db: tuple[Path, list[Run]]) -> None:
+    store = open_store(str(db[0]), read_only=True)
+    with TestClient(create_app(store, token=TOKEN)) as c:
+        response = c.get(f"http://testserver//evil.example/x?token={TOKEN}", follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/evil.example")
+    store.close()
+
+
+def test_the_token_variable_is_not_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wattwise.config import Settings
+
+    monkeypatch.setenv("WATTWISE_DASHBOARD_TOKEN", TOKEN)
+    Settings.load({})  # other commands must not refuse it as an unknown setting
+
+
+def test_a_dashboard_on_another_loopback_address_answers_to_it(db: tuple[Path, list[Run]]) -> None:
+    from wattwise.dashboard.server import prepare
+
+    app, token = prepare(str(db[0]), "127.0.0.2", None)
+    assert token is None
+    with TestClient(app, base_url="http://127.0.0.2:8787") as c:
+        assert c.get("/api/runs").status_code == 200
+
+
+def test_a_missing_store_is_refused_at_start(tmp_path: Path) -> None:
+    from wattwise.dashboard.server import prepare
+
+    with pytest.raises(ConfigError, match=r"no run store at .*check --db"):
+        prepare(str(tmp_path / "typo" / "runs.db"), "127.0.0.1", None)

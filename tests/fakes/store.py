@@ -40,12 +40,20 @@ class FailingStore(RunStore):
         name: str | None = None,
         *,
         region: str | None = None,
+        name_contains: str | None = None,
         order_by: str = "started_at",
         descending: bool = True,
         offset: int = 0,
     ) -> list[Run]:
         return self.inner.list_runs(
-            limit, status, name, region=region, order_by=order_by, descending=descending, offset=offset
+            limit,
+            status,
+            name,
+            region=region,
+            name_contains=name_contains,
+            order_by=order_by,
+            descending=descending,
+            offset=offset,
         )
 
     def iter_samples(self, run_id: str) -> Iterator[Sample]:

@@ -207,6 +207,22 @@ def test_list_runs_by_order_region_and_offset(store: SQLiteStore) -> None:
     assert store.list_runs(offset=5) == []
 
 
+def test_list_runs_by_part_of_a_name_and_pages_with_a_status(store: SQLiteStore) -> None:
+    for i in range(6):
+        store.save(make_run(f"page{i:04d}", name=f"Train-{i}" if i % 2 else f"eval-{i}", started_at=T0 + timedelta(i)))
+    assert [r.id for r in store.list_runs(name_contains="train")] == ["page0005", "page0003", "page0001"]
+    assert [r.id for r in store.list_runs(status="complete", offset=2, limit=2)] == ["page0003", "page0002"]
+    assert store.list_runs(name_contains="%") == []  # no pattern syntax: the text itself
+
+
+def test_an_empty_file_reads_as_an_empty_store(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.write_bytes(b"")
+    with SQLiteStore(str(path), read_only=True) as reader:
+        assert reader.list_runs() == [] and any("empty" in note for note in reader.notes)
+    assert path.read_bytes() == b""
+
+
 @pytest.mark.parametrize(("order_by", "offset"), [("energy_j; DROP TABLE runs", 0), ("rowid", 0), ("name", -1)])
 def test_list_runs_refuses_unknown_orders_and_negative_offsets(store: SQLiteStore, order_by: str, offset: int) -> None:
     store.save(make_run("abcd0000"))

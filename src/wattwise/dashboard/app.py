@@ -32,6 +32,9 @@ __all__ = ["PAGE_SIZE", "create_app"]
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+MAX_OFFSET = 10_000_000
+SAMPLE_PAGE = 10_000  # samples per /api/runs/ID/samples answer by default
+MAX_SAMPLE_PAGE = 200_000
 _REF = re.compile(r"^(?:latest|[A-Za-z0-9][A-Za-z0-9._-]{3,127})$")
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 _SORTS = {"started": "started_at", "energy": "energy_j", "co2e": "co2e_g", "duration": "duration_s", "name": "name"}
@@ -67,18 +70,18 @@ def _list_args(request: Request) -> dict[str, Any]:
     if order not in ("asc", "desc"):
         raise BadRequest("order is asc or desc")
     args: dict[str, Any] = {"status": status, "order_by": _SORTS[sort], "descending": order == "desc"}
-    for key in ("name", "region"):
-        value = q.get(key) or None
+    for key in ("name_contains", "region"):
+        value = q.get("name" if key == "name_contains" else key) or None
         if value is not None and not _NAME.match(value):
-            raise BadRequest(f"{key} must be 1 to 200 printable characters")
+            raise BadRequest(f"{key.split('_')[0]} must be 1 to 200 printable characters")
         args[key] = value
     try:
         limit = int(q.get("limit") or PAGE_SIZE)
         offset = int(q.get("offset") or 0)
     except ValueError:
         raise BadRequest("limit and offset are whole numbers") from None
-    if not 1 <= limit <= MAX_PAGE_SIZE or not 0 <= offset <= 10**9:
-        raise BadRequest(f"limit is 1 to {MAX_PAGE_SIZE}, offset 0 or more")
+    if not 1 <= limit <= MAX_PAGE_SIZE or not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest(f"limit is 1 to {MAX_PAGE_SIZE}, offset 0 to {MAX_OFFSET:,}")
     args.update(limit=limit, offset=offset)
     return args
 
@@ -170,14 +173,28 @@ def create_app(
         return page(run_page(view, pages=pages, standalone=False, base="", store_label=store_label))
 
     def run_samples(request: Request) -> Response:
+        import itertools
+
         run = store.get(_ref(request.path_params["run_id"]))
-        channel = request.query_params.get("channel")
+        q = request.query_params
+        channel = q.get("channel")
+        try:
+            limit = int(q.get("limit") or SAMPLE_PAGE)
+            offset = int(q.get("offset") or 0)
+        except ValueError:
+            raise BadRequest("limit and offset are whole numbers") from None
+        if not 1 <= limit <= MAX_SAMPLE_PAGE or not 0 <= offset <= 10**9:
+            raise BadRequest(f"limit is 1 to {MAX_SAMPLE_PAGE:,}, offset 0 or more")
+        chosen = (s for s in store.iter_samples(run.id) if channel is None or s.channel == channel)
+        page_rows = list(itertools.islice(chosen, offset, offset + limit + 1))  # one more: is there a next page?
         rows = [
             {"t_s": s.t_s, "channel": s.channel, "power_w": s.power_w, "energy_j": s.energy_j}
-            for s in store.iter_samples(run.id)
-            if channel is None or s.channel == channel
+            for s in page_rows[:limit]
         ]
-        return JSONResponse({"run_id": run.id, "samples": rows, "count": len(rows)})
+        more = len(page_rows) > limit
+        return JSONResponse(
+            {"run_id": run.id, "samples": rows, "count": len(rows), "next_offset": offset + limit if more else None}
+        )
 
     def compare_view(request: Request) -> Response:
         refs = _refs(request)

@@ -122,7 +122,8 @@ class SecurityMiddleware:
 
     async def _set_cookie_and_redirect(self, scope: Scope, send: Send, rest: list[tuple[str, str]]) -> None:
         assert self.token is not None
-        location = scope.get("path", "/") + (f"?{urlencode(rest)}" if rest else "")
+        path = "/" + str(scope.get("path", "/")).lstrip("/")  # never "//host/…", which a browser reads as a host
+        location = path + (f"?{urlencode(rest)}" if rest else "")
         cookie = f"{_cookie_name(scope)}={self.token}; HttpOnly; SameSite=Strict; Path=/"
         headers = [(b"location", location.encode("utf-8")), (b"set-cookie", cookie.encode("latin-1"))]
         await send({"type": "http.response.start", "status": 303, "headers": headers + self._security_headers()})

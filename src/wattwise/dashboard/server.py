@@ -84,9 +84,14 @@ def prepare(db_url: str, host: str, token: str | None) -> tuple[Starlette, str |
         token = secrets.token_urlsafe(24)
     store = open_store(db_url, read_only=True)
     store.count()  # a foreign or damaged database fails here, in one line, before anything is served
-    for note in getattr(store, "notes", ()):
+    notes = list(getattr(store, "notes", ()))
+    missing = next((n for n in notes if n.startswith("no run store at")), None)
+    if missing is not None:
+        store.close()
+        raise ConfigError(f"{missing}: check --db (or WATTWISE_DB), or measure a run first with `wattwise run`")
+    for note in notes:
         print(f"wattwise: note: {note}", file=sys.stderr)
-    allowed = LOOPBACK_HOSTS if loopback else None
+    allowed = (*LOOPBACK_HOSTS, host.lower()) if loopback else None
     return create_app(store, token=token, store_label=_label(db_url), allowed_hosts=allowed), token
 
 
@@ -107,6 +112,8 @@ def serve(db_url: str, host: str, port: int, token: str | None) -> None:
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     url = f"http://{shown}:{port}/"
     if token is not None:
+        if host in ("0.0.0.0", "::"):  # every interface: name this machine, which other machines can reach
+            url = f"http://{socket.gethostname()}:{port}/"
         print(f"wattwise dashboard on {url}?token={token} (read-only; the token is required; Ctrl-C stops it)")
     else:
         print(f"wattwise dashboard on {url} (read-only, this machine only; Ctrl-C stops it)")

@@ -89,12 +89,14 @@ class RunStore(Protocol):
         name: str | None = None,
         *,
         region: str | None = None,
+        name_contains: str | None = None,
         order_by: str = "started_at",
         descending: bool = True,
         offset: int = 0,
     ) -> list[Run]:
         """Runs ordered by ``order_by`` (one of :data:`ORDER_KEYS`; newest first by default), optionally only those
-        with this status, exactly this name or this region, skipping the first ``offset``; ``limit`` None: all."""
+        with this status, exactly this name, this region or a name holding ``name_contains`` (any case), skipping
+        the first ``offset``; ``limit`` None: all."""
         ...
 
     def count(self) -> int:

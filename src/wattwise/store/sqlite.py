@@ -86,9 +86,11 @@ _BUSY_PRAGMA = f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}"
 # looked at when filtering by status (readers may show it incomplete: its process is gone)
 _LIST = (
     "SELECT id, record, heartbeat_at FROM runs"
-    " WHERE (:status IS NULL OR status = :status OR status = 'running') AND (:name IS NULL OR name = :name)"
-    " AND (:region IS NULL OR region = :region)"
+    " WHERE (:status IS NULL OR status = :status OR (status = 'running' AND :exact = 0))"
+    " AND (:name IS NULL OR name = :name) AND (:region IS NULL OR region = :region)"
+    " AND (:contains IS NULL OR instr(lower(name), lower(:contains)) > 0)"
 )
+_PAGE = " LIMIT :limit OFFSET :offset"  # in SQL where no row is dropped after reading (see list_runs)
 # ORDER BY clauses for each key and direction, from a fixed list (never from the caller's text)
 _ORDERS = {
     (key, descending): f" ORDER BY {key} {'DESC' if descending else 'ASC'}, rowid {'DESC' if descending else 'ASC'}"
@@ -185,7 +187,10 @@ class SQLiteStore(RunStore):
             raise StoreError(f"cannot read run store at {path}: {exc.strerror or exc}; {_FIX}") from None
         conn = self._sqlite(f"{uri}?mode=ro", uri=True)
         try:
-            conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            if not conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall():
+                conn.close()  # an empty file (0 bytes, or a database with no table yet) is an empty store
+                self.notes.append(f"the run store at {path} is empty: no runs yet")
+                return self._sqlite(MEMORY)
             return conn
         except sqlite3.OperationalError as exc:
             conn.close()
@@ -503,15 +508,23 @@ class SQLiteStore(RunStore):
         name: str | None = None,
         *,
         region: str | None = None,
+        name_contains: str | None = None,
         order_by: str = "started_at",
         descending: bool = True,
         offset: int = 0,
     ) -> list[Run]:
         check_list_args(limit, status, order_by, offset)
-        params = {
+        # a stored "running" run may read as incomplete (its process is gone): only filters for "running" or
+        # "incomplete" must look at running rows and drop some after reading; the others page in SQL
+        exact = status in (None, "complete", "failed")
+        params: dict[str, object] = {
             "status": status,
+            "exact": int(exact),
             "name": None if name is None else _text(name),
             "region": None if region is None else _text(region),
+            "contains": None if name_contains is None else _text(name_contains),
+            "limit": -1 if limit is None or not exact else limit,
+            "offset": offset if exact else 0,
         }
         runs: list[Run] = []
         if limit == 0:
@@ -519,8 +532,8 @@ class SQLiteStore(RunStore):
         skipped = 0
         with self._db("listing runs") as conn:
             self._reap_stale(conn)
-            statement = _LIST + _ORDERS[order_by, descending]  # both fixed here; order_by was checked
-            for run_id, record, heartbeat_at in conn.execute(statement, params):  # static SQL: _LIST + an _ORDERS entry
+            statement = _LIST + _ORDERS[order_by, descending] + _PAGE  # all fixed here; order_by was checked
+            for run_id, record, heartbeat_at in conn.execute(statement, params):  # static SQL: see statement
                 try:
                     run = self._view(record, heartbeat_at)
                 except StoreError as exc:  # one damaged row must not hide the others
@@ -528,7 +541,7 @@ class SQLiteStore(RunStore):
                     continue
                 if status is not None and run.status != status:
                     continue
-                if skipped < offset:
+                if not exact and skipped < offset:
                     skipped += 1
                     continue
                 runs.append(run)
