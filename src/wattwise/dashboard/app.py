@@ -48,7 +48,7 @@ class BadRequest(Exception):
 
 def _ref(value: str) -> str:
     if not _REF.match(value) or ".." in value:
-        raise BadRequest(f"{printable(value)[:80]!r} is not a run id; ids look like 20261203-124606-e39cb2")
+        raise BadRequest(f"{printable(value)[:80]!r} is not an id; ids look like 20261203-124606-e39cb2")
     return value
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from wattwise.reduce.base import VariantResult
 from wattwise.report.numbers import column as _num
+from wattwise.report.numbers import energy_j
 
 
 def table_rows(variants: Sequence[VariantResult]) -> list[list[str]]:
@@ -18,7 +19,7 @@ def table_rows(variants: Sequence[VariantResult]) -> list[list[str]]:
                 v.recipe if len(v.recipe) <= 32 else v.recipe[:31] + "…",  # in full in the JSON and the page
                 _num(size, ",.2f"),
                 _num(v.latency_ms, ",.3f"),
-                _num(v.energy_j_per_inference, ".3g"),
+                "-" if v.energy_j_per_inference is None else energy_j(v.energy_j_per_inference),
                 _num(v.metric, ".4f"),
                 v.error or "",
             ]
@@ -26,7 +27,7 @@ def table_rows(variants: Sequence[VariantResult]) -> list[list[str]]:
     return rows
 
 
-HEADERS = ["variant", "recipe", "size MB", "latency ms", "J / inference", "metric", "error"]
+HEADERS = ["variant", "recipe", "size MB", "latency ms", "energy / inference", "metric", "error"]
 
 
 def print_table(variants: Sequence[VariantResult]) -> None:

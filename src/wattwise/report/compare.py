@@ -54,33 +54,35 @@ def _change(value: float, base: float) -> float | None:
 
 
 def _callouts(runs: Sequence[Run]) -> list[str]:
+    """What a reader must know: first what makes the comparison unfair, then the notable differences in energy,
+    emissions and duration against the first run."""
     base = runs[0]
     out = []
-    for run in runs[1:]:
-        for key, label, fmt in _METRICS[:5]:
-            change = _change(_value(run, key), _value(base, key))
-            if change is not None and abs(change) >= NOTABLE:
-                more = "more" if change > 0 else "less"
-                out.append(
-                    f"{run.name} ({run.id}) {label}: {fmt(_value(run, key))}, "
-                    f"{numbers.percent(abs(change))} {more} than {base.name} ({fmt(_value(base, key))})"
-                )
     for attr, label in (
         ("region", "regions"),
+        ("intensity_source", "intensity sources"),
+        ("signal", "intensity signals (average or marginal)"),
+        ("emissions_method", "emission methods"),
         ("pue", "PUEs"),
         ("attribution", "attributions"),
-        ("emissions_method", "emission methods"),
+        ("source", "measurement sources (measured or estimated)"),
         ("host", "hosts"),
-        ("source", "measurement sources (measured/estimated)"),
     ):
         values = {str(getattr(run, attr)) for run in runs}
         if len(values) > 1:
-            out.append(
-                f"different {label}: {', '.join(sorted(values))}; figures that depend on them are not like for like"
-            )
+            shown = ", ".join(sorted(v if len(v) <= 60 else v[:59] + "…" for v in values))
+            out.append(f"different {label}: {shown}; figures that depend on them are not like for like")
     statuses = {run.status for run in runs}
     if statuses != {"complete"}:
         out.append(f"not every run is complete ({', '.join(sorted(statuses))}): a partial run's figures are lower")
+    for index, run in enumerate(runs[1:], start=2):
+        changes = []
+        for key, label, fmt in (_METRICS[0], _METRICS[2], _METRICS[4]):  # energy, emissions, duration
+            change = _change(_value(run, key), _value(base, key))
+            if change is not None and abs(change) >= NOTABLE:
+                changes.append(f"{label} {numbers.signed_percent(change)} ({fmt(_value(run, key))})")
+        if changes:
+            out.append(f"run {index}, {run.name}: " + "; ".join(changes) + " against run 1")
     return out
 
 
@@ -132,7 +134,7 @@ def compare(runs: Sequence[Run]) -> Comparison:
 
 
 def comparison_charts(cmp: Comparison) -> dict[str, str]:
-    labels = [f"{run.name} ({run.id[-6:]})" for run in cmp.runs]
+    labels = [f"{i}. {run.name}" for i, run in enumerate(cmp.runs, start=1)]  # numbered as in the table
     channels: list[str] = []
     for run in cmp.runs:
         channels += [c.name for c in run.components if c.in_total and c.name not in channels]

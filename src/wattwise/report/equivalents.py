@@ -36,7 +36,7 @@ EQUIVALENTS: tuple[Equivalent, ...] = (
         unit="km driven by an average petrol car",
         one="a kilometre driven by an average petrol car",
         per_unit=400.0 / KM_PER_MILE,  # 400 g CO2 per mile
-        basis="400 g CO2 per mile (249 g/km) for a typical passenger vehicle",
+        basis="400 g CO2 per mile (249 g/km) for a typical passenger vehicle (its CO2 alone, against the run's CO2e)",
         source="US EPA, Greenhouse Gas Emissions from a Typical Passenger Vehicle (EPA-420-F-23-014, 2023)",
     ),
     Equivalent(
@@ -82,11 +82,12 @@ class EquivalentRow(TypedDict):
     source: str
 
 
-def equivalents(energy_j: float, co2e_g: float, water_l: float) -> list[EquivalentRow]:
-    """Each equivalent of these figures (skipping a quantity that is zero), with its text, basis and source."""
+def equivalents(energy_j: float, co2e_g: float, water_l: float, *, energy_note: str = "") -> list[EquivalentRow]:
+    """Each equivalent of these figures (skipping a quantity that is zero), with its text, basis and source.
+    ``energy_note`` says which energy it is (``facility``), beside the raw figure."""
     amounts = {"energy_j": energy_j, "co2e_g": co2e_g, "water_l": water_l}
     raw = {
-        "energy_j": numbers.energy_j(energy_j),
+        "energy_j": numbers.energy_j(energy_j) + (f" ({energy_note})" if energy_note else ""),
         "co2e_g": f"{numbers.mass_g(co2e_g)} CO2e",
         "water_l": f"{numbers.volume_l(water_l)} of water",
     }

@@ -36,7 +36,19 @@ FORMATTERS = SimpleNamespace(
 
 
 def missing_extra(what: str) -> ConfigError:
-    return ConfigError(f"{what} needs the dashboard extra: pip install 'wattwise[dashboard]'")
+    return ConfigError(f"{what}: install the dashboard extra first (pip install 'wattwise[dashboard]')")
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template prints, with control and bidirectional characters shown as escapes (as the terminal
+    shows them), so a run name cannot reorder or hide what a page says. Markup (the plots) is ours and passes."""
+    from markupsafe import Markup
+
+    from wattwise.report.safe import printable
+
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    return printable(value)
 
 
 class Pages:
@@ -55,6 +67,7 @@ class Pages:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            finalize=_visible,
         )
         self.env.globals.update(fmt=FORMATTERS, version=__version__, window_rows=WINDOW_ROWS)
 

@@ -38,8 +38,16 @@ __all__ = [
 
 # (divisor, unit), smallest first: the largest unit whose divisor is at most the value is used
 _ENERGY_KWH: tuple[tuple[float, str], ...] = ((1e-3, "Wh"), (1.0, "kWh"), (1e3, "MWh"), (1e6, "GWh"), (1e9, "TWh"))
-_MASS_KG: tuple[tuple[float, str], ...] = ((1e-6, "mg"), (1e-3, "g"), (1.0, "kg"), (1e3, "t"), (1e6, "kt"), (1e9, "Mt"))
-_VOLUME_L: tuple[tuple[float, str], ...] = ((1e-3, "mL"), (1.0, "L"), (1e3, "m³"), (1e6, "thousand m³"))
+_MASS_KG: tuple[tuple[float, str], ...] = (
+    (1e-9, "µg"),
+    (1e-6, "mg"),
+    (1e-3, "g"),
+    (1.0, "kg"),
+    (1e3, "t"),
+    (1e6, "kt"),
+    (1e9, "Mt"),
+)
+_VOLUME_L: tuple[tuple[float, str], ...] = ((1e-6, "µL"), (1e-3, "mL"), (1.0, "L"), (1e3, "m³"), (1e6, "thousand m³"))
 
 
 def sig(value: float, digits: int = 3) -> str:
@@ -79,7 +87,11 @@ def energy_kwh_range(value: float, low: float, high: float) -> str:
 
 
 def energy_j(joules: float) -> str:
-    """Joules below 1 Wh (``12.5 J``), then Wh, kWh, MWh…"""
+    """µJ and mJ below 1 J, joules below 1 Wh (``12.5 J``), then Wh, kWh, MWh…"""
+    if joules and abs(joules) < 1e-3:
+        return f"{sig(joules * 1e6)} µJ"
+    if joules and abs(joules) < 1:
+        return f"{sig(joules * 1e3)} mJ"
     if abs(joules) < 3600:
         return f"{sig(joules)} J" if joules else "0 J"
     return energy_kwh(joules / J_PER_KWH)
@@ -106,6 +118,8 @@ def volume_l_range(value: float, low: float, high: float) -> str:
 
 
 def duration_s(seconds: float) -> str:
+    if 0 < seconds < 0.1:
+        return f"{sig(seconds * 1000)} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(round(seconds), 60)
@@ -114,17 +128,15 @@ def duration_s(seconds: float) -> str:
 
 
 def short_duration(seconds: float) -> str:
-    """An axis label: ``0``, ``45 s``, ``15 min``, ``2 h``, ``1 h 30``, ``3 d``."""
+    """An axis label: ``0``, ``0.5 s``, ``45 s``, ``1.5 min``, ``2 h``, ``3 d``."""
     if seconds == 0:
         return "0"
     if abs(seconds) < 60:
         return f"{sig(seconds)} s"
     if abs(seconds) < 3600:
-        minutes, secs = divmod(round(seconds), 60)
-        return f"{minutes} min" if not secs else f"{minutes}m{secs:02d}s"
+        return f"{sig(seconds / 60)} min"
     if abs(seconds) < 86400 * 2:
-        hours, rest = divmod(round(seconds), 3600)
-        return f"{hours} h" if rest < 60 else f"{hours} h {rest // 60:02d}"
+        return f"{sig(seconds / 3600)} h"
     return f"{sig(seconds / 86400)} d"
 
 
@@ -167,12 +179,12 @@ def iso_moment(text: str) -> str:
 
 
 def energy_scale(largest_j: float) -> tuple[float, str]:
-    """(joules per unit, unit) for a plot axis whose largest value is ``largest_j``: J, Wh, kWh, MWh or GWh, so
-    tick labels stay short."""
-    for divisor, unit in ((3.6e12, "GWh"), (3.6e9, "MWh"), (3.6e6, "kWh"), (3600.0, "Wh")):
+    """(joules per unit, unit) for a plot axis whose largest value is ``largest_j``: µJ, mJ, J, Wh, kWh, MWh or
+    GWh, so tick labels stay short."""
+    for divisor, unit in ((3.6e12, "GWh"), (3.6e9, "MWh"), (3.6e6, "kWh"), (3600.0, "Wh"), (1.0, "J"), (1e-3, "mJ")):
         if abs(largest_j) >= divisor:
             return divisor, unit
-    return 1.0, "J"
+    return (1e-6, "µJ") if largest_j else (1.0, "J")
 
 
 def mass_scale(largest_g: float) -> tuple[float, str]:

@@ -25,15 +25,15 @@ def pareto_page(
     """Every variant's energy per inference against its metric, the Pareto front joined, and the table."""
     from wattwise.reduce.render import HEADERS, table_rows
 
+    measured = [v for v in variants if v.energy_j_per_inference is not None and v.metric is not None]
+    div, unit = numbers.energy_scale(max((v.energy_j_per_inference or 0.0 for v in measured), default=0.0))
     points = [
-        Point(v.name, v.energy_j_per_inference, v.metric, v.pareto, v.recipe)
-        for v in variants
-        if v.energy_j_per_inference is not None and v.metric is not None
+        Point(v.name, (v.energy_j_per_inference or 0.0) / div, v.metric or 0.0, v.pareto, v.recipe) for v in measured
     ]
     chart = scatter_chart(
         points,
-        title="Energy per inference against the metric (lower left to upper left is better)",
-        x_axis=Axis("energy per inference (J)", from_zero=False),
+        title="Energy per inference against the metric (better: to the left and up)",
+        x_axis=Axis(f"energy per inference ({unit})", from_zero=True),
         y_axis=Axis("metric (higher is better)"),
     )
     failed = [v for v in variants if v.error]

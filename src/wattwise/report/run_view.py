@@ -18,7 +18,15 @@ from wattwise.report import numbers
 from wattwise.report.equivalents import EquivalentRow, equivalents
 from wattwise.report.svg import downsample
 
-__all__ = ["DISPLAY_POINTS", "PowerSeries", "PredictionStep", "RunView", "assumptions", "build_run_view"]
+__all__ = [
+    "DISPLAY_POINTS",
+    "PowerSeries",
+    "PredictionStep",
+    "RunView",
+    "assumptions",
+    "build_run_view",
+    "energy_range",
+]
 
 DISPLAY_POINTS = 1200  # per channel: about 4 points per pixel column of a 760-px plot, peaks kept
 _EPOCH = re.compile(r"^epoch-(\d+)$")
@@ -69,6 +77,7 @@ class RunView:
     equivalents: list[EquivalentRow]
     assumptions: list[tuple[str, str]]
     component_co2e_g: dict[str, float] = field(default_factory=dict)
+    energy_range: Range | None = None  # the total's low and high ends: estimated channels' ranges, measured exact
 
     @property
     def raw_samples(self) -> int:
@@ -82,6 +91,7 @@ class RunView:
             "raw_samples": self.raw_samples,
             "predictions": [step.to_dict() for step in self.predictions],
             "component_co2e_g": dict(self.component_co2e_g),
+            "energy_range_j": None if self.energy_range is None else self.energy_range.to_dict(),
             "equivalents": list(self.equivalents),
             "assumptions": [{"topic": topic, "text": text} for topic, text in self.assumptions],
         }
@@ -167,6 +177,17 @@ def assumptions(run: Run) -> list[tuple[str, str]]:
     return rows
 
 
+def energy_range(run: Run) -> Range | None:
+    """The total energy's range: each estimated channel's stated low and high, measured channels as measured;
+    None when every channel counted was measured (the total is exact)."""
+    counted = [c for c in run.components if c.in_total]
+    if not any(c.source == "estimated" and c.low_j is not None for c in counted):
+        return None
+    low = sum(c.low_j if c.source == "estimated" and c.low_j is not None else c.energy_j for c in counted)
+    high = sum(c.high_j if c.source == "estimated" and c.high_j is not None else c.energy_j for c in counted)
+    return Range(run.energy_j, low, high)
+
+
 def build_run_view(run: Run, samples: Iterable[Sample], *, points: int = DISPLAY_POINTS) -> RunView:
     """Everything a run's page shows; ``samples`` is read once (pass the store's iterator)."""
     epochs = epoch_windows(run.windows)
@@ -177,7 +198,14 @@ def build_run_view(run: Run, samples: Iterable[Sample], *, points: int = DISPLAY
         power=_power_series(run, samples, points),
         predictions=replay_predictions(run, epochs),
         epochs=epochs,
-        equivalents=equivalents(run.energy_j, run.co2e_g, run.water_l),
+        # the grid supplied the facility's energy (IT energy × PUE): that is what a household or a phone would draw
+        equivalents=equivalents(
+            run.energy_j * run.pue,
+            run.co2e_g,
+            run.water_l,
+            energy_note=f"facility energy at PUE {run.pue:g}" if run.pue != 1 else "",
+        ),
+        energy_range=energy_range(run),
         assumptions=assumptions(run),
         component_co2e_g=co2e,
     )

@@ -6,12 +6,23 @@ the equivalents with their sources, and every assumption: the same content as th
 
 from __future__ import annotations
 
+import re
+
 from wattwise.report import numbers
 from wattwise.report.compare import Comparison
 from wattwise.report.run_view import RunView
+from wattwise.report.safe import printable
 from wattwise.report.tex import tex
 
-__all__ = ["comparison_table", "latex", "markdown"]
+__all__ = ["comparison_table", "latex", "markdown", "md"]
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+def md(text: str) -> str:
+    """Text that Markdown shows as written: control characters as escapes, and the characters that would start
+    emphasis, a link, HTML, a heading or a table cell backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", printable(text))
 
 
 def _paragraph(view: RunView) -> str:
@@ -42,7 +53,9 @@ def _rows(view: RunView) -> list[tuple[str, str, str, str]]:
         if c.source == "estimated" and c.low_j is not None and c.high_j is not None:
             rng = f"{numbers.energy_j(c.low_j)}–{numbers.energy_j(c.high_j)}"
         rows.append((f"{c.name} ({c.component})", c.source, numbers.energy_j(c.energy_j), rng))
-    rows.append(("total", view.run.source, numbers.energy_j(view.run.energy_j), "–"))
+    total = view.energy_range
+    rng = "–" if total is None else f"{numbers.energy_j(total.low)}–{numbers.energy_j(total.high)}"
+    rows.append(("total", view.run.source, numbers.energy_j(view.run.energy_j), rng))
     return rows
 
 
@@ -61,13 +74,13 @@ def _equivalents(view: RunView) -> list[str]:
 
 
 def markdown(view: RunView) -> str:
-    lines = [_paragraph(view), "", "| component | how | energy | range |", "|---|---|---:|---:|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(view)]
+    lines = [md(_paragraph(view)), "", "| component | how | energy | range |", "|---|---|---:|---:|"]
+    lines += [f"| {md(a)} | {md(b)} | {md(c)} | {md(d)} |" for a, b, c, d in _rows(view)]
     if epochs := _epochs(view):
-        lines += ["", epochs]
+        lines += ["", md(epochs)]
     if view.equivalents:
-        lines += ["", "For scale:", *[f"- {e}" for e in _equivalents(view)]]
-    lines += ["", "Assumptions:", *[f"- {topic}: {text}" for topic, text in view.assumptions]]
+        lines += ["", "For scale:", *[f"- {md(e)}" for e in _equivalents(view)]]
+    lines += ["", "Assumptions:", *[f"- {md(topic)}: {md(text)}" for topic, text in view.assumptions]]
     return "\n".join(line.replace("\n", " ") for line in lines) + "\n"
 
 
@@ -114,7 +127,7 @@ def comparison_table(cmp: Comparison, *, latex: bool = False) -> str:
         lines += [rf"\item {tex(c)}" for c in cmp.callouts] or [r"\item no notable difference"]
         lines += [r"\end{itemize}"]
     else:
-        lines = ["| " + " | ".join(heads) + " |", "|---" + "|---:" * len(cmp.runs) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        lines += ["", "What differs:", *[f"- {c}" for c in cmp.callouts or ["no notable difference"]]]
+        lines = ["| " + " | ".join(md(h) for h in heads) + " |", "|---" + "|---:" * len(cmp.runs) + "|"]
+        lines += ["| " + " | ".join(md(cell) for cell in row) + " |" for row in rows]
+        lines += ["", "What differs:", *[f"- {md(c)}" for c in cmp.callouts or ["no notable difference"]]]
     return "\n".join(line.replace("\n", " ") for line in lines) + "\n"

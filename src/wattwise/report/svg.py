@@ -17,10 +17,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html import escape
+from html import escape as _html_escape
 from typing import Literal
 
 from wattwise.report.numbers import short_duration, sig
+from wattwise.report.safe import printable
 
 __all__ = [
     "PALETTE",
@@ -36,6 +37,12 @@ __all__ = [
     "nice_ticks",
     "scatter_chart",
 ]
+
+
+def escape(text: str) -> str:
+    """Text for SVG: HTML-escaped, control and bidirectional characters shown as escapes."""
+    return _html_escape(printable(text))
+
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision deficiencies
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
@@ -107,7 +114,7 @@ class _Frame:
     width: int
     height: int
     left: int = 72
-    right: int = 16
+    right: int = 28
     top: int = 52
     bottom: int = 46
     parts: list[str] = field(default_factory=list)
@@ -351,7 +358,10 @@ def line_chart(
     y_lo, y_hi = min(all_y), max(all_y)
     if y_axis.from_zero:
         y_lo, y_hi = min(0.0, y_lo), max(0.0, y_hi)
-    entries = [(line.label, line.color or PALETTE[i % len(PALETTE)], line.dashed) for i, line in enumerate(lines)]
+    entries = [
+        (line.label, line.color or PALETTE[i % len(PALETTE)], line.dashed or (line.color is None and i >= len(PALETTE)))
+        for i, line in enumerate(lines)
+    ]
     entries += [(b.label, b.color, False) for b in bands]
     _reserve_legend(frame, entries)
     sx, sy = _axes(frame, x_axis, y_axis, (min(all_x), max(all_x)), (y_lo, y_hi))
@@ -372,6 +382,7 @@ def line_chart(
     per_line = max(50, max_points // max(1, len(lines)))
     for index, (line, ps) in enumerate(zip(lines, pairs, strict=True)):
         color = line.color or PALETTE[index % len(PALETTE)]
+        dashed = line.dashed or (line.color is None and index >= len(PALETTE))  # past the palette: dashed
         if not ps:
             continue
         xs, ys = downsample([x for x, _ in ps], [y for _, y in ps], per_line // 4)
@@ -383,7 +394,7 @@ def line_chart(
             coords.append(f"{sx(x):.1f},{sy(y):.1f}")
             previous_x = x
         frame.points += len(xs)
-        dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+        dash = ' stroke-dasharray="6 4"' if dashed else ""
         frame.parts.append(
             f'<polyline class="ww-series" data-points="{len(xs)}" points="{" ".join(coords)}" fill="none" '
             f'stroke="{color}" stroke-width="1.8" stroke-linejoin="round"{dash}><title>{escape(line.label)}</title>'
@@ -426,8 +437,12 @@ def bar_chart(
     slot = frame.inner_w / n
     bar_w = max(1.0, min(60.0, slot * 0.7))
     longest = max(len(c) for c in categories)
-    shown = max(4, min(longest, int(max(slot, 70.0) / _CHAR_W) - 1))  # characters a label may take
-    label_every = max(1, math.ceil((_CHAR_W * shown + 10) / slot))  # so that labels never overlap
+    if n <= 24:  # few bars (runs, channels): every bar named, cut to the room it has (whole name on hover)
+        shown = max(3, min(longest, int(slot / _CHAR_W) - 1))
+        label_every = 1
+    else:  # many (epochs): every k-th, never overlapping
+        shown = max(4, min(longest, int(max(slot, 70.0) / _CHAR_W) - 1))
+        label_every = max(1, math.ceil((_CHAR_W * shown + 10) / slot))
     base = frame.top + frame.inner_h
     for i, category in enumerate(categories):
         x = frame.left + slot * i + (slot - bar_w) / 2
@@ -437,10 +452,11 @@ def bar_chart(
             if value <= 0:
                 continue
             color = layer.color or PALETTE[index % len(PALETTE)]
+            faded = ' fill-opacity="0.5"' if layer.color is None and index >= len(PALETTE) else ""  # past the palette
             y_top, y_bottom = sy(level + value), sy(level)
             frame.parts.append(
                 f'<rect class="ww-bar" x="{x:.1f}" y="{y_top:.1f}" width="{bar_w:.1f}" '
-                f'height="{max(0.5, y_bottom - y_top):.1f}" fill="{color}"><title>{escape(category)} · '
+                f'height="{max(0.5, y_bottom - y_top):.1f}" fill="{color}"{faded}><title>{escape(category)} · '
                 f"{escape(layer.label)}: {escape(value_text(value))}</title></rect>"
             )
             level += value
@@ -486,15 +502,21 @@ def scatter_chart(
             f'<polyline points="{coords}" fill="none" stroke="{PALETTE[3]}" stroke-dasharray="5 3" '
             f'stroke-width="1.5"><title>{escape(front_label)}</title></polyline>'
         )
-    for p in ps:
+    placed: list[tuple[float, float, float]] = []  # (x, y, width) of the labels drawn, so none overprints another
+    for p in sorted(ps, key=lambda p: p.highlight):  # the front last, on top
         color = PALETTE[3] if p.highlight else PALETTE[0]
         x, y = sx(p.x), sy(p.y)
         detail = f" ({p.detail})" if p.detail else ""
         frame.parts.append(
-            f'<circle class="ww-point" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{color}"><title>{escape(p.label)}: '
-            f"{escape(sig(p.x))}, {escape(sig(p.y))}{escape(detail)}</title></circle>"
-            f'<text x="{x + 7:.1f}" y="{y - 7:.1f}" font-size="11">{escape(p.label)}</text>'
+            f'<circle class="ww-point" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{color}" stroke="#fff"><title>'
+            f"{escape(p.label)}: {escape(sig(p.x))}, {escape(sig(p.y))}{escape(detail)}</title></circle>"
         )
         frame.points += 1
+        label_w = _CHAR_W * len(p.label)
+        lx = min(x + 7, frame.width - 4 - label_w)
+        free = all(lx + label_w + 2 < ox or ox + ow + 2 < lx or abs(y - oy) > 12 for ox, oy, ow in placed)
+        if free:
+            placed.append((lx, y, label_w))
+            frame.parts.append(f'<text x="{lx:.1f}" y="{y - 7:.1f}" font-size="11">{escape(p.label)}</text>')
     _legend(frame, entries)
     return _close(frame, title, "scatter", 1)
