@@ -118,7 +118,7 @@ def volume_l_range(value: float, low: float, high: float) -> str:
 
 
 def duration_s(seconds: float) -> str:
-    if 0 < seconds < 0.1:
+    if 0 < seconds < 1:
         return f"{sig(seconds * 1000)} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
