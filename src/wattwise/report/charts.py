@@ -135,12 +135,16 @@ def intensity_chart(run: Run) -> str:
         xs, ys = [start, end], [run.intensity_g_per_kwh] * 2
         title = f"Grid intensity: one figure for the whole run ({run.emissions_method})"
     return line_chart(
-        [Line(f"{run.region} ({run.signal})", xs, ys, PALETTE[2])],
+        [Line(_short(f"{run.intensity_source} ({run.signal})"), xs, ys, PALETTE[2])],
         title=title,
         x_axis=Axis("time (UTC)", kind="time"),
         y_axis=Axis("intensity (gCO2e/kWh)", from_zero=True),
         height=240,
     )
+
+
+def _short(text: str, most: int = 90) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def run_charts(view: RunView) -> dict[str, str]:
