@@ -1,4 +1,5 @@
-"""Eight processes measuring into one SQLite store at once, checkpointing fast: nothing is lost, nothing is locked."""
+"""Eight processes measuring into one store at once (SQLite and PostgreSQL), checkpointing fast: nothing is lost,
+nothing is locked."""
 
 from __future__ import annotations
 
@@ -32,9 +33,12 @@ print(json.dumps({**report, "warnings": [str(w.message) for w in caught]}))
 """
 
 
-def test_eight_concurrent_writers_lose_nothing(isolated_env: Path) -> None:
+def test_eight_concurrent_writers_lose_nothing(isolated_env: Path, engine: str, store_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATTWISE_")}
     env["WATTWISE_HOME"] = str(isolated_env)
+    url = f"sqlite:///{isolated_env / 'wattwise.db'}"
+    if engine == "postgresql":
+        env["WATTWISE_DB"] = url = store_url
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WRITER, str(ROOT), str(i), "2.0"],
@@ -52,7 +56,7 @@ def test_eight_concurrent_writers_lose_nothing(isolated_env: Path) -> None:
         assert "locked" not in err and "Traceback" not in err and "checkpoint" not in err, err
         reports.append(json.loads(out))
     assert all(not r["warnings"] for r in reports), [r["warnings"] for r in reports]
-    with open_store(f"sqlite:///{isolated_env / 'wattwise.db'}", read_only=True) as store:
+    with open_store(url, read_only=True) as store:
         runs = {run.id: run for run in store.list_runs(limit=None)}
         assert len(runs) == 8 and all(run.status == "complete" for run in runs.values())
         for report in reports:

@@ -102,11 +102,17 @@ def test_malformed_urls_show_the_accepted_forms(url: str) -> None:
     )
 
 
-@pytest.mark.parametrize("url", ["postgresql://u@db/wattwise", "postgres://db/w", "postgresql+psycopg://db/w"])
-def test_postgresql_is_not_available_yet(url: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://u:secret@127.0.0.1:1/wattwise", "postgres://u@127.0.0.1:1/w", "postgresql+psycopg://127.0.0.1:1/w"],
+)
+def test_a_postgresql_server_that_is_down_is_one_line_without_the_password(url: str) -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreError) as caught:
         open_store(url)
-    assert str(caught.value) == "PostgreSQL store is not available yet in this version; use a sqlite:/// URL"
+    message = str(caught.value)
+    assert message.startswith("cannot reach the run store postgres") and "\n" not in message
+    assert "secret" not in message
 
 
 # --- opening errors --------------------------------------------------------------------------------------

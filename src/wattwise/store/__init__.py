@@ -1,7 +1,7 @@
 """Run stores: where measured runs and their samples are kept, opened from one database URL.
 
-``open_store(settings.db_url)`` picks the backend from the URL's scheme. SQLite is built in; a PostgreSQL
-store for teams will plug into :data:`_OPENERS` as one more scheme without changing callers.
+``open_store(settings.db_url)`` picks the backend from the URL's scheme. SQLite is built in; PostgreSQL (for
+teams, and all ranks of a job) needs psycopg (the ``postgres`` extra).
 
 Accepted URLs:
 
@@ -9,6 +9,7 @@ Accepted URLs:
 * ``sqlite:////absolute/path.db`` (and ``sqlite:///C:/path.db`` on Windows)
 * ``sqlite://:memory:`` (a private in-memory database, gone when closed)
 * a plain file path ending in ``.db``, ``.sqlite`` or ``.sqlite3``
+* ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``)
 """
 
 from __future__ import annotations
@@ -49,7 +50,12 @@ def _open_sqlite(url: str, read_only: bool) -> RunStore:
 
 
 def _open_postgresql(url: str, read_only: bool) -> RunStore:
-    raise ConfigError("PostgreSQL store is not available yet in this version; use a sqlite:/// URL")
+    from wattwise.store.postgres import PostgresStore
+
+    scheme, rest = url.split("://", 1)
+    if "+" in scheme:  # postgresql+psycopg://: the driver is always psycopg 3
+        url = "postgresql://" + rest
+    return PostgresStore(url, read_only=read_only)
 
 
 # scheme (before any "+driver") → opener; read-only, so there is no global state to reset

@@ -17,6 +17,7 @@ from wattwise.errors import StoreError
 
 __all__ = [
     "OPTIONAL_FOR_READING",
+    "POSTGRES_MIGRATIONS",
     "SQLITE_MIGRATIONS",
     "Migration",
     "applied_migrations",
@@ -81,6 +82,61 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
                 name TEXT NOT NULL,
                 created_at TEXT NOT NULL,
                 record TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX artifacts_kind_created ON artifacts (kind, created_at)",
+        ),
+    ),
+)
+# The same schema on PostgreSQL (wattwise.store.postgres): ``seq`` keeps insertion order (SQLite's rowid)
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        "0001_runs_and_samples",
+        (
+            """
+            CREATE TABLE runs (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                ended_at TEXT,
+                duration_s DOUBLE PRECISION NOT NULL,
+                energy_j DOUBLE PRECISION NOT NULL,
+                co2e_g DOUBLE PRECISION NOT NULL,
+                region TEXT NOT NULL,
+                host TEXT NOT NULL,
+                pid BIGINT NOT NULL,
+                heartbeat_at TEXT NOT NULL,
+                record TEXT NOT NULL,
+                seq BIGSERIAL
+            )
+            """,
+            "CREATE INDEX runs_started_at ON runs (started_at)",
+            "CREATE INDEX runs_status ON runs (status)",
+            """
+            CREATE TABLE samples (
+                seq BIGSERIAL PRIMARY KEY,
+                run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                t_s DOUBLE PRECISION NOT NULL,
+                channel TEXT NOT NULL,
+                power_w DOUBLE PRECISION NOT NULL,
+                energy_j DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX samples_run_t ON samples (run_id, t_s, channel, seq)",
+        ),
+    ),
+    Migration(
+        "0002_artifacts",
+        (
+            """
+            CREATE TABLE artifacts (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                record TEXT NOT NULL,
+                seq BIGSERIAL
             )
             """,
             "CREATE INDEX artifacts_kind_created ON artifacts (kind, created_at)",
