@@ -88,7 +88,9 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
 )
-# The same schema on PostgreSQL (wattwise.store.postgres): ``seq`` keeps insertion order (SQLite's rowid)
+# The same schema on PostgreSQL (wattwise.store.postgres): ``seq`` keeps insertion order (SQLite's rowid); a
+# sample's channel is stored as its UTF-8 bytes, so any name survives (PostgreSQL text refuses NUL) and samples
+# come back in code-point order whatever the server's collation
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0001_runs_and_samples",
@@ -118,7 +120,7 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
                 seq BIGSERIAL PRIMARY KEY,
                 run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
                 t_s DOUBLE PRECISION NOT NULL,
-                channel TEXT NOT NULL,
+                channel BYTEA NOT NULL,
                 power_w DOUBLE PRECISION NOT NULL,
                 energy_j DOUBLE PRECISION NOT NULL
             )

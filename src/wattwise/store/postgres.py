@@ -389,11 +389,11 @@ class PostgresStore(RunStore):
 
     def _stream(self, run_id: str, batch_size: int) -> Iterator[Sample]:
         """Batches in (t_s, channel, insertion) order; the lock is held per batch only."""
-        key: dict[str, object] = {"run": run_id, "t": float("-inf"), "channel": "", "seq": 0, "n": batch_size}
+        key: dict[str, object] = {"run": run_id, "t": float("-inf"), "channel": b"", "seq": 0, "n": batch_size}
         while True:
             with self._db("reading samples") as conn:
                 rows = conn.execute(_SAMPLES, key).fetchall()
-            yield from (Sample(t_s=r[1], channel=r[2], power_w=r[3], energy_j=r[4]) for r in rows)
+            yield from (Sample(t_s=r[1], channel=_channel(r[2]), power_w=r[3], energy_j=r[4]) for r in rows)
             if len(rows) < batch_size:
                 return
             key.update(t=rows[-1][1], channel=rows[-1][2], seq=rows[-1][0])
@@ -459,14 +459,18 @@ class PostgresStore(RunStore):
             raise StoreError(f"unreadable saved artifact in {self._where}: {exc}") from None
 
 
-def _sample_rows(run_id: str, samples: Sequence[Sample]) -> list[tuple[str, float, str, float, float]]:
+def _channel(value: bytes | memoryview) -> str:
+    return bytes(value).decode("utf-8", "surrogatepass")
+
+
+def _sample_rows(run_id: str, samples: Sequence[Sample]) -> list[tuple[str, float, bytes, float, float]]:
     for sample in samples:
         if not finite(sample.t_s, sample.power_w, sample.energy_j):
             raise StoreError(
                 f"run {run_id!r}: sample of {sample.channel!r} at t_s={sample.t_s} is not finite; "
                 "no sample of this batch was stored"
             )
-    return [(run_id, s.t_s, _text(s.channel), s.power_w, s.energy_j) for s in samples]
+    return [(run_id, s.t_s, s.channel.encode("utf-8", "surrogatepass"), s.power_w, s.energy_j) for s in samples]
 
 
 def _apply(conn: psycopg.Connection[Any], where: str, migrations: Sequence[Migration]) -> None:
