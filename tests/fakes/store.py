@@ -56,8 +56,8 @@ class FailingStore(RunStore):
             offset=offset,
         )
 
-    def iter_samples(self, run_id: str) -> Iterator[Sample]:
-        return self.inner.iter_samples(run_id)
+    def iter_samples(self, run_id: str, *, batch_size: int = 5000) -> Iterator[Sample]:
+        return self.inner.iter_samples(run_id, batch_size=batch_size)
 
     def add(self, items: Sequence[tuple[Run, Sequence[Sample]]], *, replace: bool = False) -> None:
         self.inner.add(items, replace=replace)

@@ -116,8 +116,9 @@ class RunStore(Protocol):
         """The artifact with id ``ref``, a unique prefix of one (≥ 4 characters), or "latest" (of ``kind``)."""
         ...
 
-    def iter_samples(self, run_id: str) -> Iterator[Sample]:
-        """A run's samples ordered by ``t_s`` then channel, read in batches (never all at once)."""
+    def iter_samples(self, run_id: str, *, batch_size: int = 5000) -> Iterator[Sample]:
+        """A run's samples ordered by ``t_s``, then channel (by code point), then insertion, read ``batch_size``
+        at a time (never all at once)."""
         ...
 
     def close(self) -> None:
