@@ -65,6 +65,9 @@ class FailingStore(RunStore):
     def count(self) -> int:
         return self.inner.count()
 
+    def delete(self, run_id: str) -> None:
+        self.inner.delete(run_id)
+
     def save_artifact(self, artifact: Artifact) -> None:
         self.inner.save_artifact(artifact)
 

@@ -55,6 +55,17 @@ def add_parser(sub: Any) -> None:
     imp.add_argument("--db", help="run store URL")
     imp.set_defaults(handler=handle_import)
 
+    syn = runs_sub.add_parser(
+        "sync",
+        help="send runs kept locally (a shared store was unreachable, or refused a final save) to the store",
+        description="Send every finished run of the local spool (<home>/spool.db, where runs go while a shared "
+        "store cannot be reached) and every record under <home>/unsaved/ to the store --db (or WATTWISE_DB) names. "
+        "Each is sent exactly once: a run already stored there as it is here is not sent again, and what was sent "
+        "is removed locally. Runs still being measured stay until they end.",
+    )
+    syn.add_argument("--db", help="run store URL to send them to (default: WATTWISE_DB)")
+    syn.set_defaults(handler=handle_sync)
+
 
 MAX_IMPORT_BYTES = 64 * 1024 * 1024  # thousands of records; a larger file is not a wattwise export
 
@@ -99,6 +110,32 @@ def handle_import(args: argparse.Namespace) -> int:
             raise ConfigError(str(exc)) from None
     print(f"stored {len(parsed)} run(s): {', '.join(run.id for run, _ in parsed)}", file=sys.stderr)
     return 0
+
+
+def handle_sync(args: argparse.Namespace) -> int:
+    from wattwise.cli.common import db_only_settings
+    from wattwise.store.sync import sync
+
+    settings = db_only_settings(args)
+    with _open(args, write=True) as target:
+        report = sync(target, settings.home, parse_file=_parse_records)
+    print(report.summary(), file=sys.stderr)
+    return 1 if report.refused else 0
+
+
+def _parse_records(path: Path) -> list[tuple[Run, list[Any]]]:
+    """The records of a file under unsaved/, checked as `runs import` checks them."""
+    from wattwise.record_schema import check_run, run_from_dict
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    records = data if isinstance(data, list) else [data]
+    parsed = []
+    for i, record in enumerate(records):
+        label = f"{path.name}[{i}]" if isinstance(data, list) else path.name
+        run = run_from_dict(record, label)
+        check_run(run, label)
+        parsed.append((run, _samples(record, label)))
+    return parsed
 
 
 def _samples(record: object, where: str) -> list[Any]:

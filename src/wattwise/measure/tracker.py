@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import signal
 import threading
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 _CHECKPOINT_WINDOWS = 1_000  # checkpoints carry at most this many windows; the final record has them all
 R = TypeVar("R")
+
+
+_log = logging.getLogger(__name__)  # one line on stderr by Python's last-resort handler
 
 
 def _new_run_id(now: datetime) -> str:
@@ -149,6 +153,8 @@ class Tracker:
 
             try:
                 self._store = open_store(self.settings.db_url)
+            except StoreError as exc:
+                self._store = self._spool(exc)  # a shared store that cannot be reached: measure, keep it here
             except BaseException:
                 self._plan.close()
                 raise
@@ -190,6 +196,26 @@ class Tracker:
             self._guarded = guard().enter(self)
         self._plan.start_refresh(self._account)
         return self
+
+    def _spool(self, exc: StoreError) -> RunStore:
+        """The local spool store, when the configured store is a server that cannot be reached; a local store that
+        fails still fails (there is nowhere better to keep the run)."""
+        from wattwise.store import SPOOL, SQLiteStore, is_local
+
+        assert self._plan is not None
+        if is_local(self.settings.db_url):
+            self._plan.close()
+            raise exc
+        path = self.settings.home / SPOOL
+        try:
+            spool = SQLiteStore(path)
+        except StoreError:
+            self._plan.close()
+            raise exc from None
+        note = f"{exc}; the run is kept in {path} until `wattwise runs sync` sends it"
+        self._notes.append(note)
+        _log.warning("wattwise: %s", note)
+        return spool
 
     def stop(self, status: RunStatus | None = None, *, error: str | None = None, exit_code: int | None = None) -> Run:
         """End the run, store its final record and return it. ``status`` defaults to ``complete``.

@@ -22,7 +22,9 @@ from wattwise.errors import ConfigError
 from wattwise.store.base import RunStore
 from wattwise.store.sqlite import MEMORY, SQLiteStore
 
-__all__ = ["RunStore", "SQLiteStore", "open_store"]
+__all__ = ["SPOOL", "RunStore", "SQLiteStore", "is_local", "open_store"]
+
+SPOOL = "spool.db"  # under WATTWISE_HOME: runs measured while a shared store could not be reached
 
 ACCEPTED_FORMS = (
     "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://:memory: or a file path ending in .db or .sqlite"
@@ -88,3 +90,11 @@ def open_store(url: str, *, read_only: bool = False) -> RunStore:
     if text.lower().endswith(FILE_SUFFIXES) and not _SCHEME.match(text):
         return SQLiteStore(text, read_only=read_only)
     raise _invalid(url)
+
+
+def is_local(url: str) -> bool:
+    """Whether the URL names a SQLite store on this machine (else a server, which may be unreachable)."""
+    text = url.strip()
+    if "://" in text:
+        return text.split("://", 1)[0].lower().split("+", 1)[0] == "sqlite"
+    return True

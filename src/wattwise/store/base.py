@@ -103,6 +103,11 @@ class RunStore(Protocol):
         """How many runs are stored, whatever their status."""
         ...
 
+    def delete(self, run_id: str) -> None:
+        """Remove a run and its samples (``runs sync`` empties the local spool this way); RunNotFoundError if it is
+        not stored."""
+        ...
+
     def save_artifact(self, artifact: Artifact) -> None:
         """Save an estimate or a plan beside the runs; RunExistsError if its id is taken, StoreError if a rule
         of :func:`wattwise.record_schema.check_artifact` is broken."""

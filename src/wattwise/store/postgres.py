@@ -308,6 +308,12 @@ class PostgresStore(RunStore):
             with conn.cursor() as cur:
                 cur.executemany(_INSERT_SAMPLE, rows)
 
+    def delete(self, run_id: str) -> None:
+        with self._db("deleting a run", write=True) as conn, conn.transaction():
+            conn.execute("DELETE FROM samples WHERE run_id = %s", (run_id,))
+            if conn.execute("DELETE FROM runs WHERE id = %s", (run_id,)).rowcount == 0:
+                raise not_found_error(run_id)
+
     # --- reading (never writes) ----------------------------------------------------------------------------
 
     def get(self, ref: str) -> Run:

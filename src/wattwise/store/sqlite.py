@@ -481,6 +481,14 @@ class SQLiteStore(RunStore):
             raise ambiguous_error(ref, [m[0] for m in matches[:5]], more=len(matches) > 5)
         return self._view(matches[0][1], matches[0][2])
 
+    def delete(self, run_id: str) -> None:
+        def remove(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM samples WHERE run_id = ?", (run_id,))
+            if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
+                raise not_found_error(run_id)
+
+        self._write("deleting a run", remove)
+
     def save_artifact(self, artifact: Artifact) -> None:
         self._write("saving an artifact", lambda conn: sqlite_artifacts.insert_artifact(conn, artifact))
 
