@@ -73,12 +73,27 @@ class PgServer:
         try:
             os.kill(self.pid, signal.SIGINT)  # "fast" shutdown
             for _ in range(200):
-                os.kill(self.pid, 0)
+                if _gone(self.pid):
+                    break
                 time.sleep(0.05)
-            os.kill(self.pid, signal.SIGKILL)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _gone(pid: int) -> bool:
+    """Whether the server has exited (reaped here when pg_ctl left it as this process's child)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:  # not our child: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
 
 
 def start() -> PgServer:

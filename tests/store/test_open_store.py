@@ -20,7 +20,7 @@ FIX = "set WATTWISE_HOME to a writable directory or WATTWISE_DB to another URL"
 
 
 def test_public_names() -> None:
-    assert sorted(wattwise.store.__all__) == ["RunStore", "SQLiteStore", "open_store"]
+    assert sorted(wattwise.store.__all__) == ["RunStore", "SPOOL", "SQLiteStore", "is_local", "open_store"]
 
 
 @pytest.mark.parametrize(
