@@ -20,6 +20,7 @@ __all__ = [
     "Range",
     "Run",
     "RunNotFoundError",
+    "RunObserver",
     "Sample",
     "Settings",
     "StoreError",
@@ -39,6 +40,7 @@ _LAZY = {
     "ConfigError": "wattwise.errors",
     "DeviceError": "wattwise.errors",
     "RunNotFoundError": "wattwise.errors",
+    "RunObserver": "wattwise.measure.observers",
     "StoreError": "wattwise.errors",
     "TrackerStateError": "wattwise.errors",
     "UnknownRegionError": "wattwise.errors",
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
     )
     from wattwise.measure.epochs import report_epoch
     from wattwise.measure.live import LiveStatus
+    from wattwise.measure.observers import RunObserver
     from wattwise.measure.tracker import Tracker, track
     from wattwise.records import ComponentEnergy, Prediction, Range, Run, Sample, WindowRecord
     from wattwise.store import open_store

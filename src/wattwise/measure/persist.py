@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from wattwise.errors import RecordError, StoreError
 from wattwise.fsutil import write_private
+from wattwise.measure.observers import Observers
 from wattwise.validate import RUN_ID
 
 if TYPE_CHECKING:
@@ -33,9 +34,11 @@ log = logging.getLogger(__name__)  # one line on stderr by Python's last-resort 
 class RunWriter:
     """Saves one run's records and samples through a store (see the module docstring). Thread-safe."""
 
-    def __init__(self, store: RunStore, home: Path) -> None:
+    def __init__(self, store: RunStore, home: Path, observers: Observers | None = None) -> None:
         self._store = store
         self._home = home
+        self._observers = observers if observers is not None else Observers()
+        self._run_id = ""
         self._lock = threading.Lock()  # the sample buffer
         self._save_lock = threading.Lock()  # checkpoints and the final save, one at a time
         self._buffer: list[Sample] = []
@@ -50,13 +53,16 @@ class RunWriter:
 
     def begin(self, run: Run) -> None:
         self._store.begin(run)
+        self._run_id = run.id
+        self._observers.run_started(run)
 
     def add(self, samples: list[Sample]) -> None:
-        """Samples to send with the next checkpoint."""
+        """Samples to send with the next checkpoint (observers get them now)."""
         if samples:
             with self._lock:
                 self._buffer.extend(samples)
                 self.samples_taken += len(samples)
+            self._observers.samples_taken(self._run_id, samples)
 
     def checkpoint(self, run: Run) -> bool:
         """The partial record, then the buffered samples; False (samples kept, one warning) if the store refused.
@@ -66,6 +72,7 @@ class RunWriter:
         with self._save_lock:
             if self._finished:
                 return False
+            self._observers.checkpoint(run)
             with self._lock:
                 batch, self._buffer = self._buffer, []
             try:
@@ -88,7 +95,10 @@ class RunWriter:
         """The final record, then every sample not yet stored; a record the store refuses goes to a file."""
         with self._save_lock:
             self._finished = True
-            self._final(run)
+            try:
+                self._final(run)
+            finally:
+                self._observers.run_ended(run)
 
     def _final(self, run: Run) -> None:
         with self._lock:

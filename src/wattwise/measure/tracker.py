@@ -36,6 +36,7 @@ from wattwise.measure.lifecycle import guard
 from wattwise.measure.live import LiveStatus, live_status
 from wattwise.measure.meters import MeterSet, Reading
 from wattwise.measure.notes import capped_notes, clip, failure_notes
+from wattwise.measure.observers import Observers, RunObserver
 from wattwise.measure.persist import RunWriter
 from wattwise.measure.samples import SampleThinner
 from wattwise.record_schema import MAX_INTENSITY_STEPS, MAX_TEXT
@@ -77,6 +78,7 @@ class Tracker:
         carbon: CarbonPlan | None = None,
         handle_signals: bool = True,
         pace: Callable[[threading.Event, float], bool] | None = None,
+        observers: Sequence[RunObserver] = (),
     ) -> None:
         if name is not None and (not isinstance(name, str) or len(name) > MAX_TEXT):
             raise ConfigError(f"a run name is text of at most {MAX_TEXT:,} characters (got {type(name).__name__})")
@@ -92,6 +94,7 @@ class Tracker:
         # how the sampler waits for its next reading (True: stop); benchmarks replay hours of simulated time with one
         # that does not wait, on a host whose clock they drive
         self._pace = pace or (lambda stop, interval_s: stop.wait(interval_s))
+        self._observers = Observers(observers)  # checked here: a wrong one fails before anything starts
         self._guarded = False
         self._saved = False  # the final record is in the store (or, refused, in a file)
         self._pid: int | None = None  # the process that started the run
@@ -183,7 +186,7 @@ class Tracker:
             self._origin = self._last = self._previous = self._epoch_mark = self._meters.read()
             self.run_id = _new_run_id(self._started_at)
             self._thinner = SampleThinner(self._meters.channels, self._origin, self.attribution, self._interval_s)
-            self._writer = RunWriter(self._store, self.settings.home)
+            self._writer = RunWriter(self._store, self.settings.home, self._observers)
             self._writer.begin(self._record("running", self._origin))
         except BaseException:
             self._abort()
@@ -343,7 +346,7 @@ class Tracker:
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            tracker = Tracker(name, settings=self.settings, epochs=self.epochs_planned)
+            tracker = Tracker(name, settings=self.settings, epochs=self.epochs_planned, observers=self._observers.all)
             with tracker:
                 value = func(*args, **kwargs)
             wrapper.last_run = tracker.result  # type: ignore[attr-defined]
@@ -594,7 +597,12 @@ def track(name: Callable[P, R]) -> Callable[P, R]: ...
 
 @overload
 def track(
-    name: str | None = None, *, settings: Settings | None = None, epochs: int | None = None, **overrides: Any
+    name: str | None = None,
+    *,
+    settings: Settings | None = None,
+    epochs: int | None = None,
+    observers: Sequence[RunObserver] = (),
+    **overrides: Any,
 ) -> Tracker: ...
 
 
@@ -603,20 +611,22 @@ def track(
     *,
     settings: Settings | None = None,
     epochs: int | None = None,
+    observers: Sequence[RunObserver] = (),
     **overrides: Any,
 ) -> Any:
     """A tracker for a code block, a function or explicit ``start()``/``stop()`` calls.
 
     ``overrides`` are :class:`~wattwise.config.Settings` fields (``region="DE"``, ``pue=1.2``,
-    ``interval_s=0.5``…) applied on top of the config file and ``WATTWISE_*`` environment.
+    ``interval_s=0.5``…) applied on top of the config file and ``WATTWISE_*`` environment. ``observers``
+    (:class:`~wattwise.RunObserver`) are told of the run's samples, checkpoints and end.
     """
     if callable(name):  # used bare: @wattwise.track
-        return track(settings=settings, epochs=epochs, **overrides)(name)
+        return track(settings=settings, epochs=epochs, observers=observers, **overrides)(name)
     if settings is None:
         settings = Settings.load(overrides)
     elif overrides:
         settings = settings.replace(**overrides)
-    return Tracker(name, settings=settings, epochs=epochs)
+    return Tracker(name, settings=settings, epochs=epochs, observers=observers)
 
 
 __all__ = ["LiveStatus", "Tracker", "track"]

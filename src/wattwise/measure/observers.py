@@ -1,0 +1,88 @@
+"""What a run reports besides its store: the observer hook the exporter, integrations and users attach.
+
+A :class:`RunObserver` is told when a run starts, gets every sample kept (the same samples the store gets), each
+checkpoint's partial record (windows and epochs included) and the final record. Observers are called on the
+tracker's threads and must be quick; one that raises is warned about once and detached, and the run goes on (the
+measurement never depends on an observer; the store alone decides whether a run is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wattwise.records import Run, Sample
+
+__all__ = ["Observers", "RunObserver"]
+
+log = logging.getLogger(__name__)  # one line on stderr by Python's last-resort handler
+
+
+class RunObserver:
+    """Override the hooks you need; each does nothing by default."""
+
+    def run_started(self, run: Run) -> None:
+        """The run's first record (status "running"), once it is in the store."""
+
+    def samples_taken(self, run_id: str, samples: Sequence[Sample]) -> None:
+        """Samples kept for the power time series (cumulative ``energy_j`` per channel), as they are taken."""
+
+    def checkpoint(self, run: Run) -> None:
+        """A partial record saved while the run goes on (every ``flush_s``)."""
+
+    def run_ended(self, run: Run) -> None:
+        """The final record (complete, incomplete or failed), whether or not the store took it."""
+
+
+class Observers:
+    """Calls every observer's hook; an observer that raises is warned about once and detached."""
+
+    def __init__(self, observers: Sequence[RunObserver] = ()) -> None:
+        for observer in observers:
+            if not isinstance(observer, RunObserver):
+                from wattwise.errors import ConfigError
+
+                raise ConfigError(
+                    f"an observer must subclass wattwise.RunObserver (got {type(observer).__name__})"
+                )
+        self._active = list(observers)
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._active)
+
+    @property
+    def all(self) -> tuple[RunObserver, ...]:
+        """The observers still attached (a decorator hands them to the run of each call)."""
+        with self._lock:
+            return tuple(self._active)
+
+    def _call(self, hook: str, *args: object) -> None:
+        with self._lock:
+            active = list(self._active)
+        for observer in active:
+            try:
+                getattr(observer, hook)(*args)
+            except Exception as exc:  # an observer never stops the measurement
+                with self._lock:
+                    if observer in self._active:
+                        self._active.remove(observer)
+                log.warning(
+                    "wattwise: observer %s failed in %s and was detached: %s", type(observer).__name__, hook, exc
+                )
+
+    def run_started(self, run: Run) -> None:
+        self._call("run_started", run)
+
+    def samples_taken(self, run_id: str, samples: Sequence[Sample]) -> None:
+        if samples:
+            self._call("samples_taken", run_id, samples)
+
+    def checkpoint(self, run: Run) -> None:
+        self._call("checkpoint", run)
+
+    def run_ended(self, run: Run) -> None:
+        self._call("run_ended", run)

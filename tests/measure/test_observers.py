@@ -1,0 +1,98 @@
+"""The observer hook: what a run reports besides its store, and an observer that fails never stops a run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import pytest
+
+import wattwise
+from tests.fakes.power import ConstantPowerSource, FakeHost
+from wattwise.config import Settings
+from wattwise.errors import ConfigError
+from wattwise.measure.tracker import Tracker
+from wattwise.records import Run, Sample
+
+
+class Recorder(wattwise.RunObserver):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.samples: list[Sample] = []
+        self.final: Run | None = None
+
+    def run_started(self, run: Run) -> None:
+        self.events.append(f"started:{run.status}")
+
+    def samples_taken(self, run_id: str, samples: Sequence[Sample]) -> None:
+        self.events.append("samples")
+        self.samples.extend(samples)
+
+    def checkpoint(self, run: Run) -> None:
+        self.events.append("checkpoint")
+
+    def run_ended(self, run: Run) -> None:
+        self.events.append(f"ended:{run.status}")
+        self.final = run
+
+
+class Broken(wattwise.RunObserver):
+    calls = 0
+
+    def samples_taken(self, run_id: str, samples: Sequence[Sample]) -> None:
+        Broken.calls += 1
+        raise RuntimeError("exporter down")
+
+
+def test_observers_see_the_start_every_sample_checkpoints_and_the_end(settings: Settings) -> None:
+    recorder = Recorder()
+    t = Tracker(
+        "observed",
+        settings=settings,
+        sources=[ConstantPowerSource({"gpu:0": 100.0})],
+        host=FakeHost(),
+        observers=[recorder],
+    )
+    with t, t.window("phase"):
+        time.sleep(0.4)
+    assert recorder.events[0] == "started:running" and recorder.events[-1] == "ended:complete"
+    assert "checkpoint" in recorder.events and "samples" in recorder.events
+    assert recorder.final == t.result
+    assert len(recorder.samples) == t.samples_stored  # the same samples the store got
+    assert recorder.final is not None and [w.name for w in recorder.final.windows] == ["phase"]
+
+
+def test_a_failing_observer_is_detached_once_and_the_run_goes_on(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    Broken.calls = 0
+    t = Tracker(
+        "observed",
+        settings=settings,
+        sources=[ConstantPowerSource({"gpu:0": 100.0})],
+        host=FakeHost(),
+        observers=[Broken(), recorder],
+    )
+    with t:
+        time.sleep(0.3)
+    assert t.result is not None and t.result.status == "complete"
+    assert Broken.calls == 1 and caplog.text.count("observer Broken failed in samples_taken") == 1
+    assert recorder.events[-1] == "ended:complete"
+
+
+def test_observers_reach_every_call_of_a_decorated_function(settings: Settings) -> None:
+    recorder = Recorder()
+
+    @wattwise.track(settings=settings, observers=[recorder])
+    def work() -> int:
+        return 1
+
+    work()
+    work()
+    assert recorder.events.count("ended:complete") == 2
+
+
+def test_an_observer_must_be_one() -> None:
+    with pytest.raises(ConfigError, match=r"must subclass wattwise\.RunObserver"):
+        Tracker("x", observers=[object()])  # type: ignore[list-item]
