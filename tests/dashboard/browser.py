@@ -105,7 +105,7 @@ def serve_in_thread(app: Any, timeout_s: float = 10.0) -> Iterator[LiveServer]:
     background thread; stopped and joined on exit."""
     import uvicorn
 
-    from wattwise.dashboard.server import bind
+    from wattwise.netutil import bind
 
     for attempt in range(5):  # the probed port may be taken before we bind it
         port = _free_port()

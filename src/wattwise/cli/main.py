@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         dashboard_cmd,
         doctor_cmd,
         estimate_cmd,
+        exporter_cmd,
         hardware_cmd,
         intensity_cmd,
         optimize_cmd,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs_cmd.add_parser(sub)
     report_cmd.add_parser(sub)
     dashboard_cmd.add_parser(sub)
+    exporter_cmd.add_parser(sub)
     intensity_cmd.add_parser(sub)
     hardware_cmd.add_parser(sub)
     estimate_cmd.add_parser(sub)

@@ -39,6 +39,12 @@ def add_parser(sub: Any) -> None:
         type=int,
         help="planned epochs: with wattwise.report_epoch() called by the command, predict the whole run",
     )
+    p.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        help="when the run ends, push its figures to this Prometheus Pushgateway (for batch jobs)",
+    )
+    p.add_argument("--push-job", metavar="NAME", help="the Pushgateway job the figures go under (default: the name)")
     deferred_run.add_flags(p)
     add_settings_flags(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="the command to run")
@@ -70,7 +76,12 @@ def handle(args: argparse.Namespace) -> int:
         sys.stderr.write(f"wattwise: {exc} while waiting for the planned start: nothing ran, nothing was recorded\n")
         return 128 + exc.signum
     pauses = prepared.pauses if prepared is not None else None
-    tracker = Tracker(name, settings=settings, command=argv, handle_signals=False)  # the relay handles signals
+    observers = []
+    if args.pushgateway:
+        from wattwise.integrations.prometheus import PushgatewayObserver
+
+        observers.append(PushgatewayObserver(args.pushgateway, args.push_job or name))
+    tracker = Tracker(name, settings=settings, command=argv, handle_signals=False, observers=observers)
     # The relay blocks the signals it forwards before any thread exists, so no thread can catch them by mistake.
     wait = not args.leave_descendants
     with SignalRelay(grace_s=settings.kill_grace_s) as relay:

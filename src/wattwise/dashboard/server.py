@@ -7,7 +7,6 @@ at once and no other process can take the port in between.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import re
 import secrets
@@ -15,14 +14,13 @@ import socket
 import sys
 from typing import TYPE_CHECKING
 
-from wattwise import validate
 from wattwise.errors import ConfigError
 from wattwise.report.safe import printable
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-__all__ = ["TOKEN_ENV", "bind", "is_loopback", "prepare", "serve"]
+__all__ = ["TOKEN_ENV", "is_loopback", "prepare", "serve"]
 
 TOKEN_ENV = "WATTWISE_DASHBOARD_TOKEN"
 _TOKEN = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
@@ -43,32 +41,6 @@ def check_token(token: str) -> str:
             "the dashboard token must be 16 to 256 letters, digits, '.', '_', '~' or '-'; leave it out and one is made"
         )
     return token
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port, or one clear line saying why not."""
-    port = validate.PORT.check_int(port, "--port")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise ConfigError(f"cannot resolve host {printable(host)!r}; use an address such as 127.0.0.1") from None
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"port {port} on {printable(host)} is already in use; choose another with --port"
-            ) from None
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise ConfigError(f"not allowed to listen on port {port}; use a port above 1023") from None
-        raise ConfigError(f"cannot listen on {printable(host)}:{port}: {exc.strerror}") from None
-    sock.setblocking(False)
-    return sock
 
 
 def prepare(db_url: str, host: str, token: str | None) -> tuple[Starlette, str | None]:
@@ -108,6 +80,8 @@ def serve(db_url: str, host: str, port: int, token: str | None) -> None:
 
         raise missing_extra("the dashboard") from None
     app, token = prepare(db_url, host, token)
+    from wattwise.netutil import bind
+
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
     url = f"http://{shown}:{port}/"

@@ -45,9 +45,7 @@ class Observers:
             if not isinstance(observer, RunObserver):
                 from wattwise.errors import ConfigError
 
-                raise ConfigError(
-                    f"an observer must subclass wattwise.RunObserver (got {type(observer).__name__})"
-                )
+                raise ConfigError(f"an observer must subclass wattwise.RunObserver (got {type(observer).__name__})")
         self._active = list(observers)
         self._lock = threading.Lock()
 
