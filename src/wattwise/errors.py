@@ -12,7 +12,8 @@ says what went wrong and what to do about it. The CLI prints that line and exits
     │       └── EnergyCounterUnsupported   this GPU has no total-energy counter (power sampling is used)
     ├── StoreError               the run store cannot be opened, read or written
     │   ├── RunNotFoundError     no stored run matches the id or prefix
-    │   └── RunExistsError       a run with this id is already stored (``runs import --replace`` replaces it)
+    │   ├── RunExistsError       a run with this id is already stored (``runs import --replace`` replaces it)
+    │   └── StoreUnreachable     a store server did not answer (down, network): runs are kept locally meanwhile
     ├── ProviderError            a carbon-intensity provider could not answer (network, auth, quota, bad data)
     ├── TrackerStateError        the tracker was used out of order (stop before start, window never opened)
     └── CommandError             `wattwise run` could not start the command (not found, not executable)
@@ -29,6 +30,7 @@ __all__ = [
     "RunExistsError",
     "RunNotFoundError",
     "StoreError",
+    "StoreUnreachable",
     "TrackerStateError",
     "UnknownRegionError",
     "WattwiseError",
@@ -57,6 +59,11 @@ class DeviceError(WattwiseError):
 
 class StoreError(WattwiseError):
     """The run store cannot be opened, read or written."""
+
+
+class StoreUnreachable(StoreError):
+    """A store's server could not be reached (refused, timed out, unknown host): the tracker keeps the run locally
+    (``wattwise runs sync`` sends it later). A refused login or a wrong database is a plain StoreError."""
 
 
 class ProviderError(WattwiseError):

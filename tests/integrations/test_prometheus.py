@@ -167,3 +167,31 @@ def test_a_pushgateway_that_is_down_warns_and_the_run_is_stored(
         time.sleep(0.1)
     assert t.result is not None and t.result.status == "complete" and not observer.pushed
     assert "could not push run" in caplog.text
+
+
+def test_negative_totals_in_the_state_file_are_ignored(settings: Settings, state: Path) -> None:
+    state.write_text('{"energy_j": {"cpu": -1000000, "gpu:0": 5}, "co2e_g": 1}')
+    meter = MachineMeter(settings, sources=[ConstantPowerSource(POWER)], host=FakeHost(), state_path=state)
+    energy, _ = meter.totals()
+    assert energy["cpu"] >= 0 and energy["gpu:0"] >= 5
+    meter.close()
+
+
+def test_job_names_with_a_slash_use_the_pushgateways_base64_form() -> None:
+    observer = PushgatewayObserver("http://127.0.0.1:9091/", "team/nightly")
+    assert observer.target == "http://127.0.0.1:9091/metrics/job@base64/dGVhbS9uaWdodGx5"
+
+
+def test_a_gateway_that_never_answers_holds_the_run_up_only_for_the_timeout(settings: Settings) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts, never answers
+    try:
+        observer = PushgatewayObserver(f"http://127.0.0.1:{silent.getsockname()[1]}", "job", timeout_s=1)
+        t = Tracker("t", settings=settings, sources=[ConstantPowerSource(POWER)], host=FakeHost(), observers=[observer])
+        t.start()
+        began = time.monotonic()
+        t.stop()
+        assert time.monotonic() - began < 3 and not observer.pushed
+    finally:
+        silent.close()

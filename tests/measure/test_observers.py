@@ -96,3 +96,22 @@ def test_observers_reach_every_call_of_a_decorated_function(settings: Settings) 
 def test_an_observer_must_be_one() -> None:
     with pytest.raises(ConfigError, match=r"must subclass wattwise\.RunObserver"):
         Tracker("x", observers=[object()])  # type: ignore[list-item]
+
+
+class Exits(wattwise.RunObserver):
+    def run_started(self, run: Run) -> None:
+        raise SystemExit(3)
+
+
+def test_observers_given_as_a_generator_and_one_that_exits(settings: Settings) -> None:
+    recorder = Recorder()
+    t = Tracker(
+        "observed",
+        settings=settings,
+        sources=[ConstantPowerSource({"gpu:0": 100.0})],
+        host=FakeHost(),
+        observers=(o for o in [Exits(), recorder]),
+    )
+    with t:
+        time.sleep(0.1)
+    assert t.result is not None and t.result.status == "complete" and recorder.events[-1] == "ended:complete"

@@ -122,7 +122,8 @@ def test_undecodable_names_round_trip(store: SQLiteStore) -> None:
     run = make_run(name="caf\udce9", command=("python", "d\udcffata.py"))  # os.fsdecode of non-UTF-8 bytes
     store.save(run)
     assert store.get(run.id) == run
-    assert store.list_runs(name="caf?") == [run]  # the filter column holds a replacement
+    assert store.list_runs(name="caf\udce9") == [run]  # filters match the exact name
+    assert store.list_runs(name="caf?") == []
 
 
 # --- lookup ----------------------------------------------------------------------------------------------

@@ -116,3 +116,17 @@ def test_a_local_store_that_fails_still_fails(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot create run store"):
         measure(tmp_path / "home", str(blocker / "sub" / "runs.db"))
+
+
+def test_syncing_into_the_spool_itself_is_refused_and_nothing_is_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("WATTWISE_HOME", str(home))
+    with SQLiteStore(home / SPOOL) as spool:
+        spool.save(make_run("kept0001"))
+    monkeypatch.chdir(home)
+    assert main(["runs", "sync", "--db", "./spool.db"]) == 2  # the same file, spelt another way
+    assert "is the local spool itself" in capsys.readouterr().err
+    with SQLiteStore(home / SPOOL, read_only=True) as spool:
+        assert [r.id for r in spool.list_runs()] == ["kept0001"]

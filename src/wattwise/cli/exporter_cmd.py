@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    import signal
     import sys
 
     from wattwise.integrations.exporter import Exporter
@@ -37,9 +38,15 @@ def handle(args: argparse.Namespace) -> int:
         sock.close()
         raise
     exporter = Exporter(meter, sock, interval_s=settings.interval_s)
+
+    def stop(signum: int, frame: object) -> None:  # SIGTERM (systemd, Docker) stops it as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"wattwise exporter on http://{args.host}:{exporter.port}/metrics (Ctrl-C stops it)", flush=True)
     try:
         exporter.serve_forever()
     except KeyboardInterrupt:
-        print("wattwise exporter stopped; counters saved", file=sys.stderr)
+        saved = "counters saved" if exporter.saved else "counters NOT saved (see the warning above)"
+        print(f"wattwise exporter stopped; {saved}", file=sys.stderr)
     return 0

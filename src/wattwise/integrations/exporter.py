@@ -59,6 +59,7 @@ class Exporter:
         self.server.socket = sock
         self.server.meter = meter
         self._stop = threading.Event()
+        self.saved = False  # the counters were written at close
         self._sampler = threading.Thread(target=self._sample, name="wattwise-exporter-sampler", daemon=True)
 
     @property
@@ -85,4 +86,4 @@ class Exporter:
         if self._sampler.is_alive():
             self._sampler.join(5)
         self.server.server_close()
-        self.meter.close()
+        self.saved = self.meter.close()

@@ -103,7 +103,11 @@ class MachineMeter:
     def _load(self) -> tuple[dict[str, float], float]:
         try:
             data = json.loads(self._state_path.read_text(encoding="utf-8"))
-            energy = {str(k): float(v) for k, v in data.get("energy_j", {}).items() if math.isfinite(float(v))}
+            energy = {
+                str(k): float(v)
+                for k, v in data.get("energy_j", {}).items()
+                if math.isfinite(float(v)) and float(v) >= 0
+            }
             grams = float(data.get("co2e_g", 0.0))
             return energy, grams if math.isfinite(grams) and grams >= 0 else 0.0
         except (OSError, ValueError, TypeError, AttributeError):
@@ -131,13 +135,16 @@ class MachineMeter:
         if time.monotonic() - self._saved_at >= SAVE_EVERY_S:
             self.save()
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Write the counters' totals; False (one warning) when the state file cannot be written."""
         energy, grams = self.totals()
         try:
             write_private(self._state_path, json.dumps({"energy_j": energy, "co2e_g": grams}))
-            self._saved_at = time.monotonic()
         except OSError as exc:
             log.warning("wattwise: exporter state not saved to %s: %s", self._state_path, exc)
+            return False
+        self._saved_at = time.monotonic()
+        return True
 
     def families(self) -> list[Family]:
         energy, grams = self.totals()
@@ -180,9 +187,11 @@ class MachineMeter:
             ),
         ]
 
-    def close(self) -> None:
-        self.save()
+    def close(self) -> bool:
+        """Save the counters and release the meters; whether the counters were saved."""
+        saved = self.save()
         self._plan.close()
+        return saved
 
 
 def run_metrics(run: Run) -> str:
@@ -225,7 +234,13 @@ class PushgatewayObserver(RunObserver):
             raise ConfigError(f"the Pushgateway URL must start with http:// or https:// (got {url!r})")
         if not job:
             raise ConfigError("the Pushgateway job name is empty; give --push-job NAME")
-        self.target = f"{url.rstrip('/')}/metrics/job/{quote(job, safe='')}"
+        if "/" in job:  # the Pushgateway's own encoding for label values holding a slash
+            import base64
+
+            encoded = base64.urlsafe_b64encode(job.encode("utf-8")).decode("ascii").rstrip("=")
+            self.target = f"{url.rstrip('/')}/metrics/job@base64/{encoded}"
+        else:
+            self.target = f"{url.rstrip('/')}/metrics/job/{quote(job, safe='')}"
         self.timeout_s = timeout_s
         self.pushed = False
 

@@ -2,7 +2,8 @@
 
 A :class:`RunObserver` is told when a run starts, gets every sample kept (the same samples the store gets), each
 checkpoint's partial record (windows and epochs included) and the final record. Observers are called on the
-tracker's threads and must be quick; one that raises is warned about once and detached, and the run goes on (the
+tracker's threads and must be quick (a slow one slows the sampling: hand work to a thread of your own); one that
+raises is warned about once and detached, and the run goes on (the
 measurement never depends on an observer; the store alone decides whether a run is kept).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ class RunObserver:
 class Observers:
     """Calls every observer's hook; an observer that raises is warned about once and detached."""
 
-    def __init__(self, observers: Sequence[RunObserver] = ()) -> None:
+    def __init__(self, observers: Iterable[RunObserver] = ()) -> None:
+        observers = list(observers)  # a generator is read once, here
         for observer in observers:
             if not isinstance(observer, RunObserver):
                 from wattwise.errors import ConfigError
@@ -64,7 +66,7 @@ class Observers:
         for observer in active:
             try:
                 getattr(observer, hook)(*args)
-            except Exception as exc:  # an observer never stops the measurement
+            except (Exception, SystemExit) as exc:  # an observer never stops the measurement (Ctrl-C still does)
                 with self._lock:
                     if observer in self._active:
                         self._active.remove(observer)

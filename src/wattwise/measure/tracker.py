@@ -23,13 +23,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from wattwise import validate
 from wattwise.config import Settings
-from wattwise.errors import ConfigError, StoreError, TrackerStateError
+from wattwise.errors import ConfigError, StoreError, StoreUnreachable, TrackerStateError
 from wattwise.measure import accounting
 from wattwise.measure.edges import CudaSync, outcome, sampling_interval
 from wattwise.measure.lifecycle import guard
@@ -78,7 +78,7 @@ class Tracker:
         carbon: CarbonPlan | None = None,
         handle_signals: bool = True,
         pace: Callable[[threading.Event, float], bool] | None = None,
-        observers: Sequence[RunObserver] = (),
+        observers: Iterable[RunObserver] = (),
     ) -> None:
         if name is not None and (not isinstance(name, str) or len(name) > MAX_TEXT):
             raise ConfigError(f"a run name is text of at most {MAX_TEXT:,} characters (got {type(name).__name__})")
@@ -156,7 +156,7 @@ class Tracker:
 
             try:
                 self._store = open_store(self.settings.db_url)
-            except StoreError as exc:
+            except StoreUnreachable as exc:
                 self._store = self._spool(exc)  # a shared store that cannot be reached: measure, keep it here
             except BaseException:
                 self._plan.close()

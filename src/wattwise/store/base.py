@@ -32,6 +32,7 @@ __all__ = [
     "ambiguous_error",
     "check_list_args",
     "decode_record",
+    "encodable",
     "encode_record",
     "mark_incomplete",
     "not_found_error",
@@ -284,6 +285,15 @@ def decode_record(text: str, where: str) -> Run:
 
 
 # --- lookup errors and arguments -------------------------------------------------------------------------
+
+
+def encodable(ref: str) -> bool:
+    """Whether a reference can be sent to a database (no lone surrogate): one that cannot matches nothing."""
+    try:
+        ref.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def not_found_error(ref: str) -> RunNotFoundError:

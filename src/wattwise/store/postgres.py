@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from wattwise.errors import RecordError, RunExistsError, RunNotFoundError, StoreError
+from wattwise.errors import RecordError, RunExistsError, RunNotFoundError, StoreError, StoreUnreachable
 from wattwise.record_schema import artifact_from_dict, check_artifact
 from wattwise.records import ARTIFACT_KINDS, Artifact, Run, Sample, utc_now
 from wattwise.store.base import (
@@ -71,8 +71,10 @@ _LIST = (
     " AND (%(name)s::text IS NULL OR name = %(name)s) AND (%(region)s::text IS NULL OR region = %(region)s)"
     " AND (%(contains)s::text IS NULL OR strpos(lower(name), lower(%(contains)s)) > 0)"
 )
-_ORDERS = {
-    (key, descending): f" ORDER BY {key} {'DESC' if descending else 'ASC'}, seq {'DESC' if descending else 'ASC'}"
+_COLLATE_C = ' COLLATE "C"'
+_ORDERS = {  # names in code-point order whatever the server's collation, as SQLite orders them
+    (key, descending): f" ORDER BY {key}{_COLLATE_C if key == 'name' else ''} {'DESC' if descending else 'ASC'},"
+    f" seq {'DESC' if descending else 'ASC'}"
     for key in ORDER_KEYS
     for descending in (True, False)
 }
@@ -85,13 +87,46 @@ _SAMPLES = (
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}{':***' if ':' in credentials else ''}@{host}"
+    """Where the store is, without any password (in the user part, the query string or a key=value string)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(url)
+    except Exception:  # not parseable: show the scheme and host only
+        host = (
+            url.rsplit("@", maxsplit=1)[-1].split("?", maxsplit=1)[0].split("/", maxsplit=1)[0] if "://" in url else "?"
+        )
+        return f"postgresql://{host}/…"
+    user = str(parts.get("user") or "")
+    host = str(parts.get("host") or "localhost")
+    port = str(parts.get("port") or "")
+    dbname = str(parts.get("dbname") or "")
+    return f"postgresql://{f'{user}@' if user else ''}{host}{f':{port}' if port else ''}/{dbname}"
+
+
+_UNREACHABLE = (
+    "connection refused",
+    "timeout expired",
+    "could not translate host name",
+    "no route to host",
+    "network is unreachable",
+    "server closed the connection",
+    "could not connect",
+    "connection timed out",
+    "name or service not known",
+)
+
+
+def _usable(ref: str) -> bool:
+    """Whether an id or reference can be sent to PostgreSQL at all (no NUL, no lone surrogate): one that cannot is
+    simply not found, as SQLite finds nothing for it."""
+    if "\x00" in ref:
+        return False
+    try:
+        ref.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(value: str) -> str:
@@ -130,11 +165,10 @@ class PostgresStore(RunStore):
         self._host = this_host()
         self._lock = threading.Lock()
         self.notes: list[str] = []
-        try:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot reach the run store {self._where}: {_reason(exc)}") from None
+        self._url = url
+        conn = self._connect()
         self._conn: psycopg.Connection[Any] | None = conn
+        self._empty = False  # read-only on a database with no store yet: reads find nothing
         try:
             self._prepare(conn)
         except BaseException:
@@ -142,6 +176,19 @@ class PostgresStore(RunStore):
             raise
 
     # --- connection ----------------------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        driver = self._psycopg
+        try:
+            conn: psycopg.Connection[Any] = driver.connect(
+                self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+            return conn
+        except driver.Error as exc:
+            reason = _reason(exc)
+            if any(marker in reason.lower() for marker in _UNREACHABLE) and "password" not in reason.lower():
+                raise StoreUnreachable(f"cannot reach the run store {self._where}: {reason}") from None
+            raise StoreError(f"the run store {self._where} refused the connection: {reason}") from None
 
     @property
     def read_only(self) -> bool:
@@ -155,33 +202,48 @@ class PostgresStore(RunStore):
         return f"PostgresStore({self._where!r}{', read_only=True' if self._read_only else ''})"
 
     def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        """Check that the database is a wattwise store (its ledger names our steps) or empty, then apply missing
+        migrations, all under wattwise's advisory lock: two processes opening a new database at once wait for each
+        other, and nothing is ever created in another application's database."""
         psycopg = self._psycopg
         try:
-            tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-            if tables and "runs" not in tables:
-                names = ", ".join(sorted(tables)[:5])
-                raise StoreError(
-                    f"{self._where} is a PostgreSQL database but not a wattwise run store (tables: {names}); it was "
-                    "left untouched; point WATTWISE_DB to another database"
-                )
             if self._read_only:
-                applied = {r[0] for r in conn.execute("SELECT name FROM migrations")} if tables else set()
-                unknown = applied - {m.name for m in POSTGRES_MIGRATIONS}
-                if unknown:
-                    raise StoreError(
-                        f"database {self._where} was created by a newer wattwise (unknown migrations: "
-                        f"{', '.join(sorted(unknown))}); upgrade wattwise to open it"
-                    )
-                if {m.name for m in POSTGRES_MIGRATIONS} - applied:
-                    raise StoreError(
-                        f"run store {self._where} is missing tables this wattwise reads; open it once for writing "
-                        "(e.g. `wattwise run -- true`) to upgrade it"
-                    )
+                self._check(conn, for_reading=True)
                 conn.execute("SET default_transaction_read_only = on")
                 return
-            _apply(conn, self._where, POSTGRES_MIGRATIONS)
+            conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+            try:
+                self._check(conn, for_reading=False)
+                _apply(conn, self._where, POSTGRES_MIGRATIONS)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
         except psycopg.Error as exc:
             raise StoreError(f"run store {self._where}: opening failed: {_reason(exc)}") from None
+
+    def _check(self, conn: psycopg.Connection[Any], *, for_reading: bool) -> None:
+        tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        applied = {r[0] for r in conn.execute("SELECT name FROM migrations")} if "migrations" in tables else set()
+        ours = {m.name for m in POSTGRES_MIGRATIONS}
+        if tables - {"migrations"} and POSTGRES_MIGRATIONS[0].name not in applied:
+            names = ", ".join(sorted(tables)[:5])
+            raise StoreError(
+                f"{self._where} is a PostgreSQL database but not a wattwise run store (tables: {names}); it was "
+                "left untouched; point WATTWISE_DB to another database"
+            )
+        unknown = applied - ours
+        if unknown:
+            raise StoreError(
+                f"database {self._where} was created by a newer wattwise (unknown migrations: "
+                f"{', '.join(sorted(unknown))}); upgrade wattwise to open it"
+            )
+        if for_reading and not applied:
+            self._empty = True  # an empty database (or one being created): no runs yet, as SQLite reads a new file
+            self.notes.append(f"no run store in {self._where} yet")
+        elif for_reading and ours - applied:
+            raise StoreError(
+                f"run store {self._where} is missing tables this wattwise reads; open it once for writing "
+                "(e.g. `wattwise run -- true`) to upgrade it"
+            )
 
     @contextmanager
     def _db(self, action: str, *, write: bool = False) -> Iterator[psycopg.Connection[Any]]:
@@ -190,6 +252,11 @@ class PostgresStore(RunStore):
                 raise StoreError(f"run store {self._where} is closed")
             if write and self._read_only:
                 raise StoreError(f"run store {self._where} was opened read-only; {action} needs write access")
+            if self._conn.broken or self._conn.closed:  # the server restarted or the network dropped: once more
+                self._conn.close()
+                self._conn = self._connect()
+                if self._read_only:
+                    self._conn.execute("SET default_transaction_read_only = on")
             try:
                 yield self._conn
             except self._psycopg.Error as exc:
@@ -309,6 +376,8 @@ class PostgresStore(RunStore):
                 cur.executemany(_INSERT_SAMPLE, rows)
 
     def delete(self, run_id: str) -> None:
+        if not _usable(run_id):
+            raise not_found_error(run_id)
         with self._db("deleting a run", write=True) as conn, conn.transaction():
             conn.execute("DELETE FROM samples WHERE run_id = %s", (run_id,))
             if conn.execute("DELETE FROM runs WHERE id = %s", (run_id,)).rowcount == 0:
@@ -317,6 +386,8 @@ class PostgresStore(RunStore):
     # --- reading (never writes) ----------------------------------------------------------------------------
 
     def get(self, ref: str) -> Run:
+        if self._empty or not _usable(ref):
+            raise not_found_error(ref)
         with self._db("reading a run") as conn:
             if ref == "latest":
                 row = conn.execute(
@@ -339,6 +410,8 @@ class PostgresStore(RunStore):
         return self._view(matches[0][1], matches[0][2])
 
     def count(self) -> int:
+        if self._empty:
+            return 0
         with self._db("counting runs") as conn:
             row = conn.execute("SELECT count(*) FROM runs").fetchone()
             return int(row[0]) if row else 0
@@ -367,7 +440,7 @@ class PostgresStore(RunStore):
             "offset": offset if exact else 0,
         }
         runs: list[Run] = []
-        if limit == 0:
+        if limit == 0 or self._empty:
             return runs
         skipped = 0
         with self._db("listing runs") as conn:
@@ -379,6 +452,10 @@ class PostgresStore(RunStore):
                     continue
                 if status is not None and run.status != status:
                     continue
+                if (name is not None and run.name != name) or (
+                    name_contains is not None and name_contains.lower() not in run.name.lower()
+                ):
+                    continue  # the columns hold names made storable (NUL, lone surrogates): the record decides
                 if not exact and skipped < offset:
                     skipped += 1
                     continue
@@ -388,6 +465,8 @@ class PostgresStore(RunStore):
         return runs
 
     def iter_samples(self, run_id: str, *, batch_size: int = SAMPLE_BATCH) -> Iterator[Sample]:
+        if self._empty or not _usable(run_id):
+            raise not_found_error(run_id)
         with self._db("reading samples") as conn:
             if conn.execute("SELECT 1 FROM runs WHERE id = %s", (run_id,)).fetchone() is None:
                 raise not_found_error(run_id)
@@ -425,6 +504,8 @@ class PostgresStore(RunStore):
         if kind is not None and kind not in ARTIFACT_KINDS:
             raise StoreError(f"unknown artifact kind {kind!r}; use one of {', '.join(ARTIFACT_KINDS)}")
         check_list_args(limit, None)
+        if self._empty:
+            return []
         with self._db("listing saved artifacts") as conn:
             rows = conn.execute(
                 "SELECT record FROM artifacts WHERE (%(kind)s::text IS NULL OR kind = %(kind)s)"
@@ -442,6 +523,8 @@ class PostgresStore(RunStore):
             return found[0]
         if kind is not None and kind not in ARTIFACT_KINDS:
             raise StoreError(f"unknown artifact kind {kind!r}; use one of {', '.join(ARTIFACT_KINDS)}")
+        if self._empty or not _usable(ref):
+            raise RunNotFoundError(f"no {what} matches {ref!r}; the dashboard and `--json` listings show ids")
         with self._db("reading a saved artifact") as conn:
             rows = conn.execute(
                 "SELECT id, record FROM artifacts WHERE (id = %(ref)s OR (length(%(ref)s) >= %(least)s AND"

@@ -34,6 +34,7 @@ from wattwise.store.base import (
     ambiguous_error,
     check_list_args,
     decode_record,
+    encodable,
     encode_record,
     mark_incomplete,
     not_found_error,
@@ -459,6 +460,8 @@ class SQLiteStore(RunStore):
     # --- reading -----------------------------------------------------------------------------------------
 
     def get(self, ref: str) -> Run:
+        if not encodable(ref):
+            raise not_found_error(ref)
         with self._db("reading a run") as conn:
             self._reap_stale(conn)
             if ref == "latest":
@@ -482,6 +485,9 @@ class SQLiteStore(RunStore):
         return self._view(matches[0][1], matches[0][2])
 
     def delete(self, run_id: str) -> None:
+        if not encodable(run_id):
+            raise not_found_error(run_id)
+
         def remove(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM samples WHERE run_id = ?", (run_id,))
             if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
@@ -549,6 +555,10 @@ class SQLiteStore(RunStore):
                     continue
                 if status is not None and run.status != status:
                     continue
+                if (name is not None and run.name != name) or (
+                    name_contains is not None and name_contains.lower() not in run.name.lower()
+                ):
+                    continue  # the filter column holds a storable name (lone surrogates replaced): the record decides
                 if not exact and skipped < offset:
                     skipped += 1
                     continue

@@ -9,12 +9,13 @@ record under the same id is refused and kept. Runs still being measured stay in 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wattwise.errors import RecordError, RunExistsError, RunNotFoundError, StoreError
+from wattwise.errors import ConfigError, RecordError, RunExistsError, RunNotFoundError, StoreError
 from wattwise.records import Run
 from wattwise.store.base import RunStore
 
@@ -65,14 +66,25 @@ def sync(target: RunStore, home: Path, *, parse_file: Callable[[Path], list[tupl
 
     report = SyncReport()
     spool_path = home / SPOOL
-    if spool_path.exists() and getattr(target, "path", None) != spool_path:
+    target_path = getattr(target, "path", None)
+    if (
+        spool_path.exists()
+        and isinstance(target_path, Path)
+        and target_path.exists()
+        and spool_path.samefile(target_path)
+    ):
+        raise ConfigError(
+            f"{target_path} is the local spool itself: give the shared store to send to (--db or WATTWISE_DB)"
+        )
+    if spool_path.exists():
         with SQLiteStore(spool_path) as spool:
             for run in spool.list_runs(limit=None):
                 if run.status == "running":
                     report.waiting.append(run.id)
                     continue
                 if _send(target, run, list(spool.iter_samples(run.id)), report):
-                    spool.delete(run.id)
+                    with contextlib.suppress(RunNotFoundError):  # another sync removed it first
+                        spool.delete(run.id)
     for path in sorted((home / "unsaved").glob("*.json")):
         try:
             items = parse_file(path)
