@@ -49,9 +49,9 @@ def test_eight_concurrent_writers_lose_nothing(isolated_env: Path, engine: str, 
         )
         for i in range(8)
     ]
+    outcomes = [(proc, *proc.communicate(timeout=120)) for proc in procs]  # every pipe read and closed first
     reports = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
+    for proc, out, err in outcomes:
         assert proc.returncode == 0, err
         assert "locked" not in err and "Traceback" not in err and "checkpoint" not in err, err
         reports.append(json.loads(out))
@@ -77,8 +77,8 @@ def test_eight_cli_runs_create_and_fill_a_new_store_at_once(isolated_env: Path) 
         )
         for i in range(8)
     ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
+    outcomes = [(proc, proc.communicate(timeout=120)[1]) for proc in procs]  # every pipe read and closed first
+    for proc, err in outcomes:
         assert proc.returncode == 0 and "locked" not in err and "error" not in err, err
     with open_store(f"sqlite:///{isolated_env / 'wattwise.db'}", read_only=True) as store:
         runs = store.list_runs(limit=None)

@@ -221,8 +221,10 @@ class SQLiteStore(RunStore):
         """
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables and "runs" not in tables:
+            if tables - {"migrations"} and "runs" not in tables:  # a ledger alone: another process is creating it
                 raise self._foreign(tables)
+            if self._read_only and tables == {"migrations"}:
+                raise StoreError(f"run store {self._where} is being created by another process; try again in a moment")
             if tables and self._read_only:
                 conn.execute("SELECT count(*) FROM runs").fetchone()  # a damaged file fails here, not mid-listing
         except sqlite3.DatabaseError as exc:
