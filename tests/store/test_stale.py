@@ -55,7 +55,7 @@ def test_a_run_whose_process_is_gone_becomes_incomplete(db_path: Path, dead_pid:
 def test_a_read_only_store_shows_stale_runs_incomplete_without_writing(db_path: Path, dead_pid: int) -> None:
     run = make_run(status="running", host=this_host(), pid=dead_pid, ended_at=None)
     with SQLiteStore(db_path, stale_after_s=1e9) as store:
-        store.save(run)  # save does not settle stale runs; begin and reads of a writable store do
+        store.save(run)  # save does not settle stale runs; only begin does
     before = db_path.read_bytes()
     with SQLiteStore(db_path, read_only=True) as store:
         got = store.get(run.id)
@@ -101,7 +101,10 @@ def test_a_silent_run_becomes_incomplete_after_the_threshold(db_path: Path) -> N
         got = cli.get("latest")
     assert got.status == "incomplete"
     assert got.notes[-1].startswith("marked incomplete: no heartbeat for 301 s (last at 2025-03-01T12:00:00")
-    assert stored_status(db_path, run.id) == "incomplete"
+    assert stored_status(db_path, run.id) == "running"  # reading never writes…
+    with SQLiteStore(db_path, clock=lambda: later) as next_run:
+        next_run.begin(make_run("next0001", status="running", host="gpu-node-7", pid=124))
+    assert stored_status(db_path, run.id) == "incomplete"  # …the next run to begin settles it
 
 
 def test_a_checkpoint_from_a_live_tracker_restores_running(store: SQLiteStore, dead_pid: int) -> None:

@@ -61,6 +61,8 @@ class Observers:
             return tuple(self._active)
 
     def _call(self, hook: str, *args: object) -> None:
+        if not self._active:  # the sampling loop calls this every tick: nothing to do without observers
+            return
         with self._lock:
             active = list(self._active)
         for observer in active:

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
@@ -31,11 +31,13 @@ __all__ = [
     "RunStore",
     "ambiguous_error",
     "check_list_args",
+    "collect_runs",
     "decode_record",
     "encodable",
     "encode_record",
     "mark_incomplete",
     "not_found_error",
+    "page_in_sql",
     "pid_alive",
     "stale_reason",
     "supersedes",
@@ -294,6 +296,41 @@ def encodable(ref: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def page_in_sql(status: str | None) -> bool:
+    """Whether a listing can be limited and offset in SQL: a stored "running" run may read as incomplete (its
+    process is gone), so only filters for "running" or "incomplete" drop rows after reading them."""
+    return status in (None, "complete", "failed")
+
+
+def collect_runs(
+    views: Iterable[Run | None],
+    *,
+    limit: int | None,
+    status: str | None,
+    name: str | None,
+    name_contains: str | None,
+    offset: int,
+) -> list[Run]:
+    """The listing from the rows a store read (None: a row it could not read, skipped), with the filters applied
+    to the records themselves: the filter columns hold names made storable (NUL, lone surrogates replaced), so
+    the record decides; the offset is applied here when it could not be in SQL (:func:`page_in_sql`)."""
+    runs: list[Run] = []
+    skipped = 0
+    needle = None if name_contains is None else name_contains.lower()
+    for run in views:
+        if run is None or (status is not None and run.status != status):
+            continue
+        if (name is not None and run.name != name) or (needle is not None and needle not in run.name.lower()):
+            continue
+        if not page_in_sql(status) and skipped < offset:
+            skipped += 1
+            continue
+        runs.append(run)
+        if limit is not None and len(runs) >= limit:
+            break
+    return runs
 
 
 def not_found_error(ref: str) -> RunNotFoundError:

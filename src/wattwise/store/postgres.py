@@ -27,10 +27,12 @@ from wattwise.store.base import (
     RunStore,
     ambiguous_error,
     check_list_args,
+    collect_runs,
     decode_record,
     encode_record,
     mark_incomplete,
     not_found_error,
+    page_in_sql,
     stale_reason,
     supersedes,
     this_host,
@@ -429,7 +431,7 @@ class PostgresStore(RunStore):
         offset: int = 0,
     ) -> list[Run]:
         check_list_args(limit, status, order_by, offset)
-        exact = status in (None, "complete", "failed")  # see SQLiteStore.list_runs
+        exact = page_in_sql(status)
         params: dict[str, object] = {
             "status": status,
             "exact": int(exact),
@@ -439,30 +441,25 @@ class PostgresStore(RunStore):
             "limit": None if limit is None or not exact else limit,
             "offset": offset if exact else 0,
         }
-        runs: list[Run] = []
         if limit == 0 or self._empty:
-            return runs
-        skipped = 0
+            return []
         with self._db("listing runs") as conn:
             statement = _LIST + _ORDERS[order_by, descending] + _PAGE  # all fixed here; order_by was checked
-            for _, record, heartbeat_at in conn.execute(statement, params):  # static SQL: see statement
-                try:
-                    run = self._view(record, heartbeat_at)
-                except StoreError:
-                    continue
-                if status is not None and run.status != status:
-                    continue
-                if (name is not None and run.name != name) or (
-                    name_contains is not None and name_contains.lower() not in run.name.lower()
-                ):
-                    continue  # the columns hold names made storable (NUL, lone surrogates): the record decides
-                if not exact and skipped < offset:
-                    skipped += 1
-                    continue
-                runs.append(run)
-                if limit is not None and len(runs) >= limit:
-                    break
-        return runs
+            rows = conn.execute(statement, params).fetchall()  # static SQL: see statement
+        return collect_runs(
+            (self._readable(record, heartbeat_at) for _, record, heartbeat_at in rows),
+            limit=limit,
+            status=status,
+            name=name,
+            name_contains=name_contains,
+            offset=offset,
+        )
+
+    def _readable(self, record: str, heartbeat_at: str) -> Run | None:
+        try:
+            return self._view(record, heartbeat_at)
+        except StoreError:  # one damaged row must not hide the others
+            return None
 
     def iter_samples(self, run_id: str, *, batch_size: int = SAMPLE_BATCH) -> Iterator[Sample]:
         if self._empty or not _usable(run_id):

@@ -8,7 +8,8 @@ writes; a busy timeout absorbs write locks, and a write that still finds the dat
 **Read-only.** ``SQLiteStore(path, read_only=True)`` (what ``wattwise runs list|show|export`` open) never writes:
 it opens the file with SQLite's ``mode=ro``, falls back to ``immutable=1`` where a WAL database sits on a
 read-only filesystem without its shared-memory file, creates nothing (a missing file reads as an empty store),
-and shows runs whose process is gone as ``incomplete`` without rewriting them. A writable store rewrites them.
+and shows runs whose process is gone as ``incomplete`` without rewriting them. Reads never write, even on a
+writable store: only beginning a run settles them.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from wattwise.store.base import (
     RunStore,
     ambiguous_error,
     check_list_args,
+    collect_runs,
     decode_record,
     encodable,
     encode_record,
     mark_incomplete,
     not_found_error,
+    page_in_sql,
     stale_reason,
     supersedes,
     this_host,
@@ -465,7 +468,6 @@ class SQLiteStore(RunStore):
         if not encodable(ref):
             raise not_found_error(ref)
         with self._db("reading a run") as conn:
-            self._reap_stale(conn)
             if ref == "latest":
                 row = conn.execute(
                     "SELECT record, heartbeat_at FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1"
@@ -530,9 +532,7 @@ class SQLiteStore(RunStore):
         offset: int = 0,
     ) -> list[Run]:
         check_list_args(limit, status, order_by, offset)
-        # a stored "running" run may read as incomplete (its process is gone): only filters for "running" or
-        # "incomplete" must look at running rows and drop some after reading; the others page in SQL
-        exact = status in (None, "complete", "failed")
+        exact = page_in_sql(status)
         params: dict[str, object] = {
             "status": status,
             "exact": int(exact),
@@ -542,32 +542,26 @@ class SQLiteStore(RunStore):
             "limit": -1 if limit is None or not exact else limit,
             "offset": offset if exact else 0,
         }
-        runs: list[Run] = []
         if limit == 0:
-            return runs
-        skipped = 0
+            return []
         with self._db("listing runs") as conn:
-            self._reap_stale(conn)
             statement = _LIST + _ORDERS[order_by, descending] + _PAGE  # all fixed here; order_by was checked
-            for run_id, record, heartbeat_at in conn.execute(statement, params):  # static SQL: see statement
-                try:
-                    run = self._view(record, heartbeat_at)
-                except StoreError as exc:  # one damaged row must not hide the others
-                    log.warning("wattwise: skipped run %s: %s", run_id, exc)
-                    continue
-                if status is not None and run.status != status:
-                    continue
-                if (name is not None and run.name != name) or (
-                    name_contains is not None and name_contains.lower() not in run.name.lower()
-                ):
-                    continue  # the filter column holds a storable name (lone surrogates replaced): the record decides
-                if not exact and skipped < offset:
-                    skipped += 1
-                    continue
-                runs.append(run)
-                if limit is not None and len(runs) >= limit:
-                    break
-        return runs
+            rows = conn.execute(statement, params).fetchall()  # static SQL: see statement
+        return collect_runs(
+            (self._readable(*row) for row in rows),
+            limit=limit,
+            status=status,
+            name=name,
+            name_contains=name_contains,
+            offset=offset,
+        )
+
+    def _readable(self, run_id: str, record: str, heartbeat_at: str) -> Run | None:
+        try:
+            return self._view(record, heartbeat_at)
+        except StoreError as exc:  # one damaged row must not hide the others
+            log.warning("wattwise: skipped run %s: %s", run_id, exc)
+            return None
 
     def iter_samples(self, run_id: str, *, batch_size: int = SAMPLE_BATCH) -> Iterator[Sample]:
         """Samples in (t_s, channel, insertion) order, read ``batch_size`` rows at a time.
