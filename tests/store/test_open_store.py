@@ -97,8 +97,8 @@ def test_malformed_urls_show_the_accepted_forms(url: str) -> None:
     assert "\n" not in message
     assert repr(url) in message
     assert message.endswith(
-        "; WATTWISE_DB (or --db) takes sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://:memory: "
-        "or a file path ending in .db or .sqlite"
+        "; WATTWISE_DB (or --db) takes sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://:memory:, "
+        "a file path ending in .db or .sqlite, or postgresql://user@host:5432/dbname"
     )
 
 

@@ -27,7 +27,8 @@ __all__ = ["SPOOL", "RunStore", "SQLiteStore", "is_local", "open_store"]
 SPOOL = "spool.db"  # under WATTWISE_HOME: runs measured while a shared store could not be reached
 
 ACCEPTED_FORMS = (
-    "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://:memory: or a file path ending in .db or .sqlite"
+    "sqlite:///relative/path.db, sqlite:////absolute/path.db, sqlite://:memory:, a file path ending in .db or .sqlite, "
+    "or postgresql://user@host:5432/dbname"
 )
 FILE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:")  # two letters at least: "C:\runs.db" is a path
