@@ -15,9 +15,11 @@ __all__ = [
     "ComponentEnergy",
     "ConfigError",
     "DeviceError",
+    "ExternalFigure",
     "LiveStatus",
     "Prediction",
     "Range",
+    "RankFigure",
     "Run",
     "RunNotFoundError",
     "RunObserver",
@@ -48,6 +50,8 @@ _LAZY = {
     "ComponentEnergy": "wattwise.records",
     "Prediction": "wattwise.records",
     "Range": "wattwise.records",
+    "RankFigure": "wattwise.records",
+    "ExternalFigure": "wattwise.records",
     "Run": "wattwise.records",
     "Sample": "wattwise.records",
     "WindowRecord": "wattwise.records",
@@ -75,7 +79,16 @@ if TYPE_CHECKING:
     from wattwise.measure.live import LiveStatus
     from wattwise.measure.observers import RunObserver
     from wattwise.measure.tracker import Tracker, track
-    from wattwise.records import ComponentEnergy, Prediction, Range, Run, Sample, WindowRecord
+    from wattwise.records import (
+        ComponentEnergy,
+        ExternalFigure,
+        Prediction,
+        Range,
+        RankFigure,
+        Run,
+        Sample,
+        WindowRecord,
+    )
     from wattwise.store import open_store
 
 

@@ -17,13 +17,16 @@ from wattwise import validate
 from wattwise.errors import ConfigError, RecordError
 from wattwise.records import (
     ARTIFACT_KINDS,
+    RANK_STATUSES,
     RUN_STATUSES,
     SCHEMA_VERSION,
     Artifact,
     ComponentEnergy,
+    ExternalFigure,
     IntensityStep,
     Prediction,
     Range,
+    RankFigure,
     Run,
     WindowRecord,
 )
@@ -46,6 +49,8 @@ SOURCE_KINDS = ("measured", "estimated")
 SIGNALS = ("average", "marginal")
 MAX_TEXT = 100_000  # characters in one text field (a name, a note, an error, a command argument)
 MAX_NOTES = 1_000
+MAX_RANKS = 1_000_000  # the largest training jobs run on about 1e5 accelerators
+MAX_EXTERNAL = 10_000  # a cluster's counters for one run: one per GPU, pod or job step
 MAX_INTENSITY_STEPS = 20_000  # a month of 5-minute intensity points; the tracker keeps at most this many
 _MISSING = object()
 _TOTAL_TOLERANCE = 1e-6  # relative: the totals are sums of the components, up to float rounding
@@ -263,6 +268,31 @@ def run_from_dict(data: object, where: str = "run record") -> Run:
             _intensity_step(_Fields(item, f"intensity_series[{i}]", where))
             for i, item in enumerate(f.items("intensity_series"))
         ),
+        ranks=tuple(_rank(_Fields(item, f"ranks[{i}]", where)) for i, item in enumerate(f.items("ranks"))),
+        external=tuple(_external(_Fields(item, f"external[{i}]", where)) for i, item in enumerate(f.items("external"))),
+    )
+
+
+def _rank(fields: _Fields) -> RankFigure:
+    return RankFigure(
+        rank=fields.integer("rank"),
+        local_rank=fields.integer("local_rank", 0),
+        host=fields.text("host", ""),
+        energy_j=fields.number("energy_j"),
+        node_share_j=fields.number("node_share_j", 0.0),
+        cpu_s=fields.number("cpu_s", 0.0),
+        status=fields.text("status", "complete"),
+    )
+
+
+def _external(fields: _Fields) -> ExternalFigure:
+    return ExternalFigure(
+        source=fields.text("source"),
+        scope=fields.text("scope", ""),
+        energy_j=fields.number("energy_j"),
+        started_at=fields.optional_moment("started_at"),
+        ended_at=fields.optional_moment("ended_at"),
+        detail=fields.text("detail", ""),
     )
 
 
@@ -347,6 +377,7 @@ def check_run(run: Run, where: str = "run record") -> None:
         _bounded(validate.CO2E_G, window.co2e_g, where, f"{path}.co2e_g")
         for key, value in window.components.items():
             _bounded(validate.ENERGY_J, value, where, f"{path}.components.{key}")
+    _check_ranks(run, where)
     if len(run.intensity_series) > MAX_INTENSITY_STEPS:
         _fail(where, "intensity_series", f"has {len(run.intensity_series):,} entries; at most {MAX_INTENSITY_STEPS:,}")
     for i, step in enumerate(run.intensity_series):
@@ -395,6 +426,35 @@ def _check_components(run: Run, where: str) -> None:
     ):
         if abs(total - expected) > _TOTAL_TOLERANCE * max(abs(expected), 1.0):
             _fail(where, name, f"({total:g}) is not the sum of the components in the total ({expected:g})")
+
+
+def _check_ranks(run: Run, where: str) -> None:
+    """A distributed run's ranks (distinct, each in range) and the cluster counters kept beside it."""
+    if len(run.ranks) > MAX_RANKS:
+        _fail(where, "ranks", f"has {len(run.ranks):,} entries; at most {MAX_RANKS:,}")
+    seen: set[int] = set()
+    for i, rank in enumerate(run.ranks):
+        path = f"ranks[{i}]"
+        if not 0 <= rank.rank < MAX_RANKS or rank.rank in seen:
+            _fail(where, f"{path}.rank", f"must be a distinct rank from 0 to {MAX_RANKS - 1:,} (got {rank.rank})")
+        seen.add(rank.rank)
+        if not 0 <= rank.local_rank < MAX_RANKS:
+            _fail(where, f"{path}.local_rank", f"must be from 0 to {MAX_RANKS - 1:,} (got {rank.local_rank})")
+        _word(rank.status, RANK_STATUSES, where, f"{path}.status")
+        _bounded(validate.ENERGY_J, rank.energy_j, where, f"{path}.energy_j")
+        _bounded(validate.ENERGY_J, rank.node_share_j, where, f"{path}.node_share_j")
+        _bounded(validate.DURATION_S, rank.cpu_s, where, f"{path}.cpu_s")
+    if len(run.external) > MAX_EXTERNAL:
+        _fail(where, "external", f"has {len(run.external):,} entries; at most {MAX_EXTERNAL:,}")
+    for i, figure in enumerate(run.external):
+        path = f"external[{i}]"
+        if not figure.source:
+            _fail(where, f"{path}.source", "is empty: name the counter (dcgm, kepler, slurm)")
+        _bounded(validate.ENERGY_J, figure.energy_j, where, f"{path}.energy_j")
+        for name in ("started_at", "ended_at"):
+            moment = getattr(figure, name)
+            if moment is not None:
+                _aware(moment, where, f"{path}.{name}")
 
 
 def _word(value: object, allowed: tuple[str, ...], where: str, path: str) -> None:

@@ -133,6 +133,59 @@ class IntensityStep:
         }
 
 
+RANK_STATUSES = ("running", "complete", "incomplete", "failed", "lost", "missing")
+
+
+@dataclass(frozen=True, slots=True)
+class RankFigure:
+    """One rank of a distributed run (``torchrun``): what it measured, on which host.
+
+    ``energy_j`` is the rank's own devices (its GPU) plus ``node_share_j``, its share of its node's node-wide
+    energy (CPU, DRAM, memory, network: read once per node) split among the node's ranks by their CPU time
+    (``cpu_s``); so the ranks add up to the run and nothing is counted twice. ``status`` is the rank's own end
+    (``complete``/``incomplete``/``failed``), ``lost`` when its last report came before its end (it died: its
+    figures run to that report) and ``missing`` when it never reported.
+    """
+
+    rank: int
+    local_rank: int
+    host: str
+    energy_j: float
+    node_share_j: float = 0.0
+    cpu_s: float = 0.0
+    status: str = "complete"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalFigure:
+    """Energy a cluster's own counters recorded for (part of) a run, kept beside wattwise's figures, never added to
+    them: DCGM's GPU energy counter, Kepler's per-pod joules, Slurm's ``ConsumedEnergy``.
+
+    ``source`` names the counter (``dcgm``, ``kepler``, ``slurm``), ``scope`` what it covers (``gpu 0``, ``pod
+    ns/name``, ``job 1234``); ``detail`` says how it was read (the metric, the query, the command).
+    """
+
+    source: str
+    scope: str
+    energy_j: float
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "scope": self.scope,
+            "energy_j": self.energy_j,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "detail": self.detail,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """Power of one channel over one sampling interval, ending ``t_s`` seconds after the run started."""
@@ -181,6 +234,10 @@ class Run:
     schedule: dict[str, Any] | None = None
     # the intensity series the emissions were integrated over (empty when one figure applied to the whole run)
     intensity_series: tuple[IntensityStep, ...] = ()
+    # a distributed run's ranks (empty for a single process), reduced into this record on rank 0
+    ranks: tuple[RankFigure, ...] = ()
+    # what the cluster's own counters recorded for the run (DCGM, Kepler, Slurm), beside wattwise's figures
+    external: tuple[ExternalFigure, ...] = ()
 
     @property
     def water_l(self) -> float:
@@ -236,6 +293,8 @@ class Run:
             "water_source": self.water_source,
             "schedule": None if self.schedule is None else dict(self.schedule),
             "intensity_series": [step.to_dict() for step in self.intensity_series],
+            "ranks": [rank.to_dict() for rank in self.ranks],
+            "external": [figure.to_dict() for figure in self.external],
         }
 
     @classmethod
