@@ -81,6 +81,9 @@ class Settings:
     http_timeout_s: float = 10.0
     kill_grace_s: float = 10.0  # `wattwise run`: SIGKILL the command this long after forwarding SIGTERM/SIGHUP
     cuda_sync: bool = False  # Python API: torch.cuda.synchronize() at every window edge (exact GPU windows)
+    # under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set): each rank measures its own devices, node-wide sources are
+    # read once per node, and rank 0 stores one record with every rank (false: each process measures as if alone)
+    distributed: bool = True
 
     @property
     def db_url(self) -> str:

@@ -14,10 +14,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wattwise.config import Settings
 from wattwise.devices.base import PowerSource, ProbeResult
 from wattwise.errors import ConfigError, DeviceError
+
+if TYPE_CHECKING:
+    from wattwise.measure.ranks import Topology
 
 
 @dataclass
@@ -26,8 +30,11 @@ class Discovery:
     notes: list[str] = field(default_factory=list)
 
 
-def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discovery:
-    """Open every power source that works here, preferring counters over models."""
+def discover(settings: Settings, env: Mapping[str, str] | None = None, rank: Topology | None = None) -> Discovery:
+    """Open every power source that works here, preferring counters over models.
+
+    ``rank`` (a process of a distributed job): only the GPUs that rank owns, and the node-wide sources (CPU,
+    memory, network) only on the node's local rank 0, so each is read once per node."""
     from wattwise.devices.cpu_model import CpuModelSource
     from wattwise.devices.memory_model import MemoryModelSource
     from wattwise.devices.network import NetworkSource
@@ -43,6 +50,7 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
                 env,
                 attribute_processes=settings.attribution == "process",
                 proc_root=settings.proc_root,
+                slot=None if rank is None else (rank.local_rank, rank.local_world_size),
             )
         except DeviceError as exc:
             if settings.gpu_indices is not None:
@@ -56,6 +64,12 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None) -> Discov
                 f"gpu_indices={list(settings.gpu_indices)} was set but no NVIDIA GPU is visible; run `wattwise doctor`"
             )
 
+    if rank is not None and not rank.node_wide:
+        found.notes.append(
+            f"a rank other than local rank 0 reads only its own GPUs: local rank 0 of {rank.host} reads the node-wide "
+            "sources"
+        )
+        return found
     rapl: PowerSource | None = None
     reason = f"RAPL: {settings.rapl_root} does not exist: a VM, a container without the host's powercap, or no RAPL"
     if settings.rapl_root.is_dir():  # the module is imported only where RAPL may be (start-up cost)

@@ -295,8 +295,12 @@ def open_nvml(
     use_energy_counter: bool = True,
     clock: Callable[[], float] = time.monotonic,
     proc_root: Path | None = Path("/proc"),
+    slot: tuple[int, int | None] | None = None,
 ) -> NvmlSource | None:
     """The GPU source for a run, or None where there is no NVIDIA driver or no visible GPU (a normal case).
+
+    ``slot`` (local rank, local world size) keeps only the GPUs that rank of a distributed job owns
+    (:func:`wattwise.measure.ranks.owned_gpus`); they are charged to it from the start.
 
     GPUs named for the job (``CUDA_VISIBLE_DEVICES`` set, or ``settings_gpu_indices``) are charged to it from the
     start; with every GPU visible, each only once the run uses it. Raises NvmlError (a DeviceError) when NVML is
@@ -319,6 +323,13 @@ def open_nvml(
     try:
         indices = visible_gpu_indices(backend, env.get("CUDA_VISIBLE_DEVICES"), settings_gpu_indices)
         notes = _visibility_notes(backend, env, settings_gpu_indices) if indices else []
+        if slot is not None and indices:
+            from wattwise.measure.ranks import owned_gpus
+
+            seen = indices
+            indices = owned_gpus(seen, *slot)
+            owned = ", ".join(f"gpu:{i}" for i in indices) or "none"
+            notes.append(f"local rank {slot[0]} of this node measures {owned} of the visible {len(seen)} GPU(s)")
         gpus, skipped = open_gpus(backend, indices, use_energy_counter=use_energy_counter)
     except BaseException:
         backend.shutdown()
@@ -331,7 +342,7 @@ def open_nvml(
                 f"nvml: none of the visible GPUs can be opened ({why})", next(iter(skipped.values())).reason
             )
         return None
-    handed = settings_gpu_indices is not None or bool(env.get("CUDA_VISIBLE_DEVICES"))
+    handed = settings_gpu_indices is not None or bool(env.get("CUDA_VISIBLE_DEVICES")) or slot is not None
     matchable = True
     if proc_root is not None and attribute_processes:
         namespace, note = pid_namespace(proc_root)

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from wattwise.errors import RecordError, StoreError
 from wattwise.fsutil import write_private
@@ -25,10 +25,31 @@ if TYPE_CHECKING:
     from wattwise.records import Run, Sample
     from wattwise.store.base import RunStore
 
-__all__ = ["MAX_BACKLOG", "RunWriter"]
+__all__ = ["MAX_BACKLOG", "RecordSink", "RunWriter"]
 
 MAX_BACKLOG = 100_000  # samples kept for a retry while the store refuses checkpoints (a few MB)
 log = logging.getLogger(__name__)  # one line on stderr by Python's last-resort handler: "wattwise: checkpoint ..."
+
+
+class RecordSink(Protocol):
+    """Where a tracker sends its run: :class:`RunWriter` (a store), or, for a rank of a distributed job, what
+    :mod:`wattwise.measure.rank_exchange` builds (rank 0 reduces the ranks; the others report to it)."""
+
+    @property
+    def samples_stored(self) -> int: ...
+
+    @property
+    def samples_taken(self) -> int: ...
+
+    def begin(self, run: Run) -> None: ...
+
+    def add(self, samples: list[Sample]) -> None: ...
+
+    def checkpoint(self, run: Run) -> bool: ...
+
+    def complete(self, run: Run) -> Run: ...
+
+    def final(self, run: Run) -> None: ...
 
 
 class RunWriter:
@@ -90,6 +111,10 @@ class RunWriter:
                 return False
             self._failing = False
             return True
+
+    def complete(self, run: Run) -> Run:
+        """The record the run ends with (a distributed run's rank 0 reduces its ranks into it here)."""
+        return run
 
     def final(self, run: Run) -> None:
         """The final record, then every sample not yet stored; a record the store refuses goes to a file."""

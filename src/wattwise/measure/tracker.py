@@ -29,24 +29,27 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from wattwise import validate
 from wattwise.config import Settings
-from wattwise.errors import ConfigError, StoreError, StoreUnreachable, TrackerStateError
+from wattwise.errors import ConfigError, StoreError, TrackerStateError
 from wattwise.measure import accounting
+from wattwise.measure.assemble import assemble
 from wattwise.measure.edges import CudaSync, outcome, sampling_interval
 from wattwise.measure.lifecycle import guard
 from wattwise.measure.live import LiveStatus, live_status
 from wattwise.measure.meters import MeterSet, Reading
-from wattwise.measure.notes import capped_notes, clip, failure_notes
+from wattwise.measure.notes import clip, failure_notes
 from wattwise.measure.observers import Observers, RunObserver
 from wattwise.measure.persist import RunWriter
 from wattwise.measure.samples import SampleThinner
-from wattwise.record_schema import MAX_INTENSITY_STEPS, MAX_TEXT
-from wattwise.records import Attribution, IntensityStep, Prediction, Run, RunStatus, WindowRecord
-from wattwise.store.base import this_host
+from wattwise.record_schema import MAX_TEXT
+from wattwise.records import Attribution, Prediction, Run, RunStatus, WindowRecord
 
 if TYPE_CHECKING:
     from wattwise.devices.base import PowerSource
     from wattwise.devices.host import HostReader
     from wattwise.measure.emissions import CarbonAccount, CarbonPlan
+    from wattwise.measure.persist import RecordSink
+    from wattwise.measure.rank_exchange import KeyValue
+    from wattwise.measure.ranks import Topology
     from wattwise.store.base import RunStore
 
 P = ParamSpec("P")
@@ -79,6 +82,7 @@ class Tracker:
         handle_signals: bool = True,
         pace: Callable[[threading.Event, float], bool] | None = None,
         observers: Iterable[RunObserver] = (),
+        distributed: tuple[Topology, KeyValue] | None = None,
     ) -> None:
         if name is not None and (not isinstance(name, str) or len(name) > MAX_TEXT):
             raise ConfigError(f"a run name is text of at most {MAX_TEXT:,} characters (got {type(name).__name__})")
@@ -95,6 +99,8 @@ class Tracker:
         # that does not wait, on a host whose clock they drive
         self._pace = pace or (lambda stop, interval_s: stop.wait(interval_s))
         self._observers = Observers(observers)  # checked here: a wrong one fails before anything starts
+        # this process's rank in a distributed job and the job's key-value store (found at start() unless given)
+        self._distributed = distributed
         self._guarded = False
         self._saved = False  # the final record is in the store (or, refused, in a file)
         self._pid: int | None = None  # the process that started the run
@@ -116,7 +122,7 @@ class Tracker:
         self._cuda = CudaSync(self.settings.cuda_sync, command=self.command is not None)
         self._lock = threading.Lock()
         self._stop_lock = threading.Lock()
-        self._writer: RunWriter | None = None
+        self._writer: RecordSink | None = None
         self._thinner: SampleThinner | None = None
         self._last_flush_t = 0.0
         self._stop_event = threading.Event()
@@ -151,13 +157,17 @@ class Tracker:
         if self._plan is None:  # a bad region or provider fails here, before anything is opened
             self._plan = CarbonPlan(self.settings)
         self._notes.extend(self._plan.notes)
-        if self._store is None:
-            from wattwise.store import open_store
+        try:
+            distributed = self._find_job()
+        except BaseException:
+            self._plan.close()
+            raise
+        topology = None if distributed is None else distributed[0]
+        if self._store is None and (topology is None or topology.main):  # only rank 0 of a job stores its run
+            from wattwise.store.spool import open_for_run
 
-            try:
-                self._store = open_store(self.settings.db_url)
-            except StoreUnreachable as exc:
-                self._store = self._spool(exc)  # a shared store that cannot be reached: measure, keep it here
+            try:  # a shared store that cannot be reached: measured into the local spool
+                self._store = open_for_run(self.settings.db_url, self.settings.home, self._notes)
             except BaseException:
                 self._plan.close()
                 raise
@@ -166,16 +176,17 @@ class Tracker:
             if sources is None:
                 from wattwise.devices import discover
 
-                found = discover(self.settings)
+                found = discover(self.settings, rank=topology)
                 sources = found.sources
                 self._notes.extend(found.notes)
-            if not sources:
+            if not sources and topology is None:  # a rank of a job may own nothing (its node's other ranks do)
                 raise ConfigError("a run needs at least one power source; pass sources=None to discover them")
             host = self._host
             if host is None:
                 from wattwise.devices.host import open_host
+                from wattwise.measure.job import host_root
 
-                host = open_host(os.getpid(), self.settings.proc_root)
+                host = open_host(host_root(topology, self._notes), self.settings.proc_root)
             from wattwise.measure.meters import unique_channels
 
             self._interval_s = sampling_interval(self.settings.interval_s, sources, self._notes)
@@ -186,7 +197,7 @@ class Tracker:
             self._origin = self._last = self._previous = self._epoch_mark = self._meters.read()
             self.run_id = _new_run_id(self._started_at)
             self._thinner = SampleThinner(self._meters.channels, self._origin, self.attribution, self._interval_s)
-            self._writer = RunWriter(self._store, self.settings.home, self._observers)
+            self._writer = self._sink(distributed)
             self._writer.begin(self._record("running", self._origin))
         except BaseException:
             self._abort()
@@ -200,25 +211,24 @@ class Tracker:
         self._plan.start_refresh(self._account)
         return self
 
-    def _spool(self, exc: StoreError) -> RunStore:
-        """The local spool store, when the configured store is a server that cannot be reached; a local store that
-        fails still fails (there is nowhere better to keep the run)."""
-        from wattwise.store import SPOOL, SQLiteStore, is_local
+    def _find_job(self) -> tuple[Topology, KeyValue] | None:
+        """This process's rank in a distributed job and the job's store, or None to measure it on its own."""
+        if self._distributed is None and self.settings.distributed:
+            from wattwise.measure.job import find_job
 
-        assert self._plan is not None
-        if is_local(self.settings.db_url):
-            self._plan.close()
-            raise exc
-        path = self.settings.home / SPOOL
-        try:
-            spool = SQLiteStore(path)
-        except StoreError:
-            self._plan.close()
-            raise exc from None
-        note = f"{exc}; the run is kept in {path} until `wattwise runs sync` sends it"
-        self._notes.append(note)
-        _log.warning("wattwise: %s", note)
-        return spool
+            self._distributed = find_job(self._notes)
+        return self._distributed
+
+    def _sink(self, distributed: tuple[Topology, KeyValue] | None) -> RecordSink:
+        """The store's writer; in a distributed job, what :func:`wattwise.measure.job.job_sink` builds."""
+        writer = RunWriter(self._store, self.settings.home, self._observers) if self._store is not None else None
+        if distributed is None:
+            assert writer is not None
+            return writer
+        from wattwise.measure.job import job_sink
+
+        assert self._plan is not None and self._account is not None
+        return job_sink(distributed, writer, self._plan, self._account, self.epochs_planned)
 
     def stop(self, status: RunStatus | None = None, *, error: str | None = None, exit_code: int | None = None) -> Run:
         """End the run, store its final record and return it. ``status`` defaults to ``complete``.
@@ -260,6 +270,7 @@ class Tracker:
             self._notes.extend(self._meters.notes())
             self._notes.extend(failure_notes(self._meters.errors(), self._origin.t_s))
             run = self._record(status or "complete", final, ended=True, error=error, exit_code=exit_code)
+            run = self._writer.complete(run)
             self.result = run
             self._save_final(run)
         if self._thread_error is not None:
@@ -519,53 +530,25 @@ class Tracker:
         max_windows: int | None = None,
     ) -> Run:
         assert self._meters is not None and self._origin is not None and self._started_at is not None
-        assert self.run_id is not None
-        account, plan = self._require_account(), self._plan
-        assert plan is not None
-        parts = accounting.components(self._meters.channels, self._origin, reading, self.attribution)
-        energy_j, machine_j = accounting.totals(parts)
-        duration_s = reading.t_s - self._origin.t_s
-        onsite_l, offsite_l = plan.water_l(energy_j)
-        series = account.series
-        from wattwise import __version__
-
-        return Run(
-            id=self.run_id,
+        assert self.run_id is not None and self._plan is not None
+        return assemble(
+            run_id=self.run_id,
             name=self.name,
             status=status,
             started_at=self._started_at,
-            ended_at=self._started_at + timedelta(seconds=duration_s) if ended else None,
-            duration_s=duration_s,
-            energy_j=energy_j,
-            machine_energy_j=machine_j,
-            co2e_g=reading.co2e_g - self._origin.co2e_g,
-            region=plan.region.code,
-            intensity_g_per_kwh=account.effective_intensity(),
-            intensity_source=account.source(),
-            pue=account.pue,
+            channels=self._meters.channels,
+            origin=self._origin,
+            reading=reading,
             attribution=self.attribution,
-            components=parts,
+            account=self._require_account(),
+            plan=self._plan,
             windows=tuple(self._windows if max_windows is None else self._windows[-max_windows:]),
             prediction=self._prediction,
             command=self.command,
+            notes=self._notes,
+            ended=ended,
+            error=error,
             exit_code=exit_code,
-            error=None if error is None else clip(error),
-            host=this_host(),
-            pid=os.getpid(),
-            notes=capped_notes(self._notes),
-            wattwise_version=__version__,
-            emissions_method=account.method(),
-            signal=series.signal,
-            intensity_fallback=series.fallback,
-            water_onsite_l=onsite_l,
-            water_offsite_l=offsite_l,
-            water_source=plan.water_source(),
-            intensity_series=tuple(
-                IntensityStep(p.start, p.duration_s, p.intensity_g_per_kwh, p.forecast)
-                for p in series.overlapping(self._started_at, self._started_at + timedelta(seconds=duration_s))[
-                    -MAX_INTENSITY_STEPS:
-                ]
-            ),
         )
 
     def _loop(self) -> None:

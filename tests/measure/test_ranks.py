@@ -1,0 +1,96 @@
+"""Which rank this process is, and what it measures: the launcher's variables, the GPUs a rank owns, the node-wide
+sources read on local rank 0 only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.devices.test_nvml import four_gpus
+from wattwise.config import Settings
+from wattwise.devices import discover
+from wattwise.devices.nvml import open_nvml
+from wattwise.errors import ConfigError
+from wattwise.measure.ranks import Topology, detect, owned_gpus
+
+TORCHRUN = {
+    "RANK": "3",
+    "WORLD_SIZE": "8",
+    "LOCAL_RANK": "1",
+    "LOCAL_WORLD_SIZE": "2",
+    "MASTER_ADDR": "node-0",
+    "MASTER_PORT": "29500",
+    "TORCHELASTIC_RUN_ID": "abc",
+    "TORCHELASTIC_RESTART_COUNT": "2",
+    "TORCHELASTIC_USE_AGENT_STORE": "True",
+}
+
+
+def test_torchrun_variables() -> None:
+    t = detect(TORCHRUN, host="h")
+    assert t == Topology(3, 8, 1, 2, "h", "abc/2", ("node-0", 29500))
+    assert not t.main and not t.node_wide and t.multi_node and t.elastic
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"RANK": "0"}, {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}, {"WORLD_SIZE": "4", "LOCAL_RANK": "0"}],
+)
+def test_a_process_on_its_own(env: dict[str, str]) -> None:
+    assert detect(env, host="h") is None
+
+
+def test_slurm_variables_stand_in_for_torchrun_s() -> None:
+    t = detect({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_NTASKS_PER_NODE": "4"}, "h")
+    assert t is not None and (t.rank, t.world_size, t.local_rank, t.local_world_size) == (5, 8, 1, 4)
+    assert t.scope == "pg" and not t.elastic
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"RANK": "x", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, "RANK='x' is not a whole number"),
+        ({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, "RANK=2 is not below WORLD_SIZE=2"),
+        ({"RANK": "1", "WORLD_SIZE": "2"}, "not LOCAL_RANK"),
+        ({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "3", "LOCAL_WORLD_SIZE": "2"}, "LOCAL_RANK=3 is not below"),
+        ({"RANK": "1", "WORLD_SIZE": "-2", "LOCAL_RANK": "0"}, "out of range"),
+    ],
+)
+def test_contradictory_launcher_variables_are_one_clear_error(env: dict[str, str], said: str) -> None:
+    with pytest.raises(ConfigError, match=said):
+        detect(env, host="h")
+
+
+@pytest.mark.parametrize(
+    ("visible", "local_rank", "local_world", "owned"),
+    [
+        ([0, 1, 2, 3], 1, 4, [1]),
+        ([0, 1, 2, 3], 1, 2, [2, 3]),  # two GPUs per rank
+        ([5], 3, 4, [5]),  # each rank sees only its own GPU
+        ([2, 0], 1, 2, [0]),  # CUDA's order, not NVML's
+        ([0, 1, 2], 1, 2, [1]),  # uneven: one each, the third unowned
+        ([0, 1], 2, 3, []),  # more ranks than GPUs
+        ([], 0, 2, []),
+    ],
+)
+def test_owned_gpus(visible: list[int], local_rank: int, local_world: int, owned: list[int]) -> None:
+    assert owned_gpus(visible, local_rank, local_world) == owned
+
+
+def test_a_rank_opens_only_its_gpus() -> None:
+    source = open_nvml(None, {"CUDA_VISIBLE_DEVICES": "3,2,1,0"}, four_gpus(), proc_root=None, slot=(1, 2))
+    assert source is not None
+    assert [c.name for c in source.channels()] == ["gpu:1", "gpu:0"]
+    assert any("local rank 1 of this node measures gpu:1, gpu:0 of the visible 4" in n for n in source.notes())
+    source.close()
+    assert open_nvml(None, {}, four_gpus(), proc_root=None, slot=(4, 5)) is None  # a rank beyond the GPUs: none
+
+
+def test_node_wide_sources_only_on_local_rank_zero(tmp_path: Path) -> None:
+    settings = Settings.load({"gpu": False, "rapl_root": str(tmp_path / "none")})
+    first = discover(settings, rank=Topology(0, 2, 0, 2, "h", "pg"))
+    second = discover(settings, rank=Topology(1, 2, 1, 2, "h", "pg"))
+    assert [s.name for s in first.sources] == ["cpu-model", "memory-model", "network-model"]
+    assert second.sources == []
+    assert any("local rank 0 of h reads the node-wide sources" in n for n in second.notes)
