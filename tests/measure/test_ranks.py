@@ -41,10 +41,15 @@ def test_a_process_on_its_own(env: dict[str, str]) -> None:
     assert detect(env, host="h") is None
 
 
-def test_slurm_variables_stand_in_for_torchrun_s() -> None:
-    t = detect({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_NTASKS_PER_NODE": "4"}, "h")
-    assert t is not None and (t.rank, t.world_size, t.local_rank, t.local_world_size) == (5, 8, 1, 4)
-    assert t.scope == "pg" and not t.elastic
+def test_slurm_s_variables_alone_are_no_job() -> None:
+    """sbatch --ntasks=4 around one python process sets them too: it must not wait for three ranks that never come."""
+    assert detect({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_LOCALID": "0"}, "h") is None
+
+
+def test_other_launchers_variables() -> None:
+    t = detect({"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1"}, "h")  # accelerate, mp.spawn with env://
+    assert t is not None and (t.rank, t.world_size, t.local_rank, t.local_world_size) == (5, 8, 1, None)
+    assert t.scope == "pg" and not t.elastic and t.multi_node
 
 
 @pytest.mark.parametrize(
@@ -94,3 +99,21 @@ def test_node_wide_sources_only_on_local_rank_zero(tmp_path: Path) -> None:
     assert [s.name for s in first.sources] == ["cpu-model", "memory-model", "network-model"]
     assert second.sources == []
     assert any("local rank 0 of h reads the node-wide sources" in n for n in second.notes)
+
+
+def test_the_job_store_is_torchrun_s_agent_store_or_the_process_group_s() -> None:
+    dist = pytest.importorskip("torch.distributed")
+    from datetime import timedelta
+
+    from wattwise.measure.rank_exchange import open_exchange, run_prefix
+
+    server = dist.TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=5))
+    topology = Topology(1, 2, 1, 2, "h", "job/0", ("127.0.0.1", server.port))
+    store, how = open_exchange(topology)
+    assert store is not None and how == f"torchrun's store at 127.0.0.1:{server.port}"
+    assert run_prefix(store, topology) == "wattwise/job/0/1/"
+    assert run_prefix(store, topology) == "wattwise/job/0/2/"  # the rank's next run pairs with the others' next
+    store.set("k", "v")
+    assert server.get("k") == b"v"
+    alone, why = open_exchange(Topology(1, 2, 1, 2, "h", "pg"))
+    assert alone is None and "call wattwise.track() after init_process_group()" in why

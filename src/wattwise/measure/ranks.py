@@ -1,7 +1,9 @@
 """Where this process sits in a distributed job, read from the launcher's environment (torchrun and friends).
 
-``torchrun`` gives every worker ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE`` (Slurm's and
-Open MPI's equivalents are read where those are missing). From them wattwise decides what this process measures:
+``torchrun`` gives every worker ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE`` (so do the
+launchers built on it: accelerate, DeepSpeed, Lightning). Slurm's ``SLURM_PROCID`` and Open MPI's variables are not
+read: they are also set around a single process (an sbatch script with ``--ntasks=4``), which would then wait for
+ranks that never come. From them wattwise decides what this process measures:
 
 * its own GPUs: the visible GPUs (``CUDA_VISIBLE_DEVICES``, in CUDA's order) split into ``LOCAL_WORLD_SIZE``
   equal blocks, block ``LOCAL_RANK`` (one GPU per rank in the usual case; a rank that sees a single GPU owns it);
@@ -21,11 +23,11 @@ from wattwise.errors import ConfigError
 
 __all__ = ["Topology", "detect", "owned_gpus"]
 
-# the launcher variables read for each figure, in order of preference: torchrun's, then Slurm's, then Open MPI's
-_RANK = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK")
-_WORLD = ("WORLD_SIZE", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
-_LOCAL_RANK = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK")
-_LOCAL_WORLD = ("LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE", "OMPI_COMM_WORLD_LOCAL_SIZE")
+# the launcher variables read for each figure (torchrun's)
+_RANK = ("RANK",)
+_WORLD = ("WORLD_SIZE",)
+_LOCAL_RANK = ("LOCAL_RANK",)
+_LOCAL_WORLD = ("LOCAL_WORLD_SIZE",)
 MAX_WORLD = 1_000_000
 
 
