@@ -120,15 +120,35 @@ def test_a_rank_that_dies_keeps_its_figures_to_its_last_report(
 def test_a_rank_that_never_reports_is_missing(
     settings: Settings, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rank_exchange, "NEVER_REPORTED_S", 0.3)
+    monkeypatch.setattr(rank_exchange, "NEVER_REPORTED_S", 0.5)
     kv = MemoryKeyValue()
     main = rank_tracker(settings, 0, kv, {"cpu": 20.0}, store, topology=topo(0, world=3, local_world=3))
+    other = rank_tracker(settings, 1, kv, {"gpu:1": 5.0}, topology=topo(1, world=3, local_world=3))
     main.start()
+    other.start()
     time.sleep(0.2)
+    other.stop()
     run = main.stop()
-    assert [(f.rank, f.status) for f in run.ranks] == [(0, "complete"), (1, "missing"), (2, "missing")]
+    assert [(f.rank, f.status) for f in run.ranks] == [(0, "complete"), (1, "complete"), (2, "missing")]
     assert run.status == "incomplete"
     assert any("rank 2" in note and "never reported" in note for note in run.notes)
+
+
+def test_rank_zero_tracking_alone_is_said_and_not_waited_for(
+    settings: Settings, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``if rank == 0: track()``: the run is rank 0's GPUs and node, said so, without waiting for ranks that never
+    come once the start's grace is over."""
+    monkeypatch.setattr(rank_exchange, "NEVER_REPORTED_S", 0.6)
+    main = rank_tracker(settings, 0, MemoryKeyValue(), {"cpu": 20.0}, store, topology=topo(0, world=4, local_world=4))
+    main.start()
+    time.sleep(0.7)
+    began = time.monotonic()
+    run = main.stop()
+    assert time.monotonic() - began < 0.5
+    assert run.status == "complete"
+    assert [(f.rank, f.status) for f in run.ranks] == [(0, "complete"), (1, "missing"), (2, "missing"), (3, "missing")]
+    assert any("only rank 0 tracked this run" in note for note in run.notes)
 
 
 def test_ranks_on_two_hosts_keep_their_components_apart(settings: Settings, store: SQLiteStore) -> None:

@@ -16,7 +16,8 @@ so ranks pair their n-th runs without talking):
 
 Rank 0 reads them at each of its checkpoints, and at its end waits for every rank's final report while that rank
 is alive (a heartbeat in the last :data:`DEAD_AFTER_S` seconds, or its process still there on the same host), up to
-:data:`MAX_WAIT_S`; then it reduces (:mod:`wattwise.measure.rank_reduce`) and stores one record.
+:data:`MAX_WAIT_S`, and for a rank that never reported until :data:`NEVER_REPORTED_S` after its own start; then it
+reduces (:mod:`wattwise.measure.rank_reduce`) and stores one record.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 STORE_TIMEOUT_S = 30.0
 DEAD_AFTER_S = 15.0  # a rank silent this long is taken for dead (it posts at least once a second while measuring)
-NEVER_REPORTED_S = 15.0  # how long rank 0's end waits for a rank that never reported
+NEVER_REPORTED_S = 15.0  # a rank that has not reported this long after rank 0's start is not coming
 MAX_WAIT_S = 120.0  # rank 0's end waits at most this long for the other ranks' final reports
 _STORE_ERRORS = (RuntimeError, OSError, ValueError, TimeoutError)  # torch's store errors are RuntimeErrors
 
@@ -315,7 +316,7 @@ class RankCollector:
                 r
                 for r in pending
                 if (r in self.reports and self.alive(r, now))
-                or (r not in self.reports and now - begun < NEVER_REPORTED_S)
+                or (r not in self.reports and now - started_wall < NEVER_REPORTED_S)  # a late start, not a no-show
             ]
             if not waiting or now - begun >= max_wait_s:
                 return samples

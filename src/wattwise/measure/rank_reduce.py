@@ -11,7 +11,8 @@ union of the ranks' components, each counted once:
 * windows and epochs of the same name (the n-th of that name on each rank) are added up, and the early prediction
   is made again from the summed epochs;
 * a rank whose last report came before its end (it died) counts up to that report, is marked ``lost`` and makes the
-  run ``incomplete``; a rank that never reported is ``missing``.
+  run ``incomplete``; a rank that never reported is ``missing`` (where no other rank reported either, rank 0 alone
+  tracked the run: its status stands, and a note says what is not in it).
 """
 
 from __future__ import annotations
@@ -121,7 +122,13 @@ def reduce_run(
     troubled = [f for f in figures if f.status in _TROUBLE and f.rank != topology.rank]
     status = own.status
     error = own.error
-    if final and troubled:
+    alone = len(everyone) == 1  # no other rank ever reported: rank 0 alone tracked the run (``if rank == 0:``)
+    if final and alone and topology.world_size > 1:
+        notes.append(
+            f"only rank {topology.rank} tracked this run: the other {topology.world_size - 1} ranks never reported, so "
+            "their GPUs (and other nodes) are not in it; call wattwise.track() on every rank"
+        )
+    elif final and troubled:
         for figure in troubled:
             notes.append(_trouble(figure))
         if status == "complete":
