@@ -23,7 +23,7 @@ fi
 # torch first, pinned to the version with a local CPU wheel on these machines: the reduce extra's range is then
 # met and pip fetches no CUDA build
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,reduce,schedule,ray,dashboard,postgres]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,reduce,schedule,ray,dashboard,postgres,huggingface,lightning,keras,mlflow]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
