@@ -15,6 +15,7 @@ says what went wrong and what to do about it. The CLI prints that line and exits
     │   ├── RunExistsError       a run with this id is already stored (``runs import --replace`` replaces it)
     │   └── StoreUnreachable     a store server did not answer (down, network): runs are kept locally meanwhile
     ├── ProviderError            a carbon-intensity provider could not answer (network, auth, quota, bad data)
+    ├── CounterError             a cluster's energy counter could not be read (DCGM, Kepler, Prometheus, sacct)
     ├── TrackerStateError        the tracker was used out of order (stop before start, window never opened)
     └── CommandError             `wattwise run` could not start the command (not found, not executable)
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "CommandError",
     "ConfigError",
+    "CounterError",
     "DeviceError",
     "ProviderError",
     "RecordError",
@@ -88,6 +90,12 @@ class ProviderError(WattwiseError):
         self.plan_limit = plan_limit
         self.status = status
         self.detail = detail  # the server's own words, secrets scrubbed
+
+
+class CounterError(WattwiseError):
+    """A cluster's own energy counter could not be read or gave no usable figure: an exporter or Prometheus that is
+    down or answers garbage, a counter that went down during the run (reset), sacct failing or keeping no energy.
+    Nothing is stored when it is raised."""
 
 
 class RunNotFoundError(StoreError):

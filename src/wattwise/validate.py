@@ -62,7 +62,12 @@ __all__ = [
     "WINDOW_HOURS",
     "WUE",
     "Bounds",
+    "check_gpu",
+    "check_http_url",
+    "check_metric_name",
+    "check_pod",
     "check_run_id",
+    "check_slurm_job_id",
     "hours",
     "is_number",
     "renamed",
@@ -267,3 +272,85 @@ def check_run_id(run_id: object, where: str = "") -> str:
             "not starting with '.'"
         )
     return run_id
+
+
+# -- cluster counters (``wattwise runs attach``, ``wattwise run --dcgm``) ------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def check_http_url(url: object, what: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host (an exporter's ``/metrics``, a Prometheus server), without
+    spaces, control characters or a fragment; returned without a trailing slash. ``what`` names it in the error."""
+    from urllib.parse import urlsplit
+
+    text = url if isinstance(url, str) else ""
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # ValueError for a port that is not a number or out of range
+    except ValueError:
+        parts, port = None, None
+    ok = (
+        parts is not None
+        and parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not parts.fragment
+        and not _CONTROL.search(text)
+        and len(text) <= 2000
+    )
+    if not ok or (port is not None and not 0 < port < 65536):
+        raise ConfigError(
+            f"{what} must be an http:// or https:// URL with a host, such as http://127.0.0.1:9400/metrics "
+            f"(got {short(url)})"
+        )
+    return text.rstrip("/")
+
+
+_SLURM_JOB_ID = re.compile(r"[0-9]{1,10}(?:_[0-9]{1,10})?(?:\+[0-9]{1,5})?")
+
+
+def check_slurm_job_id(job_id: object, where: str = "--slurm") -> str:
+    """A Slurm job id as sacct takes it: ``1234``, an array task ``1234_7`` or a heterogeneous component ``1234+0``
+    (never a step: the job's own line carries its energy)."""
+    if not isinstance(job_id, str) or _SLURM_JOB_ID.fullmatch(job_id) is None:
+        raise ConfigError(
+            f"{where} must be a Slurm job id such as 1234, 1234_7 (array task) or 1234+0 (got {short(job_id)}); "
+            "`squeue --me` and `sacct` list yours"
+        )
+    return job_id
+
+
+_K8S_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+def check_pod(pod: object, where: str = "--pod") -> tuple[str, str]:
+    """``NAMESPACE/NAME`` of a Kubernetes pod (DNS names: lower-case letters, digits, '-' and '.'), as a pair."""
+    namespace, _, name = pod.partition("/") if isinstance(pod, str) else ("", "", "")
+    if not (_K8S_NAME.fullmatch(namespace) and _K8S_NAME.fullmatch(name) and len(namespace) <= 63):
+        raise ConfigError(
+            f"{where} must be NAMESPACE/NAME of a pod, such as ml/train-7f9c (got {short(pod)}); "
+            "`kubectl get pods -A` lists them"
+        )
+    return namespace, name
+
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,199}")
+
+
+def check_metric_name(name: object, where: str = "--metric") -> str:
+    """A Prometheus metric name (letters, digits, '_' and ':', not starting with a digit)."""
+    if not isinstance(name, str) or _METRIC_NAME.fullmatch(name) is None:
+        raise ConfigError(
+            f"{where} must be a Prometheus metric name such as kepler_container_joules_total (got {short(name)})"
+        )
+    return name
+
+
+_GPU_REF = re.compile(r"[0-9]{1,4}|GPU-[0-9a-fA-F-]{8,64}")
+
+
+def check_gpu(ref: object, where: str = "--gpu") -> str:
+    """A GPU as DCGM labels it: its index (``0``) or its UUID (``GPU-4b0a…``, as ``nvidia-smi -L`` shows)."""
+    if isinstance(ref, str) and _GPU_REF.fullmatch(ref):
+        return ref
+    raise ConfigError(f"{where} must be a GPU index (0) or UUID (GPU-…, see `nvidia-smi -L`) (got {short(ref)})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from wattwise.errors import StoreError
 from wattwise.records import Artifact, Run, Sample
@@ -61,6 +61,11 @@ class FailingStore(RunStore):
 
     def add(self, items: Sequence[tuple[Run, Sequence[Sample]]], *, replace: bool = False) -> None:
         self.inner.add(items, replace=replace)
+
+    def update(self, run_id: str, change: Callable[[Run], Run]) -> Run:
+        if self.fail_final:
+            raise StoreError("database is locked")
+        return self.inner.update(run_id, change)
 
     def count(self) -> int:
         return self.inner.count()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wattwise.cli import deferred_run
+from wattwise.cli import attach_cmd, deferred_run
 from wattwise.cli.common import add_settings_flags, settings_from_args
+
+if TYPE_CHECKING:
+    from wattwise.measure.observers import RunObserver
 
 
 def add_parser(sub: Any) -> None:
@@ -45,6 +48,7 @@ def add_parser(sub: Any) -> None:
         help="when the run ends, push its figures to this Prometheus Pushgateway (for batch jobs)",
     )
     p.add_argument("--push-job", metavar="NAME", help="the Pushgateway job the figures go under (default: the name)")
+    attach_cmd.add_live_flags(p)
     deferred_run.add_flags(p)
     add_settings_flags(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]", help="the command to run")
@@ -64,6 +68,7 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("no command given; usage: wattwise run [options] -- COMMAND [ARGS...]")
     resolve_command(argv)  # a missing command fails before anything is measured or stored
     settings = settings_from_args(args)
+    counters = attach_cmd.live_observers(args, settings.db_url)  # bad URLs fail before anything runs
     if settings.db_url.split("://", 1)[-1].strip("/") in ("", ":memory:"):
         raise ConfigError(
             f"--db {settings.db_url} is an in-memory store: the run would be gone when the command ends; "
@@ -76,7 +81,7 @@ def handle(args: argparse.Namespace) -> int:
         sys.stderr.write(f"wattwise: {exc} while waiting for the planned start: nothing ran, nothing was recorded\n")
         return 128 + exc.signum
     pauses = prepared.pauses if prepared is not None else None
-    observers = []
+    observers: list[RunObserver] = list(counters)
     if args.pushgateway:
         from wattwise.integrations.prometheus import PushgatewayObserver
 
@@ -116,6 +121,9 @@ def handle(args: argparse.Namespace) -> int:
                     pauses=pauses,
                 )
     run = result.run
+    attached = [o.run for o in counters if o.run is not None]
+    if attached:  # the stored record, with the cluster's figures the last observer added (each adds to the last)
+        run = attached[-1]
     if prepared is not None:
         run = deferred_run.finish(prepared, run, settings)
     if not args.quiet:

@@ -1,4 +1,4 @@
-"""``wattwise runs list|show|export``: find stored runs again."""
+"""``wattwise runs list|show|export|import|sync|attach``: find stored runs again (attach: :mod:`.attach_cmd`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: Any) -> None:
-    runs = sub.add_parser("runs", help="list, show and export stored runs")
+    runs = sub.add_parser("runs", help="list, show, export stored runs and attach a cluster's counters to them")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", parser_class=type(runs))
     runs.set_defaults(handler=lambda args: _usage(runs))
 
@@ -65,6 +65,10 @@ def add_parser(sub: Any) -> None:
     )
     syn.add_argument("--db", help="run store URL to send them to (default: WATTWISE_DB)")
     syn.set_defaults(handler=handle_sync)
+
+    from wattwise.cli import attach_cmd
+
+    attach_cmd.add_parser(runs_sub)
 
 
 MAX_IMPORT_BYTES = 64 * 1024 * 1024  # thousands of records; a larger file is not a wattwise export

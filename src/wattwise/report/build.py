@@ -6,11 +6,14 @@ from collections.abc import Iterable
 
 from wattwise.records import Run, Sample
 from wattwise.report.charts import run_charts
+from wattwise.report.cluster import EXTERNAL_NOTE, FLAGGED, RANK_NOTE
 from wattwise.report.compare import Comparison, comparison_charts
 from wattwise.report.html import Pages
 from wattwise.report.run_view import DISPLAY_POINTS, RunView, build_run_view
 
-__all__ = ["compare_page", "run_page"]
+__all__ = ["RANK_ROWS", "compare_page", "run_page"]
+
+RANK_ROWS = 512  # rank rows per host in a page's table; the record holds them all
 
 
 def run_page(
@@ -35,6 +38,10 @@ def run_page(
         view=view,
         charts=run_charts(view),
         display_points=DISPLAY_POINTS,
+        rank_note=RANK_NOTE,
+        rank_flags=FLAGGED,
+        rank_rows=RANK_ROWS,
+        external_note=EXTERNAL_NOTE,
         **context,
     )
 

@@ -7,7 +7,16 @@ from wattwise.report import numbers
 from wattwise.report.run_view import DISPLAY_POINTS, RunView
 from wattwise.report.svg import PALETTE, Axis, Band, Bars, Line, Span, bar_chart, line_chart
 
-__all__ = ["component_chart", "intensity_chart", "power_chart", "prediction_chart", "run_charts", "window_chart"]
+__all__ = [
+    "component_chart",
+    "external_chart",
+    "intensity_chart",
+    "power_chart",
+    "prediction_chart",
+    "rank_chart",
+    "run_charts",
+    "window_chart",
+]
 
 _MACHINE = "#bbbbbb"
 
@@ -147,6 +156,58 @@ def _short(text: str, most: int = 90) -> str:
     return text if len(text) <= most else text[: most - 1] + "…"
 
 
+RANK_BARS = 48  # more ranks than this are drawn per host
+
+
+def rank_chart(view: RunView) -> str:
+    """Each rank's energy (per host beyond :data:`RANK_BARS` ranks): its own devices, stacked with its share of the
+    node-wide energy."""
+    if len(view.run.ranks) <= RANK_BARS:
+        groups = [(f"rank {r.rank}", r.energy_j, r.node_share_j) for h in view.hosts for r in h.ranks]
+        title, x_label = "Energy per rank", "rank"
+    else:
+        groups = [(h.host, h.energy_j, h.node_share_j) for h in view.hosts]
+        title, x_label = f"Energy per host ({len(view.run.ranks)} ranks)", "host"
+    div, unit = numbers.energy_scale(max((g[1] for g in groups), default=0.0))
+    own = [max(0.0, total - share) / div for _, total, share in groups]
+    return bar_chart(
+        [g[0] for g in groups],
+        [
+            Bars("own devices", own, PALETTE[0]),
+            Bars("share of node-wide energy", [g[2] / div for g in groups], _MACHINE),
+        ],
+        title=title,
+        y_axis=Axis(f"energy ({unit})", from_zero=True),
+        x_label=x_label,
+        value_text=lambda v: numbers.energy_j(v * div),
+    )
+
+
+def external_chart(view: RunView) -> str:
+    """Each cluster figure next to wattwise's figure for the same thing (where one compares)."""
+    names: list[str] = []
+    cluster: list[float] = []
+    ours: list[float] = []
+    for row in view.external:
+        scope = row.figure.scope.split(" GPU-", 1)[0]  # a DCGM GPU by its index: the UUID is in the table
+        names.append(f"{row.figure.source} {scope}")
+        cluster.append(row.figure.energy_j)
+        ours.append(0.0)
+        if row.wattwise.energy_j is not None:
+            names.append(f"wattwise {row.wattwise.label.split(' (', 1)[0]}")
+            cluster.append(0.0)
+            ours.append(row.wattwise.energy_j)
+    div, unit = numbers.energy_scale(max([*cluster, *ours], default=0.0))
+    return bar_chart(
+        names,
+        [Bars("cluster counter", [v / div for v in cluster], PALETTE[4]), Bars("wattwise", [v / div for v in ours])],
+        title="Cluster counters beside wattwise's figures (not added to the total)",
+        y_axis=Axis(f"energy ({unit})", from_zero=True),
+        x_label="figure",
+        value_text=lambda v: numbers.energy_j(v * div),
+    )
+
+
 def run_charts(view: RunView) -> dict[str, str]:
     """Every chart of a run's page, by name (a chart with nothing to show is left out)."""
     charts = {"power": power_chart(view), "components": component_chart(view.run)}
@@ -156,4 +217,8 @@ def run_charts(view: RunView) -> dict[str, str]:
     if view.predictions:
         charts["prediction"] = prediction_chart(view)
     charts["intensity"] = intensity_chart(view.run)
+    if view.hosts:
+        charts["ranks"] = rank_chart(view)
+    if view.external:
+        charts["external"] = external_chart(view)
     return charts

@@ -15,6 +15,7 @@ from typing import Any
 
 from wattwise.records import Range, Run, Sample, WindowRecord
 from wattwise.report import numbers
+from wattwise.report.cluster import RANK_NOTE, ExternalRow, HostRanks, external_rows, external_totals, hosts
 from wattwise.report.equivalents import EquivalentRow, equivalents
 from wattwise.report.svg import downsample
 
@@ -78,6 +79,9 @@ class RunView:
     assumptions: list[tuple[str, str]]
     component_co2e_g: dict[str, float] = field(default_factory=dict)
     energy_range: Range | None = None  # the total's low and high ends: estimated channels' ranges, measured exact
+    hosts: list[HostRanks] = field(default_factory=list)  # a distributed run's ranks, by host
+    external: list[ExternalRow] = field(default_factory=list)  # the cluster's counters beside wattwise's figures
+    external_totals: list[ExternalRow] = field(default_factory=list)  # per source, where it has several
 
     @property
     def raw_samples(self) -> int:
@@ -94,6 +98,9 @@ class RunView:
             "energy_range_j": None if self.energy_range is None else self.energy_range.to_dict(),
             "equivalents": list(self.equivalents),
             "assumptions": [{"topic": topic, "text": text} for topic, text in self.assumptions],
+            "hosts": [host.to_dict() for host in self.hosts],
+            "external": [row.to_dict() for row in self.external],
+            "external_totals": [row.to_dict() for row in self.external_totals],
         }
 
 
@@ -173,6 +180,10 @@ def assumptions(run: Run) -> list[tuple[str, str]]:
     rows.append(("attribution", f"totals count {share}; machine energy {numbers.energy_j(run.machine_energy_j)}"))
     if run.prediction is not None:
         rows.append(("prediction", f"{run.prediction.method}: see the prediction chart for its stated range"))
+    if run.ranks:
+        rows.append(("ranks", f"{len(run.ranks)} ranks. {RANK_NOTE}"))
+    for figure in run.external:
+        rows.append((f"cluster counter: {figure.source} {figure.scope}", f"{figure.detail}; kept beside the total"))
     rows.extend(("note", note) for note in run.notes)
     return rows
 
@@ -191,6 +202,7 @@ def energy_range(run: Run) -> Range | None:
 def build_run_view(run: Run, samples: Iterable[Sample], *, points: int = DISPLAY_POINTS) -> RunView:
     """Everything a run's page shows; ``samples`` is read once (pass the store's iterator)."""
     epochs = epoch_windows(run.windows)
+    cluster = external_rows(run)
     counted = sum(c.energy_j for c in run.components if c.in_total)
     co2e = {c.name: (run.co2e_g * c.energy_j / counted if counted > 0 and c.in_total else 0.0) for c in run.components}
     return RunView(
@@ -208,4 +220,7 @@ def build_run_view(run: Run, samples: Iterable[Sample], *, points: int = DISPLAY
         energy_range=energy_range(run),
         assumptions=assumptions(run),
         component_co2e_g=co2e,
+        hosts=hosts(run),
+        external=cluster,
+        external_totals=external_totals(cluster),
     )

@@ -106,6 +106,9 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
             name = f"{w.parent} / {w.name}" if w.parent else w.name
             wt.add_row(plain(name), fmt_duration(w.duration_s), fmt_energy(w.energy_j), fmt_mass_g(w.co2e_g))
         parts.append(wt)
+    from wattwise.report.terminal_cluster import cluster_parts
+
+    parts.extend(cluster_parts(run, details=details))
     if run.prediction is not None:
         p = run.prediction
         parts.append(

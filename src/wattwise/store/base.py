@@ -10,6 +10,7 @@ encoded (:func:`encode_record`) and what the lookup errors say.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -31,6 +32,7 @@ __all__ = [
     "RunStore",
     "ambiguous_error",
     "check_list_args",
+    "checked_change",
     "collect_runs",
     "decode_record",
     "encodable",
@@ -68,6 +70,14 @@ class RunStore(Protocol):
 
     def append_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
         """Add samples to a run in one transaction; RunNotFoundError if the run was never begun."""
+        ...
+
+    def update(self, run_id: str, change: Callable[[Run], Run]) -> Run:
+        """Replace the stored record of run ``run_id`` by ``change(record)`` in one transaction, and return it: no
+        other writer can come between the read and the write (a concurrent update waits, then sees this one), so
+        nothing another writer saved is lost. ``change`` gets the record as readers see it (a stale "running" run
+        as incomplete) and must keep its id; what it raises abandons the update, nothing written. Samples are not
+        touched. RunNotFoundError if no run has this id (exactly: no prefix, no "latest")."""
         ...
 
     def add(self, items: Sequence[tuple[Run, Sequence[Sample]]], *, replace: bool = False) -> None:
@@ -218,11 +228,24 @@ def supersedes(new: Run, old: Run) -> bool:
     return same and checkpoint and old.duration_s <= new.duration_s and new.status != "running"
 
 
+def checked_change(run: Run, change: Callable[[Run], Run]) -> Run:
+    """``change(run)`` for :meth:`RunStore.update`: StoreError if it returns something else than a record of the
+    same run (the id is what the row is found by)."""
+    changed = change(run)
+    if not isinstance(changed, Run) or changed.id != run.id:
+        raise StoreError(f"an update of run {run.id!r} must return a record of that run; nothing was changed")
+    return changed
+
+
 def mark_incomplete(run: Run, reason: str) -> Run:
     """The record of a stale run: status "incomplete", ``ended_at`` at its last checkpoint (what was measured),
-    and a note saying why."""
+    and a note saying why; a distributed run's ranks still running at that checkpoint are ``lost`` (their figures
+    run to their last report)."""
     ended = run.ended_at if run.ended_at is not None else run.started_at + timedelta(seconds=run.duration_s)
-    return run.replace(status="incomplete", ended_at=ended, notes=(*run.notes, f"marked incomplete: {reason}"))
+    ranks = tuple(r if r.status != "running" else dataclasses.replace(r, status="lost") for r in run.ranks)
+    return run.replace(
+        status="incomplete", ended_at=ended, ranks=ranks, notes=(*run.notes, f"marked incomplete: {reason}")
+    )
 
 
 # --- records ---------------------------------------------------------------------------------------------

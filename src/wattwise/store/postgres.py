@@ -27,6 +27,7 @@ from wattwise.store.base import (
     RunStore,
     ambiguous_error,
     check_list_args,
+    checked_change,
     collect_runs,
     decode_record,
     encode_record,
@@ -342,6 +343,17 @@ class PostgresStore(RunStore):
         row = self._row(run, self._clock())
         with self._db("saving a run", write=True) as conn, conn.transaction():
             conn.execute(_UPSERT, row)
+
+    def update(self, run_id: str, change: Callable[[Run], Run]) -> Run:
+        if self._empty or not _usable(run_id):
+            raise not_found_error(run_id)
+        with self._db("updating a run", write=True) as conn, conn.transaction():
+            row = conn.execute("SELECT record, heartbeat_at FROM runs WHERE id = %s FOR UPDATE", (run_id,)).fetchone()
+            if row is None:
+                raise not_found_error(run_id)
+            changed = checked_change(self._view(row[0], row[1]), change)
+            conn.execute(_UPSERT, self._row(changed, self._clock()))
+        return changed
 
     def add(self, items: Sequence[tuple[Run, Sequence[Sample]]], *, replace: bool = False) -> None:
         now = self._clock()

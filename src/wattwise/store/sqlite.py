@@ -34,6 +34,7 @@ from wattwise.store.base import (
     RunStore,
     ambiguous_error,
     check_list_args,
+    checked_change,
     collect_runs,
     decode_record,
     encodable,
@@ -46,15 +47,10 @@ from wattwise.store.base import (
     this_host,
     utc_iso,
 )
-from wattwise.store.migrations import (
-    OPTIONAL_FOR_READING,
-    SQLITE_MIGRATIONS,
-    applied_migrations,
-    apply_migrations,
-    transaction,
-)
+from wattwise.store.migrations import SQLITE_MIGRATIONS, applied_migrations, apply_migrations, transaction
 from wattwise.store.sqlite_util import BUSY_RETRIES, BUSY_TIMEOUT_S
 from wattwise.store.sqlite_util import FIX as _FIX
+from wattwise.store.sqlite_util import absent_for_reading as _absent_for_reading
 from wattwise.store.sqlite_util import create_file as _create_file
 from wattwise.store.sqlite_util import error as _error
 from wattwise.store.sqlite_util import reason as _reason
@@ -263,26 +259,11 @@ class SQLiteStore(RunStore):
             raise _error(self._where, "opening", exc) from None
 
     def _check_readable(self, conn: sqlite3.Connection) -> None:
-        applied = set(applied_migrations(conn))
-        known = [m.name for m in SQLITE_MIGRATIONS]
-        unknown = sorted(applied - set(known))
-        if unknown:
-            raise StoreError(
-                f"database {self._where} was created by a newer wattwise (unknown migrations: {', '.join(unknown)}); "
-                "upgrade wattwise to open it"
-            )
-        missing = [name for name in known if name not in applied]
-        self._absent = {name for name in missing if name in OPTIONAL_FOR_READING}
+        self._absent = _absent_for_reading(conn, self._where)
         if self._absent:
             self.notes.append(
                 f"run store {self._where} was written by an older wattwise: its runs are shown; estimates and plans "
                 "appear once a writing command (e.g. `wattwise run -- true`) has upgraded it"
-            )
-        missing = [name for name in missing if name not in OPTIONAL_FOR_READING]
-        if missing:
-            raise StoreError(
-                f"run store {self._where} was written by an older wattwise and needs upgrading ({', '.join(missing)}), "
-                "which reading cannot do: run `wattwise run -- true` once with write access to it"
             )
 
     def _foreign(self, tables: set[str]) -> StoreError:
@@ -424,6 +405,19 @@ class SQLiteStore(RunStore):
             conn.execute(_UPSERT, row)
 
         self._write("saving a run", upsert)
+
+    def update(self, run_id: str, change: Callable[[Run], Run]) -> Run:
+        changed: list[Run] = []
+
+        def rewrite(conn: sqlite3.Connection) -> None:  # BEGIN IMMEDIATE: the write lock is held from the read on
+            row = conn.execute("SELECT record, heartbeat_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or not encodable(run_id):
+                raise not_found_error(run_id)
+            changed[:] = [checked_change(self._view(row[0], row[1]), change)]
+            conn.execute(_UPSERT, self._row(changed[0], self._clock()))
+
+        self._write("updating a run", rewrite)
+        return changed[0]
 
     def add(self, items: Sequence[tuple[Run, Sequence[Sample]]], *, replace: bool = False) -> None:
         now = self._clock()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from wattwise.errors import StoreError
 from wattwise.fsutil import make_private_dirs
 from wattwise.records import Sample
+from wattwise.store.migrations import OPTIONAL_FOR_READING, SQLITE_MIGRATIONS, applied_migrations
 
 BUSY_TIMEOUT_S = 5.0
 BUSY_RETRIES = 6  # a write that finds the database locked after the busy timeout is tried this many more times
@@ -18,6 +20,7 @@ __all__ = [
     "BUSY_RETRIES",
     "BUSY_TIMEOUT_S",
     "FIX",
+    "absent_for_reading",
     "create_file",
     "error",
     "file_in_the_way",
@@ -101,3 +104,24 @@ def error(where: str, action: str, exc: BaseException) -> StoreError:
     if "readonly" in why or "unable to open" in why:
         return StoreError(f"cannot write run store at {where} ({why}) while {action}; {FIX}")
     return StoreError(f"run store {where}: {action} failed: {why}")
+
+
+def absent_for_reading(conn: sqlite3.Connection, where: str) -> set[str]:
+    """The optional migrations a store opened for reading lacks (its runs can still be read); StoreError when it was
+    written by a newer wattwise, or lacks a migration reading cannot do without."""
+    applied = set(applied_migrations(conn))
+    known = [m.name for m in SQLITE_MIGRATIONS]
+    unknown = sorted(applied - set(known))
+    if unknown:
+        raise StoreError(
+            f"database {where} was created by a newer wattwise (unknown migrations: {', '.join(unknown)}); "
+            "upgrade wattwise to open it"
+        )
+    missing = [name for name in known if name not in applied]
+    required = [name for name in missing if name not in OPTIONAL_FOR_READING]
+    if required:
+        raise StoreError(
+            f"run store {where} was written by an older wattwise and needs upgrading ({', '.join(required)}), "
+            "which reading cannot do: run `wattwise run -- true` once with write access to it"
+        )
+    return {name for name in missing if name in OPTIONAL_FOR_READING}

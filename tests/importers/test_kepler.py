@@ -1,0 +1,127 @@
+"""Kepler's per-pod joules: live from a (local) Kepler exporter, and afterwards from a (local) Prometheus."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.importers.runs import T0, gpu_run, store_run, unchanged
+from tests.importers.servers import FakePrometheus, Series, Server, page, pages
+from wattwise.errors import ConfigError, CounterError
+from wattwise.importers import KeplerCounters, counterpart, kepler_from_prometheus
+from wattwise.store import SQLiteStore
+
+OLD = {"TD": 51234.25, "TI": 20480.5, "SD": 312.75, "SI": 401.0}  # trainer and log-shipper, dynamic and idle
+
+
+def old_page(**added: float) -> str:
+    return page("kepler-0.7.txt", **{k: v + added.get(k, 0.0) for k, v in OLD.items()})
+
+
+def test_live_pod_energy_sums_its_containers_and_modes(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    stored, kept = store_run(path, gpu_run())
+    added = {"TD": 9000.0, "TI": 1500.0, "SD": 20.0, "SI": 30.5}
+    with Server(pages(old_page(), old_page(**added))).running() as url:
+        observer = KeplerCounters(f"{url}/metrics", pod="ml/train-7f9c", db_url=str(path))
+        observer.run_started(stored)
+        observer.run_ended(stored)
+    (figure,) = observer.figures
+    assert figure.source == "kepler" and figure.scope == "pod ml/train-7f9c"
+    assert figure.energy_j == pytest.approx(sum(added.values()))  # the other pod's series are not counted
+    assert "4 series summed" in figure.detail and 'container_namespace="ml"' in figure.detail
+    with SQLiteStore(path, read_only=True) as store:
+        after = store.get(stored.id)
+    assert after.external == (figure,) and after.replace(external=()) == stored
+    assert unchanged(path, after, kept)
+    side = counterpart(after, figure)  # the whole pod: against the run's total
+    assert side.energy_j == after.energy_j
+
+
+def test_kepler_0_10_pod_metric_adds_package_and_dram_not_core(tmp_path: Path) -> None:
+    start = {"PK": 81234.5, "CO": 60211.0, "DR": 9123.25}
+    end = {"PK": start["PK"] + 2400.0, "CO": start["CO"] + 2000.0, "DR": start["DR"] + 150.0}
+    path = tmp_path / "w.db"
+    stored, _ = store_run(path, gpu_run())
+    with Server(pages(page("kepler-0.10.txt", **start), page("kepler-0.10.txt", **end))).running() as url:
+        observer = KeplerCounters(
+            f"{url}/metrics", pod="ml/train-7f9c", metric="kepler_pod_cpu_joules_total", db_url=str(path)
+        )
+        observer.run_started(stored)
+        observer.run_ended(stored)
+    (figure,) = observer.figures
+    assert figure.scope == "pod ml/train-7f9c (cpu, dram)"
+    assert figure.energy_j == pytest.approx(2400.0 + 150.0)  # core is inside package
+    side = counterpart(stored, figure)
+    expected = sum(c.energy_j for c in stored.components if c.component in ("cpu", "dram"))
+    assert side.energy_j == pytest.approx(expected)
+
+
+def test_a_container_started_during_the_run_counts_from_zero(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    stored, _ = store_run(path, gpu_run())
+    start = "\n".join(line for line in old_page().splitlines() if "log-shipper" not in line) + "\n"
+    with Server(pages(start, old_page(TD=100.0))).running() as url:
+        observer = KeplerCounters(f"{url}/metrics", pod="ml/train-7f9c", db_url=str(path))
+        observer.run_started(stored)
+        observer.run_ended(stored)
+    (figure,) = observer.figures
+    assert figure.energy_j == pytest.approx(100.0 + OLD["SD"] + OLD["SI"])
+    assert "2 of them started during the run" in figure.detail
+
+
+def test_a_container_gone_at_the_end_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    stored, kept = store_run(path, gpu_run())
+    end = "\n".join(line for line in old_page(TD=5.0).splitlines() if "log-shipper" not in line) + "\n"
+    with Server(pages(old_page(), end)).running() as url:
+        observer = KeplerCounters(f"{url}/metrics", pod="ml/train-7f9c", db_url=str(path))
+        observer.run_started(stored)
+        with pytest.raises(CounterError, match="is gone at its end"):
+            observer.run_ended(stored)
+    assert unchanged(path, stored, kept)
+
+
+def test_a_pod_that_is_not_there_is_named(tmp_path: Path) -> None:
+    with Server(pages(old_page())).running() as url:
+        observer = KeplerCounters(f"{url}/metrics", pod="ml/elsewhere", db_url=str(tmp_path / "w.db"))
+        observer.run_started(gpu_run())
+        with pytest.raises(CounterError, match=r"no series of pod ml/elsewhere .*kepler_pod_cpu_joules_total"):
+            observer.run_ended(gpu_run())
+
+
+@pytest.mark.parametrize("pod", ["train-7f9c", "ML/Train", "ml/", "/x", "ml/a/b", "ml/" + "x" * 300])
+def test_a_bad_pod_is_refused_before_anything_is_read(pod: str) -> None:
+    with pytest.raises(ConfigError, match="must be NAMESPACE/NAME of a pod"):
+        KeplerCounters("http://127.0.0.1:9/metrics", pod=pod)
+
+
+def test_from_prometheus_the_pod_is_its_power_times_the_counters_window() -> None:
+    run = gpu_run()
+    scrape_s = 30.0
+    first = (T0 - timedelta(minutes=10)).timestamp() // scrape_s * scrape_s
+    times = [first + i * scrape_s for i in range(60)]
+    watts = {("trainer", "dynamic"): 180.0, ("trainer", "idle"): 35.0, ("sidecar", "dynamic"): 2.0}
+    series = []
+    for (container, mode), power in watts.items():
+        labels = {
+            "__name__": "kepler_container_joules_total",
+            "container_namespace": "ml",
+            "pod_name": "train-7f9c",
+            "container_name": container,
+            "mode": mode,
+            "instance": "gpu-node-07:9102",
+            "job": "kepler",
+        }
+        series.append(Series(labels, [(t, 1e6 + power * (t - first)) for t in times]))
+    other = {**series[0].labels, "pod_name": "frontend-5d8b", "container_namespace": "web"}
+    series.append(Series(other, [(t, 5e5 + 900.0 * (t - first)) for t in times]))
+    server = Server(FakePrometheus(series).answer)
+    with server.running() as url:
+        (figure,) = kepler_from_prometheus(url, run, namespace="ml", pod="train-7f9c")
+    assert figure.started_at is not None and figure.ended_at is not None
+    window_s = (figure.ended_at - figure.started_at).total_seconds()
+    assert figure.energy_j == pytest.approx(sum(watts.values()) * window_s)
+    assert all('container_namespace="ml",pod_name="train-7f9c"' in q["query"] for _, q in server.requests)
