@@ -13,7 +13,8 @@ says what went wrong and what to do about it. The CLI prints that line and exits
     ├── StoreError               the run store cannot be opened, read or written
     │   ├── RunNotFoundError     no stored run matches the id or prefix
     │   ├── RunExistsError       a run with this id is already stored (``runs import --replace`` replaces it)
-    │   └── StoreUnreachable     a store server did not answer (down, network): runs are kept locally meanwhile
+    │   ├── StoreUnreachable     a store server did not answer (down, network): runs are kept locally meanwhile
+    │   └── StoreRefused         a store server refused the login or the database: runs are kept locally too
     ├── ProviderError            a carbon-intensity provider could not answer (network, auth, quota, bad data)
     ├── CounterError             a cluster's energy counter could not be read (DCGM, Kepler, Prometheus, sacct)
     ├── TrackerStateError        the tracker was used out of order (stop before start, window never opened)
@@ -32,6 +33,7 @@ __all__ = [
     "RunExistsError",
     "RunNotFoundError",
     "StoreError",
+    "StoreRefused",
     "StoreUnreachable",
     "TrackerStateError",
     "UnknownRegionError",
@@ -65,7 +67,12 @@ class StoreError(WattwiseError):
 
 class StoreUnreachable(StoreError):
     """A store's server could not be reached (refused, timed out, unknown host): the tracker keeps the run locally
-    (``wattwise runs sync`` sends it later). A refused login or a wrong database is a plain StoreError."""
+    (``wattwise runs sync`` sends it later)."""
+
+
+class StoreRefused(StoreError):
+    """A store's server answered but refused the connection (a wrong password or role, a database that does not
+    exist): the tracker keeps the run locally too, and says what to fix."""
 
 
 class ProviderError(WattwiseError):

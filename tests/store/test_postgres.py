@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.store import pgserver
-from wattwise.errors import RunNotFoundError, StoreError, StoreUnreachable
-from wattwise.store import SPOOL, open_store
+from wattwise.errors import RunNotFoundError, StoreError, StoreRefused, StoreUnreachable
+from wattwise.store import SPOOL, SQLiteStore, open_store
 from wattwise.store.postgres import redact
 
 from .builders import make_run
@@ -71,20 +71,24 @@ def test_passwords_never_appear(url: str) -> None:
     assert "pw1" not in str(caught.value)
 
 
-def test_a_refused_login_is_not_taken_for_a_server_that_is_down(pg: pgserver.PgServer, tmp_path: Path) -> None:
+def test_a_refused_login_keeps_the_run_locally_and_says_what_to_fix(
+    pg: pgserver.PgServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     url = pg.new_database().replace("wattwise@", "nobody@")  # no such role
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(StoreRefused) as caught:
         open_store(url)
     assert not isinstance(caught.value, StoreUnreachable) and "refused the connection" in str(caught.value)
-    # so a run is not quietly kept locally: the setting must be fixed
     from tests.fakes.power import ConstantPowerSource, FakeHost
     from wattwise.config import Settings
     from wattwise.measure.tracker import Tracker
 
     settings = Settings.load({"gpu": False, "home": str(tmp_path / "home"), "db": url, "rapl_root": "/nonexistent"})
-    with pytest.raises(StoreError, match="refused the connection"):
-        Tracker("x", settings=settings, sources=[ConstantPowerSource({"cpu": 1.0})], host=FakeHost()).start()
-    assert not (tmp_path / "home" / SPOOL).exists()
+    with Tracker("x", settings=settings, sources=[ConstantPowerSource({"cpu": 1.0})], host=FakeHost()) as tracker:
+        pass
+    (line,) = [r.getMessage() for r in caplog.records if "refused the connection" in r.getMessage()]
+    assert "fix WATTWISE_DB" in line and "wattwise runs sync" in line and "nobody" in line
+    with SQLiteStore(tmp_path / "home" / SPOOL, read_only=True) as spool:
+        assert spool.get(tracker.run_id or "").status == "complete"
 
 
 def test_references_postgresql_cannot_hold_are_not_found(store_url: str, engine: str) -> None:

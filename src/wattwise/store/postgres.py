@@ -17,7 +17,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from wattwise.errors import RecordError, RunExistsError, RunNotFoundError, StoreError, StoreUnreachable
+from wattwise.errors import (
+    RecordError,
+    RunExistsError,
+    RunNotFoundError,
+    StoreError,
+    StoreRefused,
+    StoreUnreachable,
+)
 from wattwise.record_schema import artifact_from_dict, check_artifact
 from wattwise.records import ARTIFACT_KINDS, Artifact, Run, Sample, utc_now
 from wattwise.store.base import (
@@ -191,7 +198,7 @@ class PostgresStore(RunStore):
             reason = _reason(exc)
             if any(marker in reason.lower() for marker in _UNREACHABLE) and "password" not in reason.lower():
                 raise StoreUnreachable(f"cannot reach the run store {self._where}: {reason}") from None
-            raise StoreError(f"the run store {self._where} refused the connection: {reason}") from None
+            raise StoreRefused(f"the run store {self._where} refused the connection: {reason}") from None
 
     @property
     def read_only(self) -> bool:
