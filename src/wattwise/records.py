@@ -9,6 +9,7 @@ A :class:`Run` is the unit users see. It carries the energy per component (``com
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -255,6 +256,13 @@ class Run:
 
     def replace(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)
+
+    def with_external(self, figures: Sequence[ExternalFigure]) -> Run:
+        """This record with ``figures`` in ``external``, each replacing an earlier one of the same source and scope
+        (attaching again refreshes a figure, never doubles it)."""
+        latest = {(f.source, f.scope): f for f in figures}  # of two for one scope, the later
+        kept = tuple(f for f in self.external if (f.source, f.scope) not in latest)
+        return dataclasses.replace(self, external=(*kept, *latest.values()))
 
     def to_dict(self) -> dict[str, Any]:
         return {

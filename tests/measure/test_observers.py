@@ -115,3 +115,37 @@ def test_observers_given_as_a_generator_and_one_that_exits(settings: Settings) -
     with t:
         time.sleep(0.1)
     assert t.result is not None and t.result.status == "complete" and recorder.events[-1] == "ended:complete"
+
+
+class Counters(wattwise.RunObserver):
+    """What a DCGM observer does: figures of its own for the run, given before the final save."""
+
+    def __init__(self, energy_j: float, fail: bool = False) -> None:
+        self.energy_j = energy_j
+        self.fail = fail
+
+    def external_figures(self, run: Run) -> Sequence[wattwise.ExternalFigure]:
+        if self.fail:
+            raise RuntimeError("exporter down")
+        assert run.status == "complete"
+        return [wattwise.ExternalFigure("dcgm", "gpu 0", self.energy_j), wattwise.ExternalFigure("dcgm", "gpu 1", 1.0)]
+
+
+def test_cluster_figures_go_in_with_the_one_final_save(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    from wattwise.store import open_store
+
+    t = Tracker(
+        "counted",
+        settings=settings,
+        sources=[ConstantPowerSource({"gpu:0": 100.0})],
+        host=FakeHost(),
+        observers=[Counters(5.0), Counters(7.0), Counters(0.0, fail=True)],
+    )
+    with t:
+        time.sleep(0.05)
+    assert t.result is not None
+    # the second observer's gpu 0 replaces the first's (same source and scope); the failing one is warned about
+    assert [(f.scope, f.energy_j) for f in t.result.external] == [("gpu 0", 7.0), ("gpu 1", 1.0)]
+    with open_store(settings.db_url) as store:
+        assert store.get(t.result.id) == t.result
+    assert any("Counters failed in external_figures" in r.getMessage() for r in caplog.records)

@@ -113,8 +113,9 @@ class RunWriter:
             return True
 
     def complete(self, run: Run) -> Run:
-        """The record the run ends with (a distributed run's rank 0 reduces its ranks into it here)."""
-        return run
+        """The record the run ends with: with the figures observers add from a cluster's counters (a distributed
+        run's rank 0 reduces its ranks into it first)."""
+        return self._observers.external_figures(run)
 
     def final(self, run: Run) -> None:
         """The final record, then every sample not yet stored; a record the store refuses goes to a file."""

@@ -384,7 +384,7 @@ class RankReducer:
     def complete(self, run: Run) -> Run:
         """The record the run ends with: once the other ranks have sent their final reports (or died)."""
         self._inner.add(self._collector.wait_finals(run.started_at.timestamp()))
-        return self._merge(run, final=True)
+        return self._inner.complete(self._merge(run, final=True))
 
     def final(self, run: Run) -> None:
         self._inner.final(run)
