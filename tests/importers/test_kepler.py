@@ -1,17 +1,17 @@
-"""Kepler's per-pod joules: live from a (local) Kepler exporter, and afterwards from a (local) Prometheus."""
+"""Kepler's per-pod joules: live from a (local) Kepler exporter (the figures the observer gives the tracker), and
+afterwards from a (local) Prometheus."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from tests.importers.runs import T0, gpu_run, store_run, unchanged
+from tests.importers.runs import T0, gpu_run
 from tests.importers.servers import FakePrometheus, Series, Server, page, pages
 from wattwise.errors import ConfigError, CounterError
 from wattwise.importers import KeplerCounters, counterpart, kepler_from_prometheus
-from wattwise.store import SQLiteStore
+from wattwise.importers.kepler import DEFAULT_METRIC
 
 OLD = {"TD": 51234.25, "TI": 20480.5, "SD": 312.75, "SI": 401.0}  # trainer and log-shipper, dynamic and idle
 
@@ -20,76 +20,56 @@ def old_page(**added: float) -> str:
     return page("kepler-0.7.txt", **{k: v + added.get(k, 0.0) for k, v in OLD.items()})
 
 
-def test_live_pod_energy_sums_its_containers_and_modes(tmp_path: Path) -> None:
-    path = tmp_path / "w.db"
-    stored, kept = store_run(path, gpu_run())
+def live(*texts: str, pod: str = "ml/train-7f9c", metric: str = DEFAULT_METRIC) -> KeplerCounters:
+    """The observer told of a run's start then asked for its figures, the exporter serving ``texts`` in turn."""
+    with Server(pages(*texts)).running() as url:
+        observer = KeplerCounters(f"{url}/metrics", pod=pod, metric=metric)
+        observer.run_started(gpu_run().replace(status="running"))
+        figures = observer.external_figures(gpu_run())
+    assert list(figures) == observer.figures
+    return observer
+
+
+def test_live_pod_energy_sums_its_containers_and_modes() -> None:
     added = {"TD": 9000.0, "TI": 1500.0, "SD": 20.0, "SI": 30.5}
-    with Server(pages(old_page(), old_page(**added))).running() as url:
-        observer = KeplerCounters(f"{url}/metrics", pod="ml/train-7f9c", db_url=str(path))
-        observer.run_started(stored)
-        observer.run_ended(stored)
-    (figure,) = observer.figures
+    (figure,) = live(old_page(), old_page(**added)).figures
     assert figure.source == "kepler" and figure.scope == "pod ml/train-7f9c"
     assert figure.energy_j == pytest.approx(sum(added.values()))  # the other pod's series are not counted
     assert "4 series summed" in figure.detail and 'container_namespace="ml"' in figure.detail
-    with SQLiteStore(path, read_only=True) as store:
-        after = store.get(stored.id)
-    assert after.external == (figure,) and after.replace(external=()) == stored
-    assert unchanged(path, after, kept)
-    side = counterpart(after, figure)  # the whole pod: against the run's total
-    assert side.energy_j == after.energy_j
+    run = gpu_run().with_external([figure])
+    side = counterpart(run, figure)  # the whole pod: against the run's total
+    assert side.energy_j == run.energy_j
 
 
-def test_kepler_0_10_pod_metric_adds_package_and_dram_not_core(tmp_path: Path) -> None:
+def test_kepler_0_10_pod_metric_adds_package_and_dram_not_core() -> None:
     start = {"PK": 81234.5, "CO": 60211.0, "DR": 9123.25}
     end = {"PK": start["PK"] + 2400.0, "CO": start["CO"] + 2000.0, "DR": start["DR"] + 150.0}
-    path = tmp_path / "w.db"
-    stored, _ = store_run(path, gpu_run())
-    with Server(pages(page("kepler-0.10.txt", **start), page("kepler-0.10.txt", **end))).running() as url:
-        observer = KeplerCounters(
-            f"{url}/metrics", pod="ml/train-7f9c", metric="kepler_pod_cpu_joules_total", db_url=str(path)
-        )
-        observer.run_started(stored)
-        observer.run_ended(stored)
-    (figure,) = observer.figures
+    texts = (page("kepler-0.10.txt", **start), page("kepler-0.10.txt", **end))
+    (figure,) = live(*texts, metric="kepler_pod_cpu_joules_total").figures
     assert figure.scope == "pod ml/train-7f9c (cpu, dram)"
     assert figure.energy_j == pytest.approx(2400.0 + 150.0)  # core is inside package
-    side = counterpart(stored, figure)
-    expected = sum(c.energy_j for c in stored.components if c.component in ("cpu", "dram"))
+    run = gpu_run()
+    side = counterpart(run, figure)
+    expected = sum(c.energy_j for c in run.components if c.component in ("cpu", "dram"))
     assert side.energy_j == pytest.approx(expected)
 
 
-def test_a_container_started_during_the_run_counts_from_zero(tmp_path: Path) -> None:
-    path = tmp_path / "w.db"
-    stored, _ = store_run(path, gpu_run())
+def test_a_container_started_during_the_run_counts_from_zero() -> None:
     start = "\n".join(line for line in old_page().splitlines() if "log-shipper" not in line) + "\n"
-    with Server(pages(start, old_page(TD=100.0))).running() as url:
-        observer = KeplerCounters(f"{url}/metrics", pod="ml/train-7f9c", db_url=str(path))
-        observer.run_started(stored)
-        observer.run_ended(stored)
-    (figure,) = observer.figures
+    (figure,) = live(start, old_page(TD=100.0)).figures
     assert figure.energy_j == pytest.approx(100.0 + OLD["SD"] + OLD["SI"])
     assert "2 of them started during the run" in figure.detail
 
 
-def test_a_container_gone_at_the_end_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "w.db"
-    stored, kept = store_run(path, gpu_run())
+def test_a_container_gone_at_the_end_is_refused() -> None:
     end = "\n".join(line for line in old_page(TD=5.0).splitlines() if "log-shipper" not in line) + "\n"
-    with Server(pages(old_page(), end)).running() as url:
-        observer = KeplerCounters(f"{url}/metrics", pod="ml/train-7f9c", db_url=str(path))
-        observer.run_started(stored)
-        with pytest.raises(CounterError, match="is gone at its end"):
-            observer.run_ended(stored)
-    assert unchanged(path, stored, kept)
+    with pytest.raises(CounterError, match="is gone at its end"):
+        live(old_page(), end)
 
 
-def test_a_pod_that_is_not_there_is_named(tmp_path: Path) -> None:
-    with Server(pages(old_page())).running() as url:
-        observer = KeplerCounters(f"{url}/metrics", pod="ml/elsewhere", db_url=str(tmp_path / "w.db"))
-        observer.run_started(gpu_run())
-        with pytest.raises(CounterError, match=r"no series of pod ml/elsewhere .*kepler_pod_cpu_joules_total"):
-            observer.run_ended(gpu_run())
+def test_a_pod_that_is_not_there_is_named() -> None:
+    with pytest.raises(CounterError, match=r"no series of pod ml/elsewhere .*kepler_pod_cpu_joules_total"):
+        live(old_page(), pod="ml/elsewhere")
 
 
 @pytest.mark.parametrize("pod", ["train-7f9c", "ML/Train", "ml/", "/x", "ml/a/b", "ml/" + "x" * 300])

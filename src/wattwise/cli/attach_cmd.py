@@ -154,8 +154,8 @@ def add_live_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--kepler-metric", metavar="NAME", help="with --kepler: the counter (kepler_container_joules_total)")
 
 
-def live_observers(args: argparse.Namespace, db_url: str) -> list[CounterObserver]:
-    """The observers ``wattwise run``'s flags ask for (each attaches to the store at ``db_url``)."""
+def live_observers(args: argparse.Namespace) -> list[CounterObserver]:
+    """The observers ``wattwise run``'s flags ask for (their figures go in with the run's final record)."""
     from wattwise.importers.kepler import DEFAULT_METRIC
     from wattwise.importers.live import DcgmCounters, KeplerCounters
 
@@ -163,10 +163,10 @@ def live_observers(args: argparse.Namespace, db_url: str) -> list[CounterObserve
         raise ConfigError("--pod and --kepler-metric go with --kepler URL")
     observers: list[CounterObserver] = []
     if args.dcgm is not None:
-        observers.append(DcgmCounters(validate.check_http_url(args.dcgm, "--dcgm"), db_url=db_url))
+        observers.append(DcgmCounters(validate.check_http_url(args.dcgm, "--dcgm")))
     if args.kepler is not None:
         if not args.pod:
             raise ConfigError("--kepler needs --pod NAMESPACE/NAME: the pod this command runs in")
         url = validate.check_http_url(args.kepler, "--kepler")
-        observers.append(KeplerCounters(url, pod=args.pod, metric=args.kepler_metric or DEFAULT_METRIC, db_url=db_url))
+        observers.append(KeplerCounters(url, pod=args.pod, metric=args.kepler_metric or DEFAULT_METRIC))
     return observers

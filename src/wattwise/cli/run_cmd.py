@@ -68,7 +68,7 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError("no command given; usage: wattwise run [options] -- COMMAND [ARGS...]")
     resolve_command(argv)  # a missing command fails before anything is measured or stored
     settings = settings_from_args(args)
-    counters = attach_cmd.live_observers(args, settings.db_url)  # bad URLs fail before anything runs
+    counters = attach_cmd.live_observers(args)  # bad URLs fail before anything runs
     if settings.db_url.split("://", 1)[-1].strip("/") in ("", ":memory:"):
         raise ConfigError(
             f"--db {settings.db_url} is an in-memory store: the run would be gone when the command ends; "
@@ -120,10 +120,7 @@ def handle(args: argparse.Namespace) -> int:
                     wait_descendants=wait,
                     pauses=pauses,
                 )
-    run = result.run
-    attached = [o.run for o in counters if o.run is not None]
-    if attached:  # the stored record, with the cluster's figures the last observer added (each adds to the last)
-        run = attached[-1]
+    run = result.run  # the final record, with the live counters' figures in it
     if prepared is not None:
         run = deferred_run.finish(prepared, run, settings)
     if not args.quiet:

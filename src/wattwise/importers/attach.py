@@ -3,8 +3,9 @@
 :func:`attach` rewrites the stored record through :meth:`~wattwise.store.base.RunStore.update`, in one transaction:
 everything else in the record stays as it was, and a writer saving the same run meanwhile (another ``runs attach``)
 is neither lost nor overwritten. Figures replace earlier ones of the same source and scope (attaching again
-refreshes them, never doubles them). A run still being measured is refused: its tracker's next checkpoint would
-drop the figures; attach them once it has ended (the live observers do so right after its final record).
+refreshes them, never doubles them: :meth:`~wattwise.records.Run.with_external`). A run still being measured is
+refused: its tracker's next checkpoint would drop the figures; attach them once it has ended (the live observers,
+:mod:`~wattwise.importers.live`, need no second write: their figures go in with the run's final record).
 """
 
 from __future__ import annotations
@@ -18,13 +19,7 @@ if TYPE_CHECKING:
     from wattwise.records import ExternalFigure, Run
     from wattwise.store.base import RunStore
 
-__all__ = ["attach", "merged"]
-
-
-def merged(existing: Sequence[ExternalFigure], new: Sequence[ExternalFigure]) -> tuple[ExternalFigure, ...]:
-    """``existing`` with ``new`` in, a new figure replacing an old one of the same source and scope."""
-    replaced = {(f.source, f.scope) for f in new}
-    return (*(f for f in existing if (f.source, f.scope) not in replaced), *new)
+__all__ = ["attach"]
 
 
 def attach(store: RunStore, run: Run, figures: Sequence[ExternalFigure]) -> Run:
@@ -47,6 +42,6 @@ def attach(store: RunStore, run: Run, figures: Sequence[ExternalFigure]) -> Run:
                 f"run {current.id} was rewritten while its counters were read (it now spans another window); "
                 "nothing was stored: try again"
             )
-        return current.replace(external=merged(current.external, figures))
+        return current.with_external(figures)
 
     return store.update(run.id, change)

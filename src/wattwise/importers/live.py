@@ -1,22 +1,19 @@
-"""Live mode: an exporter's counters read when a run starts and when it ends, attached to the stored record.
+"""Live mode: an exporter's counters read when a run starts and when it ends, saved with the run's final record.
 
 :class:`DcgmCounters` and :class:`KeplerCounters` are :class:`~wattwise.RunObserver` s: ``track(observers=[...])``
 or ``wattwise run --dcgm URL`` / ``--kepler URL --pod NS/NAME``. They scrape the exporter's ``/metrics`` in
-``run_started`` and ``run_ended``, and, once the tracker has stored the final record, add the figures to it through
-the store (:func:`~wattwise.importers.attach.attach`): the store given, or the one ``db_url`` names (default: the
-configured store, as the tracker's). Like every observer, one that fails (exporter down, a counter reset) is
-warned about in one line and detached; the run itself is stored regardless. ``figures`` and ``run`` hold what was
-attached.
+``run_started`` and again in ``external_figures``, which the tracker asks once the run has ended and before it saves
+the final record: the figures go into ``run.external`` with that one save, whatever the store (a file, PostgreSQL,
+memory, the local spool). Like every observer, one that fails (exporter down, a counter reset) is warned about in
+one line and detached; the run itself is stored regardless, without its figures. ``figures`` holds the last run's.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from wattwise import validate
-from wattwise.errors import CounterError, StoreError
 from wattwise.importers.counters import CounterSpec, Reading, increases, scrape
 from wattwise.importers.dcgm import Dcgm
 from wattwise.importers.fetch import shown_url
@@ -27,12 +24,10 @@ if TYPE_CHECKING:
     import httpx
 
     from wattwise.records import ExternalFigure, Run
-    from wattwise.store.base import RunStore
 
 __all__ = ["CounterObserver", "DcgmCounters", "KeplerCounters"]
 
 LIVE_TIMEOUT_S = 5.0  # a scrape holds the tracker's start and end: an exporter on the node answers in milliseconds
-log = logging.getLogger(__name__)
 
 
 class CounterObserver(RunObserver):
@@ -44,8 +39,6 @@ class CounterObserver(RunObserver):
         url: str,
         exporter: str,
         *,
-        store: RunStore | None = None,
-        db_url: str | None = None,
         timeout_s: float = LIVE_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -53,47 +46,30 @@ class CounterObserver(RunObserver):
         self.url = validate.check_http_url(url, f"the {exporter} URL")
         self.exporter = exporter
         self.timeout_s = validate.HTTP_TIMEOUT_S.check(timeout_s, "timeout_s")
-        self._store = store
-        self._db_url = db_url
         self._transport = transport
         self._start: list[Reading] | None = None
-        self.figures: list[ExternalFigure] = []
-        self.run: Run | None = None  # the stored record with the figures in, once attached
+        self.figures: list[ExternalFigure] = []  # what the last run's counters recorded
 
     def _read(self) -> list[Reading]:
         return scrape(self.url, self.spec, self.exporter, timeout_s=self.timeout_s, transport=self._transport)
 
     def run_started(self, run: Run) -> None:
+        self._start, self.figures = None, []
         self._start = self._read()
 
-    def run_ended(self, run: Run) -> None:
-        if self._start is None:
-            return
+    def external_figures(self, run: Run) -> Sequence[ExternalFigure]:
+        """The counters' increase since ``run_started``, read now (the run has ended; its record is not yet saved)."""
+        start, self._start = self._start, None
+        if start is None:
+            return ()
         end = self._read()
         where = f"{self.exporter} at {shown_url(self.url)}"
-        first = self.spec.select(self._start, run, where)
+        first = self.spec.select(start, run, where)
         last = self.spec.select(end, run, where)
         found = increases(first, last, what=where, late_from_zero=self.spec.late_from_zero)
         how = f"read from {self.exporter} {shown_url(self.url)} as the run started and as it ended"
         self.figures = [self.spec.figure(inc, how) for inc in found]
-        self.run = self._attach(run, self.figures)
-
-    def _attach(self, run: Run, figures: Sequence[ExternalFigure]) -> Run:
-        from wattwise.importers.attach import attach
-
-        try:
-            if self._store is not None:
-                return attach(self._store, run, figures)
-            from wattwise.config import Settings
-            from wattwise.store import open_store
-
-            with open_store(self._db_url or Settings.load().db_url) as store:
-                return attach(store, run, figures)
-        except StoreError as exc:
-            raise CounterError(
-                f"the {self.spec.source} figures of run {run.id} were read but not stored ({exc}); attach them "
-                f"later with `wattwise runs attach {run.id} ...` from Prometheus"
-            ) from None
+        return tuple(self.figures)
 
 
 class DcgmCounters(CounterObserver):
@@ -105,8 +81,6 @@ class DcgmCounters(CounterObserver):
         url: str,
         *,
         gpus: Sequence[str] = (),
-        store: RunStore | None = None,
-        db_url: str | None = None,
         timeout_s: float = LIVE_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -115,8 +89,6 @@ class DcgmCounters(CounterObserver):
             Dcgm(chosen),
             url,
             "the DCGM exporter",
-            store=store,
-            db_url=db_url,
             timeout_s=timeout_s,
             transport=transport,
         )
@@ -132,8 +104,6 @@ class KeplerCounters(CounterObserver):
         *,
         pod: str,
         metric: str = DEFAULT_METRIC,
-        store: RunStore | None = None,
-        db_url: str | None = None,
         timeout_s: float = LIVE_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -142,8 +112,6 @@ class KeplerCounters(CounterObserver):
             Kepler(namespace, name, validate.check_metric_name(metric)),
             url,
             "the Kepler exporter",
-            store=store,
-            db_url=db_url,
             timeout_s=timeout_s,
             transport=transport,
         )
