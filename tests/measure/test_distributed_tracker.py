@@ -4,7 +4,6 @@ others' figures."""
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -102,7 +101,6 @@ def test_a_rank_that_dies_keeps_its_figures_to_its_last_report(
     other.start()
     time.sleep(0.6)  # a few checkpoints (flush_s 0.2)
     dying.broken = True  # the rank is gone: nothing more from it
-    logging.getLogger("wattwise").setLevel(logging.CRITICAL)
     began = time.monotonic()
     run = main.stop()
     waited = time.monotonic() - began
@@ -181,7 +179,6 @@ def test_a_store_that_fails_loses_nothing_already_read(
     other.start()
     time.sleep(0.6)
     mine.broken = True
-    logging.getLogger("wattwise").setLevel(logging.CRITICAL)
     run = main.stop()
     other.stop()
     assert store.get(run.id).ranks[1].energy_j > 0
