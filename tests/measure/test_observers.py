@@ -149,3 +149,31 @@ def test_cluster_figures_go_in_with_the_one_final_save(settings: Settings, caplo
     with open_store(settings.db_url) as store:
         assert store.get(t.result.id) == t.result
     assert any("Counters failed in external_figures" in r.getMessage() for r in caplog.records)
+
+
+class Watcher(wattwise.RunObserver):
+    def __init__(self) -> None:
+        self.statuses: list[wattwise.LiveStatus] = []
+
+    def live(self, run_id: str, status: wattwise.LiveStatus) -> None:
+        self.statuses.append(status)
+
+
+def test_the_live_status_after_every_reading_for_observers_that_want_it(settings: Settings) -> None:
+    watcher, recorder = Watcher(), Recorder()
+    t = Tracker(
+        "watched",
+        settings=settings,
+        sources=[ConstantPowerSource({"gpu:0": 100.0})],
+        host=FakeHost(),
+        observers=[watcher, recorder],
+    )
+    with t:
+        time.sleep(0.4)
+    assert len(watcher.statuses) == t.ticks >= 3  # interval 0.05 s
+    assert watcher.statuses[-1].power_w["gpu"] == pytest.approx(100.0, rel=0.05)
+    energies = [s.energy_j for s in watcher.statuses]
+    assert energies == sorted(energies) and energies[-1] > 0
+    from wattwise.measure.observers import Observers
+
+    assert Observers([watcher]).wants_live and not Observers([recorder]).wants_live  # no status made for nobody

@@ -86,40 +86,37 @@ def handle(args: argparse.Namespace) -> int:
         from wattwise.integrations.prometheus import PushgatewayObserver
 
         observers.append(PushgatewayObserver(args.pushgateway, args.push_job or name))
+    quiet = args.quiet or (pauses is not None and pauses.restarts) or not (sys.stdout.isatty() and sys.stderr.isatty())
+    panel = None
+    if not quiet:  # no rich import otherwise: start-up time counts
+        from wattwise.report.terminal import LivePanel
+
+        panel = LivePanel(name)
+        observers.append(panel)
     tracker = Tracker(name, settings=settings, command=argv, handle_signals=False, observers=observers)
     # The relay blocks the signals it forwards before any thread exists, so no thread can catch them by mistake.
     wait = not args.leave_descendants
     with SignalRelay(grace_s=settings.kill_grace_s) as relay:
-        restarts = pauses is not None and pauses.restarts  # a restarted command keeps this terminal's output
-        if args.quiet or restarts or not (sys.stdout.isatty() and sys.stderr.isatty()):
-            # no rich import on this path: start-up time counts
+        # a restarted command keeps this terminal's output; a quiet run has no panel
+        if panel is None:
             result = run_command(argv, tracker, relay=relay, supervise=True, wait_descendants=wait, pauses=pauses)
         else:
             from rich.console import Console
             from rich.live import Live
 
-            from wattwise.report.terminal import live_panel
-
             console = Console(stderr=True)
-            with Live(console=console, auto_refresh=False, transient=True) as live:  # refreshed by our ticker
-
-                def refresh() -> None:
-                    if tracker.running and tracker.run_id is not None:
-                        live.update(live_panel(name, tracker.run_id, tracker.live_status()), refresh=True)
+            with Live(console=console, auto_refresh=False, transient=True) as live:  # redrawn by the panel observer
+                panel.display = live
 
                 def write(text: str) -> None:
                     live.console.out(text, end="", highlight=False)
 
-                result = run_command(
-                    argv,
-                    tracker,
-                    relay=relay,
-                    output=write,
-                    on_tick=refresh,
-                    supervise=True,
-                    wait_descendants=wait,
-                    pauses=pauses,
-                )
+                try:
+                    result = run_command(
+                        argv, tracker, relay=relay, output=write, supervise=True, wait_descendants=wait, pauses=pauses
+                    )
+                finally:
+                    panel.display = None
     run = result.run  # the final record, with the live counters' figures in it
     if prepared is not None:
         run = deferred_run.finish(prepared, run, settings)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from wattwise.measure.live import LiveStatus
     from wattwise.records import ExternalFigure, Run, Sample
 
 __all__ = ["Observers", "RunObserver"]
@@ -32,6 +33,10 @@ class RunObserver:
 
     def samples_taken(self, run_id: str, samples: Sequence[Sample]) -> None:
         """Samples kept for the power time series (cumulative ``energy_j`` per channel), as they are taken."""
+
+    def live(self, run_id: str, status: LiveStatus) -> None:
+        """Power by component over the last interval and the run so far, after each of the sampler's readings
+        (every ``interval_s``): what ``wattwise run``'s live panel shows. Only called for observers that define it."""
 
     def checkpoint(self, run: Run) -> None:
         """A partial record saved while the run goes on (every ``flush_s``)."""
@@ -60,6 +65,11 @@ class Observers:
 
     def __bool__(self) -> bool:
         return bool(self._active)
+
+    @property
+    def wants_live(self) -> bool:
+        """Whether an attached observer defines :meth:`RunObserver.live` (the sampler computes the status only then)."""
+        return any(type(o).live is not RunObserver.live for o in self._active)
 
     @property
     def all(self) -> tuple[RunObserver, ...]:
@@ -92,6 +102,9 @@ class Observers:
     def samples_taken(self, run_id: str, samples: Sequence[Sample]) -> None:
         if samples:
             self._call("samples_taken", run_id, samples)
+
+    def live(self, run_id: str, status: LiveStatus) -> None:
+        self._call("live", run_id, status)
 
     def checkpoint(self, run: Run) -> None:
         self._call("checkpoint", run)

@@ -554,6 +554,8 @@ class Tracker:
     def _loop(self) -> None:
         assert self._meters is not None and self._writer is not None and self._thinner is not None
         interval = self._interval_s
+        # observers get the live status on rank 0 only (a job's other ranks report to rank 0, not to observers)
+        live = self._observers.wants_live and (self._distributed is None or self._distributed[0].main)
         try:
             while not self._pace(self._stop_event, interval):
                 reading = self._meters.read()
@@ -566,6 +568,8 @@ class Tracker:
                 if checkpoint is not None:
                     self._last_flush_t = reading.t_s
                     self._writer.checkpoint(checkpoint)
+                if live and self.run_id is not None:
+                    self._observers.live(self.run_id, self.live_status())
         except BaseException as exc:  # surfaced by stop(); a tracker that silently stops measuring is worse
             self._thread_error = exc
 

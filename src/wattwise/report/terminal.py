@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from wattwise.measure.observers import RunObserver
 from wattwise.records import Run
 from wattwise.report import numbers
 from wattwise.report.safe import plain, printable
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.live import Live
 
     from wattwise.measure.live import LiveStatus
 
@@ -185,3 +187,19 @@ def live_panel(name: str, run_id: str, status: LiveStatus) -> RenderableType:
 
 def print_run(run: Run, console: Console) -> None:
     console.print(run_summary(run))
+
+
+class LivePanel(RunObserver):
+    """``wattwise run``'s live panel: an observer that redraws a rich ``Live`` display with the tracker's status
+    after each reading (the display is attached once it is open)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.display: Live | None = None
+        self.updates = 0
+
+    def live(self, run_id: str, status: LiveStatus) -> None:
+        display = self.display
+        if display is not None:
+            display.update(live_panel(self.name, run_id, status), refresh=True)
+            self.updates += 1
