@@ -58,7 +58,7 @@ _LAZY = {
     "Settings": "wattwise.config",
     "LiveStatus": "wattwise.measure.live",
     "Tracker": "wattwise.measure.tracker",
-    "track": "wattwise.measure.tracker",
+    "track": "wattwise.measure.api",
     "open_store": "wattwise.store",
     "report_epoch": "wattwise.measure.epochs",
 }
@@ -75,10 +75,11 @@ if TYPE_CHECKING:
         UnknownRegionError,
         WattwiseError,
     )
+    from wattwise.measure.api import track
     from wattwise.measure.epochs import report_epoch
     from wattwise.measure.live import LiveStatus
     from wattwise.measure.observers import RunObserver
-    from wattwise.measure.tracker import Tracker, track
+    from wattwise.measure.tracker import Tracker
     from wattwise.records import (
         ComponentEnergy,
         ExternalFigure,

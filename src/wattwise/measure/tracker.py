@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from wattwise import validate
 from wattwise.config import Settings
@@ -578,42 +578,4 @@ MAX_WINDOW_NAME = 1000
 _READ_WAIT_S = 2.0  # stop() waits this long for the meters before using the last reading (see read_or_last)
 
 
-@overload
-def track(name: Callable[P, R]) -> Callable[P, R]: ...
-
-
-@overload
-def track(
-    name: str | None = None,
-    *,
-    settings: Settings | None = None,
-    epochs: int | None = None,
-    observers: Sequence[RunObserver] = (),
-    **overrides: Any,
-) -> Tracker: ...
-
-
-def track(
-    name: str | Callable[..., Any] | None = None,
-    *,
-    settings: Settings | None = None,
-    epochs: int | None = None,
-    observers: Sequence[RunObserver] = (),
-    **overrides: Any,
-) -> Any:
-    """A tracker for a code block, a function or explicit ``start()``/``stop()`` calls.
-
-    ``overrides`` are :class:`~wattwise.config.Settings` fields (``region="DE"``, ``pue=1.2``,
-    ``interval_s=0.5``…) applied on top of the config file and ``WATTWISE_*`` environment. ``observers``
-    (:class:`~wattwise.RunObserver`) are told of the run's samples, checkpoints and end.
-    """
-    if callable(name):  # used bare: @wattwise.track
-        return track(settings=settings, epochs=epochs, observers=observers, **overrides)(name)
-    if settings is None:
-        settings = Settings.load(overrides)
-    elif overrides:
-        settings = settings.replace(**overrides)
-    return Tracker(name, settings=settings, epochs=epochs, observers=observers)
-
-
-__all__ = ["LiveStatus", "Tracker", "track"]
+__all__ = ["LiveStatus", "Tracker"]
