@@ -12,7 +12,7 @@ import pytest
 from tests.fakes.keyvalue import MemoryKeyValue, RankView
 from tests.fakes.power import ConstantPowerSource, FakeHost
 from wattwise.config import Settings
-from wattwise.measure import rank_exchange
+from wattwise.measure import rank_collect as rank_exchange
 from wattwise.measure.ranks import Topology
 from wattwise.measure.tracker import Tracker
 from wattwise.store.sqlite import SQLiteStore
@@ -182,3 +182,125 @@ def test_a_store_that_fails_loses_nothing_already_read(
     run = main.stop()
     other.stop()
     assert store.get(run.id).ranks[1].energy_j > 0
+
+
+def test_a_signal_while_rank_zero_waits_stores_the_run_at_once(settings: Settings, store: SQLiteStore) -> None:
+    """torchrun's SIGTERM (or a scheduler's) arrives while rank 0 waits for a rank that is still running: the
+    finaliser must not wait behind it, and must not lose rank 0's final record."""
+    import threading
+
+    kv = MemoryKeyValue()
+    main = rank_tracker(settings, 0, kv, {"cpu": 20.0}, store)
+    other = rank_tracker(settings, 1, kv, {"gpu:1": 50.0})
+    main.start()
+    other.start()
+    time.sleep(0.4)
+    waiting = threading.Thread(target=main.stop)  # rank 1 is alive: rank 0 waits for its final report
+    waiting.start()
+    time.sleep(0.5)
+    assert waiting.is_alive() and main.result is None
+    began = time.monotonic()
+    main.finalise("terminated by SIGTERM")  # what the signal guard calls
+    assert time.monotonic() - began < 4.0
+    run = main.result
+    assert run is not None and run.status == "incomplete" and run.error == "terminated by SIGTERM"
+    assert [f.status for f in run.ranks] == ["incomplete", "lost"] and run.ranks[1].energy_j > 0
+    assert store.get(run.id) == run
+    other.stop()
+    waiting.join(timeout=130)
+    assert not waiting.is_alive() and main.result is run
+
+
+def test_a_failed_rank_zero_does_not_wait_long_for_ranks_stuck_with_it(settings: Settings, store: SQLiteStore) -> None:
+    kv = MemoryKeyValue()
+    main = rank_tracker(settings, 0, kv, {"cpu": 20.0}, store)
+    other = rank_tracker(settings, 1, kv, {"gpu:1": 50.0})
+    other.start()
+    with pytest.raises(RuntimeError), main:
+        time.sleep(0.3)
+        began = time.monotonic()
+        raise RuntimeError("bug on this rank")
+    assert time.monotonic() - began < 4.0
+    assert (
+        main.result is not None and main.result.status == "failed" and "bug on this rank" in (main.result.error or "")
+    )
+    other.stop()
+
+
+def test_runs_pair_by_name_so_a_run_of_rank_zero_alone_takes_nobody_s_figures(
+    settings: Settings, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rank_exchange, "NEVER_REPORTED_S", 0.3)
+    kv = MemoryKeyValue()
+    evaluation = Tracker(
+        "eval",
+        settings=settings,
+        store=store,
+        sources=[ConstantPowerSource({"cpu": 5.0})],
+        host=FakeHost(),
+        distributed=(topo(0), kv),
+    )
+    evaluation.start()
+    other = rank_tracker(settings, 1, kv, {"gpu:1": 50.0})  # rank 1's next run is "job", not "eval"
+    other.start()
+    time.sleep(0.4)
+    alone = evaluation.stop()
+    main = rank_tracker(settings, 0, kv, {"cpu": 20.0}, store)
+    main.start()
+    time.sleep(0.3)
+    other.stop()
+    run = main.stop()
+    assert [f.status for f in alone.ranks] == ["complete", "missing"] and "gpu:1" not in {
+        c.name for c in alone.components
+    }
+    assert [f.status for f in run.ranks] == ["complete", "complete"] and "gpu:1" in {c.name for c in run.components}
+    assert run.duration_s >= 0.3
+
+
+def test_a_gpu_two_ranks_measured_is_stored_once_in_the_series(settings: Settings, store: SQLiteStore) -> None:
+    kv = MemoryKeyValue()
+    main = rank_tracker(settings, 0, kv, {"cpu": 20.0, "gpu:0": 100.0}, store)
+    other = rank_tracker(settings, 1, kv, {"gpu:0": 100.0})  # CUDA_VISIBLE_DEVICES=0 on both ranks
+    main.start()
+    other.start()
+    time.sleep(0.6)
+    other.stop()
+    run = main.stop()
+    counts: dict[str, int] = {}
+    for sample in store.iter_samples(run.id):
+        counts[sample.channel] = counts.get(sample.channel, 0) + 1
+    assert counts["gpu:0"] == counts["cpu"]  # rank 1's samples of the GPU rank 0 kept are not added
+    assert any("gpu:0 was measured by ranks 0 and 1" in n for n in run.notes)
+
+
+def test_a_report_that_is_not_one_is_refused_and_the_run_still_stored(settings: Settings, store: SQLiteStore) -> None:
+    import json
+
+    kv = MemoryKeyValue()
+    main = rank_tracker(settings, 0, kv, {"cpu": 20.0}, store)
+    other = rank_tracker(settings, 1, kv, {"gpu:1": 50.0})
+    main.start()
+    other.start()
+    time.sleep(0.3)
+    other.stop()
+    (key,) = [k for k in kv.data if "/report/1" in k]
+    report = json.loads(kv.data[key])
+    report["cpu_s"] = float("nan")
+    kv.data[key] = json.dumps(report).encode()  # NaN: JSON that Python reads, a number no record may hold
+    run = main.stop()
+    assert store.get(run.id) == run
+    assert any("rank 1's report could not be read: cpu_s is nan" in n for n in run.notes)
+
+
+def test_rank_zero_leaves_nothing_behind_in_the_job_store(settings: Settings, store: SQLiteStore) -> None:
+    kv = MemoryKeyValue()
+    for _ in range(3):
+        main = rank_tracker(settings, 0, kv, {"cpu": 20.0}, store)
+        other = rank_tracker(settings, 1, kv, {"gpu:1": 50.0})
+        main.start()
+        other.start()
+        time.sleep(0.3)
+        other.stop()
+        main.stop()
+    left = sorted(k for k in kv.data if "/seq/" not in k)
+    assert left == []  # reports, heartbeats and samples are removed once a run is stored

@@ -104,3 +104,17 @@ def test_a_checkpoint_marks_a_rank_known_to_be_gone_and_nothing_else() -> None:
     )
     assert [(f.rank, f.status) for f in merged.ranks] == [(0, "running"), (1, "lost")]  # rank 2 not yet heard of
     assert merged.status == "running" and merged.error is None
+
+
+def test_the_run_spans_every_rank_and_an_early_start_is_said() -> None:
+    from dataclasses import replace
+
+    topology = Topology(0, 2, 0, 2, "h", "pg")
+    later = replace(report(1, run({"gpu:1": 10.0})), started_wall=START.timestamp() + 1.0)
+    longer = replace(later, run=later.run.replace(duration_s=14.0))  # ends 5 s after rank 0
+    merged = reduce_run(run({"cpu": 10.0}), 1.0, topology, {1: longer}, final=True, water_l=water)
+    assert merged.duration_s == pytest.approx(15.0)
+    assert merged.ended_at is not None and (merged.ended_at - merged.started_at).total_seconds() == pytest.approx(15.0)
+    early = replace(later, started_wall=START.timestamp() - 3.0)
+    merged = reduce_run(run({"cpu": 10.0}), 1.0, topology, {1: early}, final=True, water_l=water)
+    assert any("rank 1 began measuring more than 2 s before rank 0" in n for n in merged.notes)

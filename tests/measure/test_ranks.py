@@ -3,6 +3,8 @@ sources read on local rank 0 only."""
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -98,7 +100,7 @@ def test_node_wide_sources_only_on_local_rank_zero(tmp_path: Path) -> None:
     second = discover(settings, rank=Topology(1, 2, 1, 2, "h", "pg"))
     assert [s.name for s in first.sources] == ["cpu-model", "memory-model", "network-model"]
     assert second.sources == []
-    assert any("local rank 0 of h reads the node-wide sources" in n for n in second.notes)
+    assert second.notes == []
 
 
 def test_the_job_store_is_torchrun_s_agent_store_or_the_process_group_s() -> None:
@@ -110,10 +112,37 @@ def test_the_job_store_is_torchrun_s_agent_store_or_the_process_group_s() -> Non
     server = dist.TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=5))
     topology = Topology(1, 2, 1, 2, "h", "job/0", ("127.0.0.1", server.port))
     store, how = open_exchange(topology)
-    assert store is not None and how == f"torchrun's store at 127.0.0.1:{server.port}"
-    assert run_prefix(store, topology) == "wattwise/job/0/1/"
-    assert run_prefix(store, topology) == "wattwise/job/0/2/"  # the rank's next run pairs with the others' next
+    assert store is not None and how == "torchrun's store"
+    first = run_prefix(store, topology, "train")
+    assert first.startswith("wattwise/job/0/") and first.endswith("/1/")
+    assert run_prefix(store, topology, "train") == first[:-2] + "2/"  # the rank's next "train" pairs with the others'
+    assert run_prefix(store, topology, "eval").endswith("/1/")  # runs pair by name: an eval in between changes nothing
     store.set("k", "v")
     assert server.get("k") == b"v"
     alone, why = open_exchange(Topology(1, 2, 1, 2, "h", "pg"))
     assert alone is None and "call wattwise.track() after init_process_group()" in why
+    with socket.socket() as closed:  # a port nobody listens on: refused at once, no long retries
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    began = time.monotonic()
+    nobody, why = open_exchange(Topology(1, 2, 1, 2, "h", "job/0", ("127.0.0.1", port)))
+    assert nobody is None and f"cannot reach torchrun's store at 127.0.0.1:{port}" in why
+    assert time.monotonic() - began < 5
+
+
+def test_torchrun_s_agent_is_found_among_the_ancestors(tmp_path: Path) -> None:
+    from wattwise.measure.job import agent_pid
+
+    def process(pid: int, parent: int, command: bytes) -> None:
+        folder = tmp_path / str(pid)
+        folder.mkdir()
+        (folder / "cmdline").write_bytes(command)
+        (folder / "stat").write_text(f"{pid} (x y) S {parent} 1 1 0")
+
+    process(40, 1, b"/usr/bin/python3\x00-m\x00torch.distributed.run\x00--standalone\x00wrap.sh")
+    process(50, 40, b"/bin/sh\x00wrap.sh")  # a wrapper script between the agent and the worker
+    process(60, 1, b"/bin/bash")
+    assert agent_pid(tmp_path, start=50) == 40
+    assert agent_pid(tmp_path, start=40) == 40
+    assert agent_pid(tmp_path, start=60) is None  # a shell under init: no agent
+    assert agent_pid(tmp_path, start=99) is None  # gone

@@ -64,11 +64,7 @@ def discover(settings: Settings, env: Mapping[str, str] | None = None, rank: Top
                 f"gpu_indices={list(settings.gpu_indices)} was set but no NVIDIA GPU is visible; run `wattwise doctor`"
             )
 
-    if rank is not None and not rank.node_wide:
-        found.notes.append(
-            f"a rank other than local rank 0 reads only its own GPUs: local rank 0 of {rank.host} reads the node-wide "
-            "sources"
-        )
+    if rank is not None and not rank.node_wide:  # local rank 0 of its node reads the node-wide sources
         return found
     rapl: PowerSource | None = None
     reason = f"RAPL: {settings.rapl_root} does not exist: a VM, a container without the host's powercap, or no RAPL"

@@ -47,7 +47,7 @@ class RecordSink(Protocol):
 
     def checkpoint(self, run: Run) -> bool: ...
 
-    def complete(self, run: Run) -> Run: ...
+    def complete(self, run: Run, *, hurry: bool = False) -> Run: ...
 
     def final(self, run: Run) -> None: ...
 
@@ -112,9 +112,9 @@ class RunWriter:
             self._failing = False
             return True
 
-    def complete(self, run: Run) -> Run:
+    def complete(self, run: Run, *, hurry: bool = False) -> Run:
         """The record the run ends with: with the figures observers add from a cluster's counters (a distributed
-        run's rank 0 reduces its ranks into it first)."""
+        run's rank 0 reduces its ranks into it first; ``hurry``: the process is ending, wait for nothing long)."""
         return self._observers.external_figures(run)
 
     def final(self, run: Run) -> None:

@@ -6,48 +6,56 @@ agent's store (``MASTER_ADDR:MASTER_PORT``, hosted by torchrun itself, so it out
 otherwise the store of the process group the user initialised (call ``wattwise.track()`` after
 ``init_process_group``).
 
-Every rank other than 0 posts, under ``wattwise/<job>/<n>/`` (``n`` counts the distributed runs each rank began,
-so ranks pair their n-th runs without talking):
+Ranks pair their runs by name: the n-th run named ``train`` on every rank is one run, whatever else each rank
+tracked in between (a run rank 0 alone tracks, an evaluation, pairs with nothing). Every rank other than 0 posts,
+under ``wattwise/<job>/<name>/<n>/``:
 
 * ``report/<rank>``: its record so far (``Run.to_dict()``), its CPU time and whether it is final, at the start,
   at every checkpoint (``flush_s``) and at the end;
 * ``samples/<rank>/<k>``: its samples since the last chunk;
 * ``alive/<rank>``: the time, at most once a second, while it measures.
 
-Rank 0 reads them at each of its checkpoints, and at its end waits for every rank's final report while that rank
-is alive (a heartbeat in the last :data:`DEAD_AFTER_S` seconds, or its process still there on the same host), up to
-:data:`MAX_WAIT_S`, and for a rank that never reported until :data:`NEVER_REPORTED_S` after its own start; then it
-reduces (:mod:`wattwise.measure.rank_reduce`) and stores one record.
+Rank 0's side is :mod:`wattwise.measure.rank_collect`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from wattwise import validate
 from wattwise.errors import RecordError
-from wattwise.measure.rank_reduce import EpochPredictor, RankReport, qualified, reduce_run
+from wattwise.measure.rank_reduce import RankReport
 from wattwise.measure.ranks import Topology
 from wattwise.records import Run, Sample
 
-if TYPE_CHECKING:
-    from wattwise.measure.persist import RunWriter
-
-__all__ = ["KeyValue", "RankCollector", "RankPoster", "RankReducer", "open_exchange", "run_prefix"]
+__all__ = [
+    "PARSE_ERRORS",
+    "STORE_ERRORS",
+    "KeyValue",
+    "RankPoster",
+    "cpu_reader",
+    "open_exchange",
+    "parse_report",
+    "run_prefix",
+]
 
 log = logging.getLogger(__name__)
 
-STORE_TIMEOUT_S = 30.0
-DEAD_AFTER_S = 15.0  # a rank silent this long is taken for dead (it posts at least once a second while measuring)
-NEVER_REPORTED_S = 15.0  # a rank that has not reported this long after rank 0's start is not coming
-MAX_WAIT_S = 120.0  # rank 0's end waits at most this long for the other ranks' final reports
-_STORE_ERRORS = (RuntimeError, OSError, ValueError, TimeoutError)  # torch's store errors are RuntimeErrors
+STORE_TIMEOUT_S = 10.0  # one store operation (torch's TCPStore retries within it)
+CONNECT_CHECK_S = 3.0  # torchrun's store must answer a TCP connection this fast, or the ranks measure on their own
+MAX_REPORT_WINDOWS = 10_000  # a rank's report carries at most this many windows (its latest)
+STORE_ERRORS = (RuntimeError, OSError, ValueError, TimeoutError)  # torch's store errors are RuntimeErrors
+PARSE_ERRORS = (RecordError, ValueError, KeyError, TypeError)  # a report that is not one
 
 
 class KeyValue(Protocol):
@@ -72,13 +80,14 @@ def open_exchange(topology: Topology) -> tuple[KeyValue | None, str]:
         return None, "torch is not installed, so the ranks cannot reach rank 0"
     if topology.agent_store is not None:
         host, port = topology.agent_store
-        try:
+        try:  # a plain connection first: torch's client retries for long, printing C++ traces, when nobody answers
+            socket.create_connection((host, port), timeout=CONNECT_CHECK_S).close()
             store = dist.TCPStore(  # type: ignore[attr-defined]
                 host, port, is_master=False, timeout=timedelta(seconds=STORE_TIMEOUT_S)
             )
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             return None, f"cannot reach torchrun's store at {host}:{port} ({exc})"
-        return store, f"torchrun's store at {host}:{port}"
+        return store, "torchrun's store"
     if dist.is_available() and dist.is_initialized():
         default = getattr(dist.distributed_c10d, "_get_default_store", None)
         if default is not None:
@@ -89,14 +98,15 @@ def open_exchange(topology: Topology) -> tuple[KeyValue | None, str]:
     )
 
 
-def run_prefix(store: KeyValue, topology: Topology) -> str:
-    """The keys of this rank's next distributed run: ranks pair their n-th runs (see the module docstring)."""
-    base = f"wattwise/{topology.scope}"
+def run_prefix(store: KeyValue, topology: Topology, name: str) -> str:
+    """The keys of this rank's next run named ``name``: the n-th run of a name on each rank is one run."""
+    tag = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    base = f"wattwise/{topology.scope}/{tag}"
     number = store.add(f"{base}/seq/{topology.rank}", 1)
     return f"{base}/{number}/"
 
 
-def _cpu_reader() -> Callable[[], float]:
+def cpu_reader() -> Callable[[], float]:
     """CPU seconds of this process's tree since now (the basis of its share of the node-wide energy)."""
     from wattwise.devices.host import open_host
 
@@ -113,14 +123,18 @@ def _cpu_reader() -> Callable[[], float]:
 
 
 class RankPoster:
-    """The writer of a rank other than 0: posts its record and samples for rank 0 (and stores nothing itself)."""
+    """The writer of a rank other than 0: posts its record and samples for rank 0 (and stores nothing itself).
+
+    Posts are serialised (the sampler's checkpoints, a signal's, the end), and nothing is posted after the final
+    report, so a late checkpoint never replaces it and two posts never write the same sample chunk."""
 
     def __init__(self, store: KeyValue, prefix: str, topology: Topology) -> None:
         self._kv = store
         self._prefix = prefix
         self._topology = topology
-        self._cpu = _cpu_reader()
-        self._lock = threading.Lock()
+        self._cpu = cpu_reader()
+        self._lock = threading.Lock()  # the sample buffer
+        self._post_lock = threading.Lock()  # one post at a time
         self._buffer: list[Sample] = []
         self._chunks = 0
         self._alive_at = 0.0
@@ -132,7 +146,7 @@ class RankPoster:
     def _call(self, what: str, action: Callable[[], object]) -> bool:
         try:
             action()
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             if not self._warned:
                 self._warned = True
                 log.warning("wattwise: rank %d could not %s rank 0: %s", self._topology.rank, what, exc)
@@ -154,237 +168,86 @@ class RankPoster:
             self._call("tell", lambda: self._kv.set(f"{self._prefix}alive/{self._topology.rank}", repr(now)))
 
     def checkpoint(self, run: Run) -> bool:
-        with self._lock:
-            if self._finished:
-                return False
         return self._post(run, final=False)
 
-    def complete(self, run: Run) -> Run:
+    def complete(self, run: Run, *, hurry: bool = False) -> Run:
         return run
 
     def final(self, run: Run) -> None:
-        with self._lock:
-            self._finished = True
         self._post(run, final=True)
 
     def _post(self, run: Run, *, final: bool) -> bool:
         rank = self._topology.rank
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-            chunk = self._chunks
-        if batch:
-            rows = [[s.t_s, s.channel, s.power_w, s.energy_j] for s in batch]
-            if not self._call(
-                "send samples to", lambda: self._kv.set(f"{self._prefix}samples/{rank}/{chunk}", json.dumps(rows))
-            ):
-                with self._lock:
-                    self._buffer = batch + self._buffer
+        with self._post_lock:
+            if self._finished:
                 return False
+            if final:
+                self._finished = True
             with self._lock:
-                self._chunks = chunk + 1
+                batch, self._buffer = self._buffer, []
+            if batch:
+                rows = json.dumps([[s.t_s, s.channel, s.power_w, s.energy_j] for s in batch], allow_nan=False)
+                key = f"{self._prefix}samples/{rank}/{self._chunks}"
+                if not self._call("send samples to", lambda: self._kv.set(key, rows)):
+                    with self._lock:
+                        self._buffer = batch + self._buffer
+                    return False
+                self._chunks += 1
                 self.samples_stored += len(batch)
-        report = {
-            "rank": rank,
-            "local_rank": self._topology.local_rank,
-            "host": self._topology.host,
-            "pid": os.getpid(),
-            "final": final,
-            "started_wall": run.started_at.timestamp(),
-            "updated_wall": time.time(),
-            "cpu_s": self._cpu(),
-            "chunks": self._chunks,
-            "run": run.to_dict(),
-        }
-        text = json.dumps(report, allow_nan=False)
-        return self._call("report to", lambda: self._kv.set(f"{self._prefix}report/{rank}", text))
+            report = {
+                "rank": rank,
+                "local_rank": self._topology.local_rank,
+                "host": self._topology.host,
+                "pid": os.getpid(),
+                "final": final,
+                "started_wall": run.started_at.timestamp(),
+                "updated_wall": time.time(),
+                "cpu_s": self._cpu(),
+                "chunks": self._chunks,
+                "run": run.replace(windows=run.windows[-MAX_REPORT_WINDOWS:]).to_dict(),
+            }
+            text = json.dumps(report, allow_nan=False)
+            return self._call("report to", lambda: self._kv.set(f"{self._prefix}report/{rank}", text))
 
 
-def _report(text: bytes) -> RankReport:
-    """A rank's report from its JSON, every field checked (RecordError, ValueError or KeyError if it is not one)."""
-    data: dict[str, Any] = json.loads(text)
+def _finite(value: Any, bounds: validate.Bounds, what: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or not bounds.contains(number):
+        raise ValueError(f"{what} is {value!r}: {bounds.describe()}")
+    return number
+
+
+def parse_report(text: bytes, world_size: int) -> RankReport:
+    """A rank's report from its JSON, every field checked: ValueError, KeyError, TypeError or RecordError name
+    what is wrong (a report from another version, or tampered with, is never merged into a run)."""
+    data: dict[str, Any] = json.loads(text, parse_constant=lambda c: float("nan"))
     run = Run.from_dict(data["run"])
-    numbers = {key: float(data[key]) for key in ("started_wall", "updated_wall", "cpu_s")}
+    rank = int(data["rank"])
+    if not 0 < rank < world_size:
+        raise ValueError(f"rank {rank} is not a rank of this job of {world_size}")
+    for i, part in enumerate(run.components):
+        for name in ("energy_j", "machine_energy_j"):
+            _finite(getattr(part, name), validate.ENERGY_J, f"components[{i}].{name}")
+    for name in ("energy_j", "machine_energy_j"):
+        _finite(getattr(run, name), validate.ENERGY_J, name)
+    _finite(run.co2e_g, validate.CO2E_G, "co2e_g")
+    _finite(run.duration_s, validate.DURATION_S, "duration_s")
+    for i, window in enumerate(run.windows):
+        _finite(window.energy_j, validate.ENERGY_J, f"windows[{i}].energy_j")
+        _finite(window.duration_s, validate.DURATION_S, f"windows[{i}].duration_s")
+        _finite(window.co2e_g, validate.CO2E_G, f"windows[{i}].co2e_g")
+        for key, value in window.components.items():
+            _finite(value, validate.ENERGY_J, f"windows[{i}].components.{key}")
+    wall = validate.Bounds("time", "s", 0.0, 1e11)
     return RankReport(
-        rank=int(data["rank"]),
+        rank=rank,
         local_rank=int(data["local_rank"]),
         host=str(data["host"]),
         pid=int(data["pid"]),
         final=bool(data["final"]),
+        started_wall=_finite(data["started_wall"], wall, "started_wall"),
+        updated_wall=_finite(data["updated_wall"], wall, "updated_wall"),
+        cpu_s=_finite(data["cpu_s"], validate.DURATION_S, "cpu_s"),
         chunks=int(data["chunks"]),
         run=run,
-        **numbers,
     )
-
-
-class RankCollector:
-    """Rank 0's side: the other ranks' latest reports, and their samples not yet taken."""
-
-    def __init__(self, store: KeyValue, prefix: str, topology: Topology) -> None:
-        self._kv = store
-        self._prefix = prefix
-        self._topology = topology
-        self.reports: dict[int, RankReport] = {}
-        self._taken: dict[int, int] = {}  # rank → sample chunks read
-        self._bad: dict[int, str] = {}
-        self.lost: frozenset[int] = frozenset()  # ranks found gone before their final report
-        self._warned = False
-        self._lock = threading.Lock()  # the sampler's checkpoints, a signal handler's and the end poll one at a time
-
-    def _others(self) -> list[int]:
-        return [r for r in range(self._topology.world_size) if r != self._topology.rank]
-
-    def poll(self, started_wall: float) -> list[Sample]:
-        """Read every rank's latest report; return their new samples on rank 0's clock, names as the run has
-        them. A store that fails is warned about once; what was read before stays."""
-        with self._lock:
-            return self._poll(started_wall)
-
-    def _poll(self, started_wall: float) -> list[Sample]:
-        samples: list[Sample] = []
-        try:
-            for rank in self._others():
-                key = f"{self._prefix}report/{rank}"
-                if rank in self.reports and self.reports[rank].final:
-                    continue
-                if not self._kv.check([key]):
-                    continue
-                try:
-                    report = _report(self._kv.get(key))
-                except (RecordError, ValueError, KeyError, TypeError) as exc:
-                    self._bad[rank] = str(exc)
-                    continue
-                self.reports[rank] = report
-                samples.extend(self._samples(report, started_wall))
-            now = time.time()
-            self.lost = frozenset(r for r, rep in self.reports.items() if not rep.final and not self.alive(r, now))
-        except _STORE_ERRORS as exc:
-            if not self._warned:
-                self._warned = True
-                log.warning("wattwise: rank 0 could not read the other ranks' reports: %s", exc)
-        return samples
-
-    def _samples(self, report: RankReport, started_wall: float) -> list[Sample]:
-        shift = report.started_wall - started_wall
-        found: list[Sample] = []
-        first = self._taken.get(report.rank, 0)
-        for chunk in range(first, report.chunks):
-            key = f"{self._prefix}samples/{report.rank}/{chunk}"
-            try:
-                rows = json.loads(self._kv.get(key))
-                found.extend(
-                    Sample(
-                        t_s=float(t_s) + shift,
-                        channel=qualified(str(channel), report.host, self._topology),
-                        power_w=float(power_w),
-                        energy_j=float(energy_j),
-                    )
-                    for t_s, channel, power_w, energy_j in rows
-                    if float(t_s) + shift >= 0
-                )
-            except (ValueError, TypeError) as exc:
-                self._bad[report.rank] = f"sample chunk {chunk}: {exc}"
-            self._kv.delete_key(key)
-            self._taken[report.rank] = chunk + 1
-        return found
-
-    def alive(self, rank: int, now: float) -> bool:
-        """Whether ``rank`` may still send its final report: its process is there (same host) or it spoke lately."""
-        report = self.reports.get(rank)
-        if report is not None and report.host == self._topology.host:
-            try:
-                os.kill(report.pid, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                pass
-        key = f"{self._prefix}alive/{rank}"
-        try:
-            last = float(self._kv.get(key)) if self._kv.check([key]) else (report.updated_wall if report else 0.0)
-        except (*_STORE_ERRORS, TypeError):
-            return False
-        return now - last < DEAD_AFTER_S
-
-    def wait_finals(self, started_wall: float, max_wait_s: float = MAX_WAIT_S) -> list[Sample]:
-        """Poll until every rank has sent its final report, has died or never reported (see the module
-        docstring); the samples read meanwhile."""
-        samples = self.poll(started_wall)
-        begun = time.time()
-        while True:
-            now = time.time()
-            pending = [r for r in self._others() if not (r in self.reports and self.reports[r].final)]
-            waiting = [
-                r
-                for r in pending
-                if (r in self.reports and self.alive(r, now))
-                or (r not in self.reports and now - started_wall < NEVER_REPORTED_S)  # a late start, not a no-show
-            ]
-            if not waiting or now - begun >= max_wait_s:
-                return samples
-            time.sleep(0.2)
-            samples.extend(self.poll(started_wall))
-
-    def notes(self) -> list[str]:
-        return [f"rank {rank}'s report could not be read: {why}" for rank, why in sorted(self._bad.items())]
-
-
-class RankReducer:
-    """Rank 0's writer: the run's store writer, fed the reduced record and every rank's samples."""
-
-    def __init__(
-        self,
-        inner: RunWriter,
-        collector: RankCollector,
-        topology: Topology,
-        *,
-        water_l: Callable[[float], tuple[float, float]],
-        predict_epochs: EpochPredictor,
-    ) -> None:
-        self._inner = inner
-        self._collector = collector
-        self._topology = topology
-        self._water_l = water_l
-        self._predict = predict_epochs
-        self._cpu = _cpu_reader()
-
-    @property
-    def samples_stored(self) -> int:
-        return self._inner.samples_stored
-
-    @property
-    def samples_taken(self) -> int:
-        return self._inner.samples_taken
-
-    def _merge(self, run: Run, *, final: bool) -> Run:
-        merged = reduce_run(
-            run,
-            self._cpu(),
-            self._topology,
-            self._collector.reports,
-            final=final,
-            water_l=self._water_l,
-            predict_epochs=self._predict,
-            lost=self._collector.lost,
-        )
-        extra = self._collector.notes()
-        return merged.replace(notes=(*merged.notes, *extra)) if extra else merged
-
-    def begin(self, run: Run) -> None:
-        self._inner.begin(self._merge(run, final=False))
-
-    def add(self, samples: list[Sample]) -> None:
-        if self._topology.multi_node:
-            host = self._topology.host
-            samples = [Sample(s.t_s, f"{host}/{s.channel}", s.power_w, s.energy_j) for s in samples]
-        self._inner.add(samples)
-
-    def checkpoint(self, run: Run) -> bool:
-        self._inner.add(self._collector.poll(run.started_at.timestamp()))
-        return self._inner.checkpoint(self._merge(run, final=False))
-
-    def complete(self, run: Run) -> Run:
-        """The record the run ends with: once the other ranks have sent their final reports (or died)."""
-        self._inner.add(self._collector.wait_finals(run.started_at.timestamp()))
-        return self._inner.complete(self._merge(run, final=True))
-
-    def final(self, run: Run) -> None:
-        self._inner.final(run)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from wattwise.measure.notes import capped_notes
 from wattwise.measure.ranks import Topology
 from wattwise.records import ComponentEnergy, Prediction, RankFigure, Run, WindowRecord
 
-__all__ = ["EpochPredictor", "RankReport", "qualified", "reduce_run"]
+__all__ = ["EpochPredictor", "RankReport", "owners", "qualified", "reduce_run"]
 
 # (epoch energies, epoch durations, energy so far, time so far) → the whole run's prediction
 EpochPredictor = Callable[[list[float], list[float], float, float], Prediction | None]
@@ -61,6 +62,37 @@ def _status(report: RankReport | None, final: bool, lost: bool) -> str:
     return "lost" if final or lost else "running"
 
 
+def _everyone(
+    own: Run, own_cpu_s: float, topology: Topology, reports: Mapping[int, RankReport]
+) -> dict[int, RankReport]:
+    """Every rank's report, rank 0's made from its own record."""
+    main = RankReport(
+        rank=topology.rank,
+        local_rank=topology.local_rank,
+        host=topology.host,
+        pid=own.pid,
+        final=own.status != "running",
+        started_wall=own.started_at.timestamp(),
+        updated_wall=own.started_at.timestamp() + own.duration_s,
+        cpu_s=own_cpu_s,
+        chunks=0,
+        run=own,
+    )
+    everyone: dict[int, RankReport] = {r: rep for r, rep in reports.items() if r != topology.rank}
+    everyone[topology.rank] = main
+    return everyone
+
+
+def owners(own: Run, topology: Topology, reports: Mapping[int, RankReport]) -> dict[str, int]:
+    """Each of the run's component names (as the run names them) → the rank whose figures it keeps: the lowest
+    that measured it."""
+    found: dict[str, int] = {}
+    for rank, report in sorted(_everyone(own, 0.0, topology, reports).items()):
+        for part in report.run.components:
+            found.setdefault(qualified(part.name, report.host, topology), rank)
+    return found
+
+
 def reduce_run(
     own: Run,
     own_cpu_s: float,
@@ -78,20 +110,7 @@ def reduce_run(
     be gone (a checkpoint then says so: if rank 0 is killed next, its last checkpoint still tells).
     ``water_l(energy_j)`` gives the run's (on-site, off-site) water for its total energy; ``predict_epochs`` the
     early prediction from the summed epochs (None keeps rank 0's)."""
-    main = RankReport(
-        rank=topology.rank,
-        local_rank=topology.local_rank,
-        host=topology.host,
-        pid=own.pid,
-        final=own.status != "running",
-        started_wall=own.started_at.timestamp(),
-        updated_wall=own.started_at.timestamp() + own.duration_s,
-        cpu_s=own_cpu_s,
-        chunks=0,
-        run=own,
-    )
-    everyone: dict[int, RankReport] = {r: rep for r, rep in reports.items() if r != topology.rank}
-    everyone[topology.rank] = main
+    everyone = _everyone(own, own_cpu_s, topology, reports)
     notes = list(own.notes)
     said: dict[str, list[int]] = {}  # the other ranks' notes that rank 0's do not already say → who said them
     components: list[ComponentEnergy] = []
@@ -152,8 +171,22 @@ def reduce_run(
         prediction = predicted if predicted is not None else prediction
     onsite_l, offsite_l = water_l(energy_j)
     intensity = own.intensity_g_per_kwh
+    # the run spans every rank's measurement: one that ended after rank 0 lengthens it; one that began well before
+    # rank 0 is said (its energy before then is in the totals, not in the time series)
+    start = own.started_at.timestamp()
+    end = max(rep.started_wall + rep.run.duration_s for rep in everyone.values())
+    duration_s = max(own.duration_s, end - start)
+    early = sorted(r for r, rep in everyone.items() if start - rep.started_wall > _EARLY_S)
+    if early:
+        notes.append(
+            f"{_who(early)} began measuring more than {_EARLY_S:.0f} s before rank {topology.rank}: that energy is in "
+            "the totals but not in the time series"
+        )
+    ended_at = None if own.ended_at is None else own.started_at + timedelta(seconds=duration_s)
     return replace(
         own,
+        duration_s=duration_s,
+        ended_at=ended_at,
         status=status,
         error=error,
         energy_j=energy_j,
@@ -171,6 +204,7 @@ def reduce_run(
 
 
 _TROUBLE = frozenset({"lost", "missing", "failed", "incomplete"})
+_EARLY_S = 2.0  # a rank that began this much before rank 0 is said to have
 
 
 def _who(ranks: list[int]) -> str:
@@ -186,7 +220,7 @@ def _trouble(figure: RankFigure) -> str:
     if figure.status == "missing":
         return f"{where} never reported: did it call wattwise.track()? Its energy is not in the run"
     if figure.status == "lost":
-        return f"{where} sent no final report (it may have died): its figures run to its last report"
+        return f"{where} sent no final report (it died, or hung): its figures run to its last report"
     return f"{where} ended {figure.status}"
 
 

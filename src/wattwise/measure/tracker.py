@@ -110,6 +110,7 @@ class Tracker:
         self._sources = sources
         self._host = host
         self.result: Run | None = None
+        self._ending: Run | None = None  # this process's final record, once stop() has taken the last reading
         self.run_id: str | None = None
         self._meters: MeterSet | None = None
         self._plan: CarbonPlan | None = carbon
@@ -228,7 +229,7 @@ class Tracker:
         from wattwise.measure.job import job_sink
 
         assert self._plan is not None and self._account is not None
-        return job_sink(distributed, writer, self._plan, self._account, self.epochs_planned)
+        return job_sink(self.name, distributed, writer, self._plan, self._account, self.epochs_planned)
 
     def stop(self, status: RunStatus | None = None, *, error: str | None = None, exit_code: int | None = None) -> Run:
         """End the run, store its final record and return it. ``status`` defaults to ``complete``.
@@ -236,6 +237,12 @@ class Tracker:
         If the store cannot take the record, the record is written as JSON under ``<home>/unsaved/`` and a
         StoreError says where (``wattwise runs import FILE``); ``self.result`` holds it either way.
         """
+        return self._stop(status, error=error, exit_code=exit_code, hurry=False)
+
+    def _stop(self, status: RunStatus | None, *, error: str | None, exit_code: int | None, hurry: bool) -> Run:
+        """``stop()``; ``hurry``: the process is ending (a signal, the exit hook), so a distributed run's rank 0
+        waits only briefly for the other ranks. The wait happens outside the stop lock: a signal's finaliser that
+        arrives during it stores the run at once (with the signal as its status where the run had ended well)."""
         if self._origin is None or self._meters is None or self._writer is None:
             raise TrackerStateError("tracker.stop() called before start(); use `with wattwise.track(...)`")
         if self._forked():
@@ -247,35 +254,47 @@ class Tracker:
                 if not self._saved:  # the final save was interrupted (a KeyboardInterrupt in it): save it now
                     self._save_final(self.result)
                 return self.result
-            self._stop_event.set()
-            thread = self._thread
-            if thread is not None and thread.ident is not None and thread is not threading.current_thread():
-                # a source whose read hangs must not hang stop() (nor the exit hook): the reading below then
-                # falls back to the last one taken
-                thread.join(timeout=max(5.0, 3 * self.settings.interval_s))
-            self._cuda(self._notes)
-            final = self._meters.read_or_last(_READ_WAIT_S, final=True) or self._last or self._origin
-            cuda_note = self._cuda.closing_note()
-            if cuda_note is not None:
-                self._notes.append(cuda_note)
-            if self._plan is not None:
-                self._plan.close()
-                self._notes.extend(self._plan.refresh_failures())
-            with self._lock:
-                if self._thinner is not None:
-                    self._writer.add(self._thinner.flush(final))
-                self._previous, self._last = self._last, final
-                for name in reversed(list(self._window_order)):
-                    self._close_window(name, final, note=" (closed at stop)")
-            self._notes.extend(self._meters.notes())
-            self._notes.extend(failure_notes(self._meters.errors(), self._origin.t_s))
-            run = self._record(status or "complete", final, ended=True, error=error, exit_code=exit_code)
-            run = self._writer.complete(run)
+            if self._ending is None:
+                self._ending = self._final_record(status or "complete", error, exit_code)
+            elif self._ending.status == "complete" and status is not None and status != "complete":
+                self._ending = self._ending.replace(status=status, error=None if error is None else clip(error))
+            ending = self._ending
+        run = self._writer.complete(ending, hurry=hurry)  # rank 0 of a job waits here for the other ranks
+        with self._stop_lock:
+            if self.result is not None:  # a finaliser stored the run while this one waited
+                return self.result
             self.result = run
             self._save_final(run)
         if self._thread_error is not None:
             raise self._thread_error
         return run
+
+    def _final_record(self, status: RunStatus, error: str | None, exit_code: int | None) -> Run:
+        """Stop the sampler, take the last reading, close what is open: this process's final record."""
+        assert self._meters is not None and self._writer is not None and self._origin is not None
+        self._stop_event.set()
+        thread = self._thread
+        if thread is not None and thread.ident is not None and thread is not threading.current_thread():
+            # a source whose read hangs must not hang stop() (nor the exit hook): the reading below then falls back
+            # to the last one taken
+            thread.join(timeout=max(5.0, 3 * self.settings.interval_s))
+        self._cuda(self._notes)
+        final = self._meters.read_or_last(_READ_WAIT_S, final=True) or self._last or self._origin
+        cuda_note = self._cuda.closing_note()
+        if cuda_note is not None:
+            self._notes.append(cuda_note)
+        if self._plan is not None:
+            self._plan.close()
+            self._notes.extend(self._plan.refresh_failures())
+        with self._lock:
+            if self._thinner is not None:
+                self._writer.add(self._thinner.flush(final))
+            self._previous, self._last = self._last, final
+            for name in reversed(list(self._window_order)):
+                self._close_window(name, final, note=" (closed at stop)")
+        self._notes.extend(self._meters.notes())
+        self._notes.extend(failure_notes(self._meters.errors(), self._origin.t_s))
+        return self._record(status, final, ended=True, error=error, exit_code=exit_code)
 
     def _save_final(self, run: Run) -> None:
         """The final save, then the release of what the run held. An interruption (KeyboardInterrupt) leaves both
@@ -325,7 +344,7 @@ class Tracker:
         if self._signals and "SIG" not in why:
             why = f"{why} (after {', '.join(dict.fromkeys(self._signals))})"
         try:
-            self.stop("incomplete", error=why)
+            self._stop("incomplete", error=why, exit_code=None, hurry=True)
         except Exception as exc:  # the process is ending: say so, keep going
             import sys
 
