@@ -227,6 +227,14 @@ PRICE_USD_PER_DEVICE_HOUR = Bounds("price_usd_per_device_hour", "USD", 0.0, 10_0
 TOKENS_PER_REQUEST = Bounds("tokens_per_request", "", 0.0, 1e8, low_open=True)
 PROMPT_TOKENS = Bounds("prompt_tokens", "", 0.0, 1e8)
 REQUESTS_PER_DAY = Bounds("requests_per_day", "", 0.0, 1e13, low_open=True)
+BATCH = Bounds("batch", "requests", 1, 1_000_000, "requests decoded together on one deployment", integer=True)
+MEMORY_BANDWIDTH_GBS = Bounds("memory_bandwidth_gbs", "GB/s", 0.0, 1e6, "HBM3e reaches about 8,000 GB/s", low_open=True)
+ACHIEVABLE = Bounds("achievable", "", 0.0, 1.0, "a fraction of a hardware peak that software sustains", low_open=True)
+
+# -- work counted in a run (tokens, requests) ------------------------------------------------------------------
+
+WORK_TOKENS = Bounds("tokens", "", 0.0, 1e18, "tokens counted in one run")
+WORK_REQUESTS = Bounds("requests", "", 0.0, 1e15, "requests counted in one run")
 
 # -- run records ----------------------------------------------------------------------------------------------
 
