@@ -12,10 +12,11 @@ from wattwise.errors import ConfigError
 from wattwise.estimate.hardware import DTYPES, Hardware, HardwareCatalogue, resolve_dtype
 
 HEADER = (
-    "name,kind,vendor,year,tdp_w,fp64,fp32,tf32,bf16,fp16,fp8,int8,memory_gb,embodied_kgco2e,embodied_source,"
+    "name,kind,vendor,year,tdp_w,fp64,fp32,tf32,bf16,fp16,fp8,int8,memory_gb,memory_bandwidth_gbs,bandwidth_source,"
+    "embodied_kgco2e,embodied_source,"
     "avg_power_fraction,avg_power_source,aliases,sources\n"
 )
-GOOD = "X1,gpu,Acme,2024,100,,,,50,50,,,8,,not published,,not published,X1-8GB;Xone,Acme datasheet\n"
+GOOD = "X1,gpu,Acme,2024,100,,,,50,50,,,8,300,Acme brief,,not published,,not published,X1-8GB;Xone,Acme datasheet\n"
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +228,8 @@ def test_dtype_fallback_and_errors(catalogue: HardwareCatalogue) -> None:
         (HEADER + GOOD.replace(",not published,,", ",,,"), "embodied_source is empty"),
         (HEADER + GOOD.replace("published,,not", "published,2,not"), "avg_power_fraction 2 is not a fraction"),
         (HEADER + GOOD + GOOD.replace("X1-8GB;Xone", ""), "'X1' appears twice"),
+        (HEADER + GOOD.replace(",300,Acme brief,", ",,Acme brief,"), "memory_bandwidth_gbs is empty"),
+        (HEADER + GOOD.replace(",300,Acme brief,", ",300,,"), "bandwidth_source is empty"),
         (HEADER + GOOD + GOOD.replace("X1,", "X2,", 1).replace("Xone", "x-1"), "alias 'x-1' of X2 is the name of X1"),
     ],
 )
@@ -242,10 +245,10 @@ def test_table_error_names_the_line() -> None:
 
 def test_custom_table_with_interchangeable_and_distinct_variants() -> None:
     cat = tiny(
-        "Y-8GB,accelerator,Acme,,100,,,,50,,,,8,,not published,,not published,Y,Acme\n",
-        "Y-16GB,accelerator,Acme,,105,,,,52,,,,16,,not published,,not published,Y,Acme\n",
-        "Z-a,accelerator,Acme,,100,,,,50,,,,,,not published,,not published,Z,Acme\n",
-        "Z-b,accelerator,Acme,,150,,,,50,,,,,,not published,,not published,Z,Acme\n",
+        "Y-8GB,accelerator,Acme,,100,,,,50,,,,8,200,Acme,,not published,,not published,Y,Acme\n",
+        "Y-16GB,accelerator,Acme,,105,,,,52,,,,16,200,Acme,,not published,,not published,Y,Acme\n",
+        "Z-a,accelerator,Acme,,100,,,,50,,,,,200,Acme,,not published,,not published,Z,Acme\n",
+        "Z-b,accelerator,Acme,,150,,,,50,,,,,200,Acme,,not published,,not published,Z,Acme\n",
     )
     assert cat.get("Y").name == "Y-16GB"  # within 10 %: the most memory
     with pytest.raises(ConfigError, match=r"'Z' is ambiguous: Z-a \(100 W\), Z-b \(150 W\)"):

@@ -11,7 +11,9 @@ _KINDS = ("gpu", "tpu", "accelerator", "cpu")
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("hardware", help="the hardware catalogue: TDP, dense peak FLOP/s, memory, embodied carbon")
+    p = sub.add_parser(
+        "hardware", help="the hardware catalogue: TDP, dense peak FLOP/s, memory and bandwidth, embodied carbon"
+    )
     verbs = p.add_subparsers(dest="hardware_command", metavar="SUBCOMMAND", parser_class=type(p))
     p.set_defaults(handler=lambda args: _usage(p))
     listing = verbs.add_parser("list", help="every device with its figures (sources with --json)")
@@ -43,6 +45,7 @@ def handle(args: argparse.Namespace) -> int:
     table.add_column("TDP W", justify="right")
     table.add_column("bf16/fp16 TFLOP/s", justify="right")
     table.add_column("memory GB", justify="right")
+    table.add_column("GB/s", justify="right")
     table.add_column("embodied kg", justify="right")
     for hw in rows:
         peak = "-"
@@ -57,6 +60,7 @@ def handle(args: argparse.Namespace) -> int:
             _num(hw.tdp_w),
             peak,
             _num(hw.memory_gb),
+            _num(hw.memory_bandwidth_gbs),
             _num(hw.embodied_kgco2e),
         )
     console = Console()

@@ -1,5 +1,5 @@
-"""The hardware catalogue: accelerators and CPUs with TDP, dense peak FLOP/s per dtype, memory, embodied carbon and
-measured average power, every figure with its source (data in ``wattwise/data/hardware.csv``, see SOURCES.md).
+"""The hardware catalogue: accelerators and CPUs with TDP, dense peak FLOP/s per dtype, memory and its bandwidth,
+embodied carbon and measured average power, every figure with its source (data in ``wattwise/data/hardware.csv``, see SOURCES.md).
 
 Conventions, so that figures from different vendors mean the same thing:
 
@@ -58,6 +58,8 @@ _COLUMNS = (
     "tdp_w",
     *DTYPES,
     "memory_gb",
+    "memory_bandwidth_gbs",
+    "bandwidth_source",
     "embodied_kgco2e",
     "embodied_source",
     "avg_power_fraction",
@@ -78,6 +80,8 @@ class Hardware:
     tdp_w: float | None  # None only where the vendor publishes no chip power (TPU v5e, v5p)
     peak_tflops: Mapping[str, float] = field(hash=False)  # dense TFLOP/s (TOPS for int8), only published dtypes
     memory_gb: float | None
+    memory_bandwidth_gbs: float  # peak memory bandwidth per device (HBM/GDDR; a CPU socket's DRAM channels), GB/s
+    bandwidth_source: str
     embodied_kgco2e: float | None
     embodied_source: str
     avg_power_fraction: float | None
@@ -101,6 +105,8 @@ class Hardware:
             "tdp_w": self.tdp_w,
             "peak_tflops": dict(self.peak_tflops),
             "memory_gb": self.memory_gb,
+            "memory_bandwidth_gbs": self.memory_bandwidth_gbs,
+            "bandwidth_source": self.bandwidth_source,
             "embodied_kgco2e": self.embodied_kgco2e,
             "embodied_source": self.embodied_source,
             "avg_power_fraction": self.avg_power_fraction,
@@ -216,13 +222,16 @@ def _row(raw: dict[str, str | None], line: int) -> Hardware:
         raise ConfigError(f"{where}: the name is empty")
     if cell["kind"] not in KINDS:
         raise ConfigError(f"{where}: kind {cell['kind']!r} is not one of {', '.join(KINDS)}")
-    for column in ("vendor", "sources", "embodied_source", "avg_power_source"):
+    for column in ("vendor", "sources", "embodied_source", "avg_power_source", "bandwidth_source"):
         if not cell[column]:
             raise ConfigError(f"{where}: {column} is empty (write 'not published' where a figure is unknown)")
     peaks: dict[str, float] = {d: value for d in DTYPES if (value := _number(cell, d, where)) is not None}
     fraction = _number(cell, "avg_power_fraction", where)
     if fraction is not None and fraction > 1.5:
         raise ConfigError(f"{where}: avg_power_fraction {fraction:g} is not a fraction of TDP")
+    bandwidth = _number(cell, "memory_bandwidth_gbs", where)
+    if bandwidth is None:
+        raise ConfigError(f"{where}: memory_bandwidth_gbs is empty: every device's bandwidth is published")
     year = _number(cell, "year", where)
     if year is not None and not (year.is_integer() and 1990 <= year <= 2100):
         raise ConfigError(f"{where}: year {cell['year']!r} is not a year")
@@ -234,6 +243,8 @@ def _row(raw: dict[str, str | None], line: int) -> Hardware:
         tdp_w=_number(cell, "tdp_w", where),
         peak_tflops=MappingProxyType(peaks),
         memory_gb=_number(cell, "memory_gb", where),
+        memory_bandwidth_gbs=bandwidth,
+        bandwidth_source=cell["bandwidth_source"],
         embodied_kgco2e=_number(cell, "embodied_kgco2e", where),
         embodied_source=cell["embodied_source"],
         avg_power_fraction=fraction,
