@@ -10,7 +10,8 @@ import pytest
 from wattwise.cli.main import main
 
 FIELDS = {
-    "name", "kind", "vendor", "year", "tdp_w", "peak_tflops", "memory_gb", "embodied_kgco2e", "embodied_source",
+    "name", "kind", "vendor", "year", "tdp_w", "peak_tflops", "memory_gb", "memory_bandwidth_gbs", "bandwidth_source",
+    "embodied_kgco2e", "embodied_source",
     "avg_power_fraction", "avg_power_source", "aliases", "sources",
 }  # fmt: skip
 

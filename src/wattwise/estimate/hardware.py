@@ -1,5 +1,6 @@
 """The hardware catalogue: accelerators and CPUs with TDP, dense peak FLOP/s per dtype, memory and its bandwidth,
-embodied carbon and measured average power, every figure with its source (data in ``wattwise/data/hardware.csv``, see SOURCES.md).
+embodied carbon and measured average power, every figure with its source (data in ``wattwise/data/hardware.csv``,
+see SOURCES.md).
 
 Conventions, so that figures from different vendors mean the same thing:
 
