@@ -326,7 +326,7 @@ def test_import_of_a_directory_is_one_line(isolated_env: Path, tmp_path: Path) -
 
 def test_inference_takes_power_w_when_the_catalogue_has_none(isolated_env: Path) -> None:
     args = ["estimate", "inference", "--hardware", "TPU-v5e", "--params", "8e9", "--tokens-per-request", "500"]
-    args += ["--requests-per-day", "1e6"]
+    args += ["--requests-per-day", "1e5", "--dtype", "int8", "--batch", "16"]
     without = wattwise(isolated_env, *args)
     assert without.returncode == 2 and "--power-w" in without.stderr
     with_power = wattwise(isolated_env, *args, "--power-w", "250", "--json")

@@ -54,26 +54,29 @@ def add_parser(sub: Any) -> None:
     save_flags(t)
     t.set_defaults(handler=handle_training)
 
-    i = verbs.add_parser("inference", help="serving a model: per request, per 1k tokens and per day")
-    i.add_argument("--hardware", required=True)
-    i.add_argument("--params", type=float, required=True)
-    i.add_argument("--active-params", type=float)
-    i.add_argument(
-        "--tokens-per-request",
-        type=float,
-        required=True,
-        help="output tokens per request (per-1k-token figures are per 1,000 output tokens)",
+    i = verbs.add_parser(
+        "inference",
+        help="serving an LLM: per output token, per request, per 1,000 requests and per day",
+        description="Serving estimated from the physics of decoding: memory bandwidth and compute at achievable "
+        "shares of the hardware's peaks, at a batch size (see docs/inference.md).",
     )
+    i.add_argument("--hardware", required=True, help="the accelerator (wattwise hardware list)")
+    i.add_argument("--devices", type=int, default=1, help="accelerators the model is split over (default 1)")
+    i.add_argument("--params", type=float, required=True, help="all parameters (e.g. 70e9)")
+    i.add_argument("--active-params", type=float, help="parameters active per token (mixture of experts)")
+    i.add_argument("--dtype", default="bf16", help="bf16, fp16, fp8, int8, int4 (4-bit weights) or fp32")
+    i.add_argument("--batch", type=int, default=1, help="requests decoded together (default 1)")
     i.add_argument("--prompt-tokens", type=float, default=0.0, help="input tokens per request")
-    i.add_argument("--requests-per-day", type=float, required=True)
-    i.add_argument("--devices", type=int, help="a fixed deployment of this many accelerators (counts idle power)")
-    i.add_argument("--utilisation", type=float, help="share of peak FLOPS sustained while serving, 0-1")
-    i.add_argument("--dtype", default="bf16")
+    i.add_argument("--tokens-per-request", type=float, required=True, help="output tokens per request")
+    i.add_argument("--requests-per-day", type=float, help="the deployment's load; without it, busy at --batch all day")
+    i.add_argument("--boundary", default="facility", help="accelerator, server (+ hosts) or facility (+ PUE)")
+    i.add_argument("--attention", default="gqa", help="gqa (grouped-query: Llama 3, Mistral) or mha (GPT-2/3, OPT)")
     i.add_argument(
-        "--power-w",
-        type=float,
-        help="average power per busy accelerator, hosts included, if known (replaces the power model)",
+        "--engine",
+        default="batched",
+        help="host software: batched (vLLM <= 0.5, TGI), overlapped (vLLM 0.6+, SGLang, TensorRT-LLM), eager (HF)",
     )
+    i.add_argument("--power-w", type=float, help="each device's maximum draw (TDP), where the catalogue has none")
     _grid_flags(i)
     i.add_argument("--json", action="store_true")
     i.add_argument("--name", default="", help="a name for the estimate, shown where it is saved")
@@ -146,14 +149,17 @@ def handle_inference(args: argparse.Namespace) -> int:
 
     inputs = InferenceInputs(
         hardware=args.hardware,
+        devices=args.devices,
         params=args.params,
         active_params=args.active_params,
-        tokens_per_request=args.tokens_per_request,
-        prompt_tokens=args.prompt_tokens,
-        requests_per_day=args.requests_per_day,
-        devices=args.devices,
-        utilisation=args.utilisation,
         dtype=args.dtype,
+        batch=args.batch,
+        prompt_tokens=args.prompt_tokens,
+        tokens_per_request=args.tokens_per_request,
+        requests_per_day=args.requests_per_day,
+        boundary=args.boundary,
+        attention=args.attention,
+        engine=args.engine,
         power_w=args.power_w,
         pue=args.pue,
         region=args.region,
@@ -163,21 +169,22 @@ def handle_inference(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(e.to_dict(), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
-        if args.save:
-            save_artifact(args, "inference-estimate", args.name, e.to_dict())
-        return 0
-    _print_table(
-        [
-            ("energy per request", e.energy_wh_per_request, "Wh"),
-            ("energy per 1k tokens", e.energy_wh_per_1k_tokens, "Wh"),
-            ("CO2e per request", e.co2e_g_per_request, "g"),
-            ("CO2e per 1k tokens", e.co2e_g_per_1k_tokens, "g"),
-            ("energy per day", e.energy_kwh_per_day, "kWh"),
-            ("CO2e per day", e.co2e_kg_per_day, "kg"),
-            ("water per day", e.water_l_per_day, "L"),
-        ],
-        e.assumptions,
-    )
+    else:
+        print(f"boundary: {e.boundary}; {e.requests_per_day:,.0f} requests a day, busy {e.busy_share:.0%} of it")
+        _print_table(
+            [
+                ("energy per output token", e.j_per_output_token, "J"),
+                ("energy per request", e.wh_per_request, "Wh"),
+                ("energy per 1,000 requests", e.wh_per_1k_requests, "Wh"),
+                ("energy per day", e.kwh_per_day, "kWh"),
+                ("CO2e per request", e.co2e_g_per_request, "g"),
+                ("CO2e per 1,000 requests", e.co2e_g_per_1k_requests, "g"),
+                ("CO2e per day", e.co2e_kg_per_day, "kg"),
+                ("water per request", e.water_ml_per_request, "mL"),
+                ("water per day", e.water_l_per_day, "L"),
+            ],
+            e.assumptions,
+        )
     if args.save:
         save_artifact(args, "inference-estimate", args.name, e.to_dict())
     return 0

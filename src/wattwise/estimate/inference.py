@@ -1,13 +1,18 @@
-"""Serving footprint: energy and emissions per request, per 1,000 tokens and per day for a deployment.
+"""Serving footprint: energy, emissions and water per output token, per request, per 1,000 requests and per day.
 
-A request costs ``2 · N · (prompt + output tokens)`` FLOPs (a forward pass; Kaplan et al. 2020; N = active
-parameters). Serving sustains a much smaller share of peak than training — decoding is bound by memory
-bandwidth and batches are small — so accelerator time per request = FLOPs ÷ (dense peak × serving utilisation),
-with serving utilisation 15 % by default and a range of 5–40 % (an ASSUMPTION, stated in every estimate; give
-``--utilisation`` when you have measured it). Power per busy accelerator comes from the same model as training.
-A deployment of a fixed number of devices also draws power while idle: its daily energy is the busy energy plus
-the idle draw of the device-hours left over, idle taken as 30 % of their average training power (an ASSUMPTION).
-PUE and grid intensity carry the same ranges as for training.
+The accelerators' time and energy come from the physics of decoding and prefill (:mod:`wattwise.estimate.serving`):
+memory bandwidth and compute at achievable shares of the hardware's peaks, at the batch the deployment runs. The
+figures are given on a stated **boundary**:
+
+* ``accelerator``: the accelerators alone (what NVML or the ML.ENERGY leaderboard meters);
+* ``server``: plus the hosts' share (CPUs, memory, NICs, fans, power supplies): the node's rating above its
+  accelerators' TDP (NVIDIA DGX figures, see :mod:`wattwise.estimate.power`) at :data:`HOST_LOAD` of it;
+* ``facility``: the server times the facility's PUE.
+
+Without ``requests_per_day`` the deployment is busy at the given batch all day; with it, the hours it is not busy
+count at idle power (accelerators at :data:`~wattwise.estimate.serving.IDLE_POWER` of TDP, hosts at the same share
+of their rating), shared among the day's requests. Emissions and water follow the energy on the chosen boundary.
+Every figure has a low-high range from the ranges of the physics' constants.
 """
 
 from __future__ import annotations
@@ -17,27 +22,45 @@ from typing import Any
 
 from wattwise import validate
 from wattwise.errors import ConfigError
-from wattwise.estimate.hardware import HardwareCatalogue
+from wattwise.estimate.hardware import Hardware, HardwareCatalogue
 from wattwise.estimate.model import DEFAULT_PUE, INTENSITY_SPREAD
-from wattwise.estimate.power import DevicePower, system_power
+from wattwise.estimate.serving import (
+    ATTENTIONS,
+    DTYPE_BYTES,
+    ENGINES,
+    IDLE_POWER,
+    MEMORY_BOUND_POWER,
+    WAIT_POWER,
+    Efficiencies,
+    ModelShape,
+    ServingPhysics,
+    decode_and_prefill,
+)
 from wattwise.records import Range
 
-SERVING_UTILISATION = (0.15, 0.05, 0.40)  # ASSUMPTION, see the module docstring
-IDLE_FRACTION = 0.30  # ASSUMPTION: idle draw as a share of the average training draw
+__all__ = ["BOUNDARIES", "InferenceEstimate", "InferenceInputs", "estimate_inference"]
+
+BOUNDARIES = ("accelerator", "server", "facility")
+HOST_LOAD = (0.40, 0.25, 0.60)  # ASSUMPTION: a serving host's draw as a share of its rating (CPUs lightly loaded)
+MEMORY_HEADROOM = 0.90  # weights and KV cache may fill this share of the devices' memory (activations, fragments)
+SECONDS_PER_DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
 class InferenceInputs:
     hardware: str
     params: float
-    tokens_per_request: float
-    requests_per_day: float
+    tokens_per_request: float  # output tokens per request
+    batch: int = 1
     prompt_tokens: float = 0.0
     active_params: float | None = None
-    devices: int | None = None  # a fixed deployment; None: only the busy time counts
-    utilisation: float | None = None
+    devices: int = 1
+    requests_per_day: float | None = None  # None: busy at ``batch`` all day
     dtype: str = "bf16"
-    power_w: float | None = None  # average power per busy accelerator, hosts included; None: the power model
+    attention: str = "gqa"
+    engine: str = "batched"
+    boundary: str = "facility"
+    power_w: float | None = None  # the device's maximum draw (its TDP), where the catalogue has none or to override it
     pue: float | None = None
     region: str | None = None
     intensity_g_per_kwh: float | None = None
@@ -50,8 +73,6 @@ class InferenceInputs:
             ("requests_per_day", validate.REQUESTS_PER_DAY),
             ("prompt_tokens", validate.PROMPT_TOKENS),
             ("active_params", validate.PARAMS),
-            ("devices", validate.DEVICES),
-            ("utilisation", validate.UTILISATION),
             ("power_w", validate.POWER_W),
             ("pue", validate.PUE),
             ("intensity_g_per_kwh", validate.INTENSITY),
@@ -59,19 +80,43 @@ class InferenceInputs:
             value = getattr(self, name)
             if value is not None and not bounds.contains(value):
                 raise ConfigError(validate.renamed(bounds, name).message(value))
+        validate.BATCH.check_int(self.batch)
+        validate.DEVICES.check_int(self.devices)
         if self.active_params is not None and self.active_params > self.params:
-            raise ConfigError("active_params cannot exceed params (active parameters are a subset of all of them)")
+            raise ConfigError(
+                f"active_params ({self.active_params:g}) cannot exceed params ({self.params:g}): the active "
+                "parameters of a mixture of experts are a subset of all of them"
+            )
+        for name, allowed in (
+            ("dtype", tuple(DTYPE_BYTES)),
+            ("attention", ATTENTIONS),
+            ("engine", tuple(ENGINES)),
+            ("boundary", BOUNDARIES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {getattr(self, name)!r})")
 
 
 @dataclass(frozen=True, slots=True)
 class InferenceEstimate:
-    energy_wh_per_request: Range
-    energy_wh_per_1k_tokens: Range
+    """Per output token, per request, per 1,000 requests and per day, on ``boundary``; each with its range."""
+
+    boundary: str
+    j_per_output_token: Range
+    wh_per_request: Range
+    wh_per_1k_requests: Range
+    kwh_per_day: Range
     co2e_g_per_request: Range
-    co2e_g_per_1k_tokens: Range
-    energy_kwh_per_day: Range
+    co2e_g_per_1k_requests: Range
     co2e_kg_per_day: Range
+    water_ml_per_request: Range
     water_l_per_day: Range
+    requests_per_day: float
+    busy_share: float  # of the day the deployment is serving
+    bound: str  # what limits a decode step: memory or compute
+    step_ms: float
+    device_power_w: float
+    memory_needed_gb: float
     pue: float
     intensity_g_per_kwh: float
     region: str
@@ -80,18 +125,33 @@ class InferenceEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         names = (
-            "energy_wh_per_request",
-            "energy_wh_per_1k_tokens",
+            "j_per_output_token",
+            "wh_per_request",
+            "wh_per_1k_requests",
+            "kwh_per_day",
             "co2e_g_per_request",
-            "co2e_g_per_1k_tokens",
-            "energy_kwh_per_day",
+            "co2e_g_per_1k_requests",
             "co2e_kg_per_day",
+            "water_ml_per_request",
             "water_l_per_day",
         )
-        data: dict[str, Any] = {n: getattr(self, n).value for n in names}
+        data: dict[str, Any] = {"boundary": self.boundary}
+        data.update({n: getattr(self, n).value for n in names})
         data["low"] = {n: getattr(self, n).low for n in names}
         data["high"] = {n: getattr(self, n).high for n in names}
-        data.update(
+        per_1k_tokens = 1000 / self.inputs["tokens_per_request"]
+        data.update(  # the names saved estimates had before, read by the dashboard's pages
+            energy_wh_per_request=self.wh_per_request.value,
+            energy_wh_per_1k_tokens=self.wh_per_request.value * per_1k_tokens,
+            co2e_g_per_1k_tokens=self.co2e_g_per_request.value * per_1k_tokens,
+            energy_kwh_per_day=self.kwh_per_day.value,
+            water_l_per_day=self.water_l_per_day.value,
+            requests_per_day=self.requests_per_day,
+            busy_share=self.busy_share,
+            bound=self.bound,
+            step_ms=self.step_ms,
+            device_power_w=self.device_power_w,
+            memory_needed_gb=self.memory_needed_gb,
             pue=self.pue,
             intensity_g_per_kwh=self.intensity_g_per_kwh,
             region=self.region,
@@ -101,36 +161,179 @@ class InferenceEstimate:
         return data
 
 
-def _scale(r: Range, k: float) -> Range:
-    return Range(r.value * k, r.low * k, r.high * k)
+def _memory_check(hw: Hardware, inputs: InferenceInputs, shape: ModelShape) -> float:
+    """The memory the deployment needs (GB): weights and the batch's KV caches at their longest. ConfigError when
+    it does not fit."""
+    weights_gb = inputs.params * shape.weight_bytes / 1e9
+    kv_gb = inputs.batch * (inputs.prompt_tokens + inputs.tokens_per_request) * shape.kv_bytes_per_token / 1e9
+    needed = weights_gb + kv_gb
+    if hw.memory_gb is not None:
+        have = inputs.devices * hw.memory_gb * MEMORY_HEADROOM
+        if needed > have:
+            raise ConfigError(
+                f"the model does not fit: it needs {needed:,.0f} GB (weights {weights_gb:,.0f} GB in "
+                f"{inputs.dtype} + KV cache {kv_gb:,.0f} GB at batch {inputs.batch}), and {inputs.devices} × "
+                f"{hw.name} hold {have:,.0f} GB usable ({MEMORY_HEADROOM:.0%} of {hw.memory_gb:g} GB each); add "
+                "devices, lower the batch or use a smaller dtype"
+            )
+    return needed
 
 
-def _times(a: Range, b: Range, k: float = 1.0) -> Range:
-    """The product of two non-negative ranges (lows together, highs together), times ``k``."""
-    return Range(a.value * b.value * k, a.low * b.low * k, a.high * b.high * k)
+def _physics(
+    hw: Hardware, inputs: InferenceInputs, shape: ModelShape, peak: float
+) -> tuple[ServingPhysics, ServingPhysics, ServingPhysics]:
+    """The physics at the middle of every range, and at the ends that give the least and the most energy."""
+    e = Efficiencies()
+    engine = ENGINES[inputs.engine]
+    cases = []
+    for i, j, host in ((0, 0, 1.0), (2, 1, 0.5), (1, 2, 1.5)):  # (value), (efficient: high shares, low powers...)
+        cases.append(
+            decode_and_prefill(
+                hw,
+                inputs.devices,
+                shape,
+                batch=inputs.batch,
+                prompt_tokens=inputs.prompt_tokens,
+                output_tokens=inputs.tokens_per_request,
+                peak_flops=peak,
+                bandwidth=e.bandwidth[i],
+                kv_bandwidth=e.kv_bandwidth[i],
+                compute=e.compute[i],
+                engine=engine.scaled(host),
+                memory_power=MEMORY_BOUND_POWER[j],
+                idle_share=IDLE_POWER[j],
+                wait_share=WAIT_POWER[j],
+                efficiencies=e,
+            )
+        )
+    return cases[0], cases[1], cases[2]
+
+
+def _host_w(hw: Hardware, load: float) -> float:
+    """One accelerator's share of its host's draw: the node rating above the accelerators' TDP, at ``load``."""
+    if hw.kind == "cpu" or hw.tdp_w is None:
+        return 0.0
+    from wattwise.estimate.power import DEFAULT_NODE_RATIO, node_rating
+
+    rating = node_rating(hw)
+    per_device = rating[0] / rating[1] if rating is not None else DEFAULT_NODE_RATIO * hw.tdp_w
+    return max(0.0, per_device - hw.tdp_w) * load
 
 
 def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue | None = None) -> InferenceEstimate:
     inputs.validate()
     catalogue = catalogue or HardwareCatalogue()
     hw = catalogue.get(inputs.hardware)
-    n = inputs.active_params if inputs.active_params is not None else inputs.params
-    tokens = inputs.prompt_tokens + inputs.tokens_per_request
-    flops = 2.0 * n * tokens
-    peak = catalogue.peak_flops(hw, inputs.dtype)
-    u = (inputs.utilisation,) * 3 if inputs.utilisation is not None else SERVING_UTILISATION
-    seconds = Range(flops / (peak * u[0]), flops / (peak * u[2]), flops / (peak * u[1]))
     if inputs.power_w is not None:
-        power = DevicePower(inputs.power_w, inputs.power_w, inputs.power_w, f"{inputs.power_w:g} W as given")
-    else:
-        power = system_power(hw)
+        from dataclasses import replace
+
+        hw = replace(hw, tdp_w=inputs.power_w)
+    active = inputs.active_params if inputs.active_params is not None else inputs.params
+    shape = ModelShape(inputs.params, active, inputs.dtype, inputs.attention)
+    arithmetic = DTYPE_BYTES[inputs.dtype][1]
+    try:
+        peak = catalogue.peak_flops(hw, arithmetic)
+    except ConfigError:
+        have = ", ".join(d for d in ("fp32", "bf16", "fp16", "fp8", "int8") if d in hw.peak_tflops) or "none"
+        raise ConfigError(
+            f"{hw.name} has no {arithmetic} arithmetic (published peaks: {have}); serve in one of those, or int4 "
+            "(4-bit weights, 16-bit arithmetic)"
+        ) from None
+    memory_gb = _memory_check(hw, inputs, shape)
+    mid, low, high = _physics(hw, inputs, shape, peak)
+    tokens = inputs.tokens_per_request
     notes = [
-        f"hardware: {hw.name} ({hw.sources})",
-        f"FLOPs per request = 2 × {n:.3g} × {tokens:g} tokens = {flops:.3g} (forward pass; Kaplan et al. 2020)",
-        f"serving utilisation {u[0]:.0%} of dense {inputs.dtype} peak ({peak / 1e12:,.0f} TFLOP/s)"
-        + (" as given" if inputs.utilisation is not None else f", range {u[1]:.0%}-{u[2]:.0%} (ASSUMPTION)"),
-        f"power {power.watts:,.0f} W per busy accelerator, hosts included: {power.basis}",
+        f"hardware: {inputs.devices} × {hw.name}: {hw.memory_bandwidth_gbs:,.0f} GB/s ({hw.bandwidth_source}); "
+        f"dense {arithmetic} peak {peak / 1e12:,.0f} TFLOP/s; TDP {hw.tdp_w:g} W ({hw.sources})",
+        f"model: {inputs.params:.3g} parameters ({active:.3g} active) in {inputs.dtype} "
+        f"({shape.weight_bytes:g} bytes each); shape implied: {shape.layers:.0f} layers, d_model {shape.d_model:,.0f}, "
+        f"{inputs.attention.upper()} KV cache {shape.kv_bytes_per_token / 1e3:,.0f} kB per token",
+        f"decode step at batch {inputs.batch}: {mid.step_s * 1e3:,.1f} ms ({mid.bound}-bound; range "
+        f"{low.step_s * 1e3:,.1f}-{high.step_s * 1e3:,.1f} ms), {mid.device_power_w:,.0f} W per device",
+        f"achievable shares of peak (ASSUMPTIONS, see wattwise.estimate.serving): weights bandwidth "
+        f"{Efficiencies().bandwidth[0]:.0%}, KV-cache bandwidth {Efficiencies().kv_bandwidth[0]:.0%}, compute "
+        f"{Efficiencies().compute[0]:.0%}; host software: {inputs.engine} "
+        f"({ENGINES[inputs.engine].sequence_s * 1e3:g} ms per sequence and step"
+        + (", overlapped with the GPU)" if ENGINES[inputs.engine].overlapped else ", the GPU waiting)"),
+        f"memory needed: {memory_gb:,.0f} GB (weights and the batch's KV cache at full length)",
     ]
+    busy = Range(
+        mid.request_s(inputs.batch, tokens), low.request_s(inputs.batch, tokens), high.request_s(inputs.batch, tokens)
+    )
+    accel_j = Range(mid.request_j(tokens), low.request_j(tokens), high.request_j(tokens))
+    host_w = Range(*(_host_w(hw, load) for load in HOST_LOAD))
+    server = inputs.boundary != "accelerator"
+    request_j = Range(
+        accel_j.value + (host_w.value * inputs.devices * busy.value if server else 0.0),
+        accel_j.low + (host_w.low * inputs.devices * busy.low if server else 0.0),
+        accel_j.high + (host_w.high * inputs.devices * busy.high if server else 0.0),
+    )
+    if server and host_w.value > 0:
+        notes.append(
+            f"hosts: {host_w.value:,.0f} W per accelerator while serving ({HOST_LOAD[0]:.0%} of the node rating above "
+            f"the accelerators' TDP, range {HOST_LOAD[1]:.0%}-{HOST_LOAD[2]:.0%}; ASSUMPTION)"
+        )
+    capacity = SECONDS_PER_DAY / busy.value
+    if inputs.requests_per_day is None:
+        per_day = capacity
+        busy_share = 1.0
+        notes.append(f"busy all day at batch {inputs.batch}: {per_day:,.0f} requests a day")
+    else:
+        per_day = inputs.requests_per_day
+        busy_share = per_day * busy.value / SECONDS_PER_DAY
+        if busy_share > 1.0:
+            raise ConfigError(
+                f"{inputs.devices} × {hw.name} at batch {inputs.batch} serve at most {capacity:,.0f} requests a day "
+                f"({busy.value:.3g} s of the deployment each); {per_day:,.0f} need more devices or a larger batch"
+            )
+        idle_s = SECONDS_PER_DAY * (1 - busy_share)
+        assert hw.tdp_w is not None
+        idle_w = Range(*(share * hw.tdp_w for share in IDLE_POWER))
+        extra = Range(
+            *(
+                inputs.devices * idle_s * (w + (h * IDLE_POWER[0] / HOST_LOAD[0] if server else 0.0)) / per_day
+                for w, h in zip(
+                    (idle_w.value, idle_w.low, idle_w.high), (host_w.value, host_w.low, host_w.high), strict=True
+                )
+            )
+        )
+        request_j = Range(request_j.value + extra.value, request_j.low + extra.low, request_j.high + extra.high)
+        notes.append(
+            f"{per_day:,.0f} requests a day keep the deployment busy {busy_share:.1%} of the day; the rest at idle "
+            f"power ({IDLE_POWER[0]:.0%} of TDP per accelerator), shared among the requests"
+        )
+    pue, grid, region, water_per_kwh = _facility(inputs, notes)
+    if inputs.boundary == "facility":
+        request_j = Range(request_j.value * pue.value, request_j.low * pue.low, request_j.high * pue.high)
+    request_wh = Range(request_j.value / 3600, request_j.low / 3600, request_j.high / 3600)
+    day_kwh = Range(*(x * per_day / 1000 for x in (request_wh.value, request_wh.low, request_wh.high)))
+    return InferenceEstimate(
+        boundary=inputs.boundary,
+        j_per_output_token=Range(request_j.value / tokens, request_j.low / tokens, request_j.high / tokens),
+        wh_per_request=request_wh,
+        wh_per_1k_requests=_scale(request_wh, 1000),
+        kwh_per_day=day_kwh,
+        co2e_g_per_request=_times(request_wh, grid, 1 / 1000),
+        co2e_g_per_1k_requests=_times(request_wh, grid, 1.0),
+        co2e_kg_per_day=_times(day_kwh, grid, 1 / 1000),
+        water_ml_per_request=_scale(request_wh, water_per_kwh),
+        water_l_per_day=_scale(day_kwh, water_per_kwh),
+        requests_per_day=per_day,
+        busy_share=busy_share,
+        bound=mid.bound,
+        step_ms=mid.step_s * 1e3,
+        device_power_w=mid.device_power_w,
+        memory_needed_gb=memory_gb,
+        pue=pue.value if inputs.boundary == "facility" else 1.0,
+        intensity_g_per_kwh=grid.value,
+        region=region,
+        assumptions=tuple(notes),
+        inputs={f.name: getattr(inputs, f.name) for f in fields(inputs) if getattr(inputs, f.name) is not None},
+    )
+
+
+def _facility(inputs: InferenceInputs, notes: list[str]) -> tuple[Range, Range, str, float]:
+    """PUE, grid intensity (g/kWh), region and water (L per kWh on the chosen boundary) for the estimate."""
     from wattwise.carbon.service import IntensityService
     from wattwise.config import Settings
 
@@ -149,53 +352,23 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
         g = service.region.intensity.intensity_g_per_kwh
         grid = Range(g, g * (1 - INTENSITY_SPREAD), g * (1 + INTENSITY_SPREAD))
     notes.append(
-        f"PUE {pue.value:g} ({pue.low:g}-{pue.high:g}); grid {grid.value:,.0f} g/kWh "
-        f"({grid.low:,.0f}-{grid.high:,.0f}, {service.region.code})"
+        f"boundary {inputs.boundary}"
+        + (f": PUE {pue.value:g} ({pue.low:g}-{pue.high:g})" if inputs.boundary == "facility" else " (no PUE)")
+        + f"; grid {grid.value:,.0f} g/kWh ({grid.low:,.0f}-{grid.high:,.0f}, {service.region.code})"
     )
-    it_wh = Range(seconds.value * power.watts / 3600, seconds.low * power.low / 3600, seconds.high * power.high / 3600)
-    wh = _times(it_wh, pue)
-    per_1k = _scale(wh, 1000 / inputs.tokens_per_request)
-    day = _scale(wh, inputs.requests_per_day / 1000)
-    if inputs.devices is not None:
-        capacity_h = inputs.devices * 24.0
-        busy_h = Range(
-            seconds.value * inputs.requests_per_day / 3600,
-            seconds.low * inputs.requests_per_day / 3600,
-            seconds.high * inputs.requests_per_day / 3600,
-        )
-        if busy_h.value > capacity_h:
-            notes.append(
-                f"{busy_h.value:,.0f} busy accelerator-hours a day exceed {inputs.devices} devices × 24 h: "
-                "the deployment cannot serve this load at this utilisation"
-            )
-        idle_w = (power.watts * IDLE_FRACTION, power.low * IDLE_FRACTION, power.high * IDLE_FRACTION)
-        idle_kwh = Range(
-            *(
-                max(0.0, capacity_h - h) * w / 1000
-                for h, w in zip((busy_h.value, busy_h.high, busy_h.low), idle_w, strict=True)
-            )
-        )
-        day = Range(
-            day.value + idle_kwh.value * pue.value,
-            day.low + idle_kwh.low * pue.low,
-            day.high + idle_kwh.high * pue.high,
-        )
-        notes.append(
-            f"plus idle draw for the hours {inputs.devices} devices are not busy, at {IDLE_FRACTION:.0%} of "
-            "their average draw (ASSUMPTION)"
-        )
-    water_per_kwh = facility.wue_l_per_kwh / pue.value + facility.offsite_water_l_per_kwh
-    return InferenceEstimate(
-        energy_wh_per_request=wh,
-        energy_wh_per_1k_tokens=per_1k,
-        co2e_g_per_request=_times(wh, grid, 1 / 1000),
-        co2e_g_per_1k_tokens=_times(per_1k, grid, 1 / 1000),
-        energy_kwh_per_day=day,
-        co2e_kg_per_day=_times(day, grid, 1 / 1000),
-        water_l_per_day=_scale(day, water_per_kwh),
-        pue=pue.value,
-        intensity_g_per_kwh=grid.value,
-        region=service.region.code,
-        assumptions=tuple(notes),
-        inputs={f.name: getattr(inputs, f.name) for f in fields(inputs) if getattr(inputs, f.name) is not None},
+    # water per kWh of IT energy: on-site WUE plus the grid's water; per kWh at the facility boundary the WUE part
+    # is divided by the PUE already applied
+    it_to_boundary = pue.value if inputs.boundary == "facility" else 1.0
+    water = facility.wue_l_per_kwh / it_to_boundary + facility.offsite_water_l_per_kwh * (
+        1.0 if inputs.boundary == "facility" else pue.value
     )
+    return pue, grid, service.region.code, water
+
+
+def _scale(r: Range, k: float) -> Range:
+    return Range(r.value * k, r.low * k, r.high * k)
+
+
+def _times(a: Range, b: Range, k: float = 1.0) -> Range:
+    """The product of two non-negative ranges (lows together, highs together), times ``k``."""
+    return Range(a.value * b.value * k, a.low * b.low * k, a.high * b.high * k)

@@ -123,3 +123,12 @@ def accelerator_power(hw: Hardware) -> DevicePower:
         "peak (Google Cloud TPU v3/v4 measured mean/max)"
         + (", capped at the measured system power, which it cannot exceed" if capped else ""),
     )
+
+
+def node_rating(hw: Hardware) -> tuple[float, int] | None:
+    """The published rating (W) of the node this accelerator is sold in and its accelerators per node (NVIDIA DGX
+    datasheets), or None where none is published."""
+    for prefix, rating_w, per_node, _ in _NODES:
+        if hw.name.upper().startswith(prefix.upper()):
+            return rating_w, per_node
+    return None
