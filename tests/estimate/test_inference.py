@@ -97,7 +97,7 @@ def test_idle_hours_count_when_the_load_is_given() -> None:
         ({"batch": 0}, "batch must be a whole number from 1"),
         ({"active_params": 9e9}, r"active_params \(9e\+09\) cannot exceed params"),
         ({"hardware": "A100-SXM4-80GB", "dtype": "fp8"}, "A100-SXM4-80GB has no fp8 arithmetic"),
-        ({"params": 70e9}, r"does not fit: it needs [\d,]+ GB \(weights 140 GB in bf16"),
+        ({"params": 70e9}, r"does not fit: its weights need 140 GB in bf16, and 1 × H100-SXM hold 72 GB usable"),
         ({"dtype": "fp4"}, "dtype must be one of"),
         ({"boundary": "planet"}, "boundary must be one of accelerator, server, facility"),
         ({"engine": "warp"}, "engine must be one of"),

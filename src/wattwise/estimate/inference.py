@@ -161,20 +161,28 @@ class InferenceEstimate:
         return data
 
 
-def _memory_check(hw: Hardware, inputs: InferenceInputs, shape: ModelShape) -> float:
-    """The memory the deployment needs (GB): weights and the batch's KV caches at their longest. ConfigError when
-    it does not fit."""
+def _memory_check(hw: Hardware, inputs: InferenceInputs, shape: ModelShape, notes: list[str]) -> float:
+    """The memory the deployment needs (GB): the weights, and the batch's KV caches at the mean context (a batch
+    holds requests at every stage). ConfigError when the weights do not fit; a note when the KV caches do not fit
+    beside them (an engine then runs a smaller batch than asked, and the estimate is for the batch as given)."""
     weights_gb = inputs.params * shape.weight_bytes / 1e9
-    kv_gb = inputs.batch * (inputs.prompt_tokens + inputs.tokens_per_request) * shape.kv_bytes_per_token / 1e9
+    context = inputs.prompt_tokens + inputs.tokens_per_request / 2
+    kv_gb = inputs.batch * context * shape.kv_bytes_per_token / 1e9
     needed = weights_gb + kv_gb
     if hw.memory_gb is not None:
         have = inputs.devices * hw.memory_gb * MEMORY_HEADROOM
-        if needed > have:
+        if weights_gb > have:
             raise ConfigError(
-                f"the model does not fit: it needs {needed:,.0f} GB (weights {weights_gb:,.0f} GB in "
-                f"{inputs.dtype} + KV cache {kv_gb:,.0f} GB at batch {inputs.batch}), and {inputs.devices} × "
-                f"{hw.name} hold {have:,.0f} GB usable ({MEMORY_HEADROOM:.0%} of {hw.memory_gb:g} GB each); add "
-                "devices, lower the batch or use a smaller dtype"
+                f"the model does not fit: its weights need {weights_gb:,.0f} GB in {inputs.dtype}, and "
+                f"{inputs.devices} × {hw.name} hold {have:,.0f} GB usable ({MEMORY_HEADROOM:.0%} of {hw.memory_gb:g} "
+                "GB each); add devices or use a smaller dtype (int8, int4)"
+            )
+        if needed > have:
+            fits = max(0, int((have - weights_gb) * 1e9 / (context * shape.kv_bytes_per_token)))
+            notes.append(
+                f"the KV caches of {inputs.batch} requests ({kv_gb:,.0f} GB at the mean context, by the implied shape) "
+                f"do not fit beside the weights ({weights_gb:,.0f} GB of {have:,.0f} GB usable): about {fits} would; "
+                "an engine would run fewer at once"
             )
     return needed
 
@@ -239,7 +247,6 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
             f"{hw.name} has no {arithmetic} arithmetic (published peaks: {have}); serve in one of those, or int4 "
             "(4-bit weights, 16-bit arithmetic)"
         ) from None
-    memory_gb = _memory_check(hw, inputs, shape)
     mid, low, high = _physics(hw, inputs, shape, peak)
     tokens = inputs.tokens_per_request
     notes = [
@@ -255,8 +262,9 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
         f"{Efficiencies().compute[0]:.0%}; host software: {inputs.engine} "
         f"({ENGINES[inputs.engine].sequence_s * 1e3:g} ms per sequence and step"
         + (", overlapped with the GPU)" if ENGINES[inputs.engine].overlapped else ", the GPU waiting)"),
-        f"memory needed: {memory_gb:,.0f} GB (weights and the batch's KV cache at full length)",
     ]
+    memory_gb = _memory_check(hw, inputs, shape, notes)
+    notes.append(f"memory needed: {memory_gb:,.0f} GB (weights and the batch's KV caches at the mean context)")
     busy = Range(
         mid.request_s(inputs.batch, tokens), low.request_s(inputs.batch, tokens), high.request_s(inputs.batch, tokens)
     )
