@@ -165,6 +165,29 @@ def test_epochs_reported_by_the_command_give_a_prediction(isolated_env: Path) ->
     assert "predicted for 10 epochs" in out.stderr
 
 
+def test_work_reported_by_the_command_is_in_the_record_with_energy_per_token(isolated_env: Path) -> None:
+    child = (
+        "import os, socket, subprocess, sys, time, wattwise\n"
+        "for _ in range(4):\n"
+        "    time.sleep(0.1)\n"
+        "    assert wattwise.report_work(tokens=32, requests=1, prompt_tokens=16)\n"
+        "subprocess.run([sys.executable, '-c', 'import wattwise; wattwise.report_work(tokens=72)'], check=True)\n"
+        "with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:\n"
+        "    s.sendto(b'work 1 nan', os.environ['WATTWISE_EPOCH_SOCKET'])\n"
+        "    s.sendto(b'work -5 0 0', os.environ['WATTWISE_EPOCH_SOCKET'])\n"
+    )
+    out = wattwise(isolated_env, "run", "--name", "serve", "--", sys.executable, "-c", child)
+    assert out.returncode == 0, out.stderr
+    run = show_latest(isolated_env)
+    assert run["work"] == {"output_tokens": 200.0, "requests": 4.0, "prompt_tokens": 64.0}
+    per = run["per_work"]
+    assert per["j_per_output_token"] == run["energy_j"] / 200.0 and per["j_per_output_token"] > 0
+    assert per["wh_per_request"] == run["energy_j"] / 4.0 / 3600.0
+    assert per["source"] == run["source"] == "estimated"  # no RAPL here: the CPU is modelled
+    assert any(n.startswith("ignored 2 report(s) from the command") for n in run["notes"]), run["notes"]
+    assert "per output token" in out.stderr and "per 1,000 requests" in out.stderr  # the end summary
+
+
 def test_output_through_a_pty_keeps_every_line_and_progress_bars_final_state(isolated_env: Path) -> None:
     from tests.fakes.power import ConstantPowerSource, FakeHost
     from wattwise.config import Settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -101,3 +102,28 @@ def test_doctor_reports_every_source_with_fixes(
 def test_doctor_regions(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--regions"]) == 0
     assert "DE" in capsys.readouterr().out.split()
+
+
+def test_show_gives_energy_per_token_and_per_request(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    t = Tracker("serve", settings=settings, sources=[ConstantPowerSource({"cpu": 50.0})], host=FakeHost())
+    with t:
+        t.count(tokens=1000, requests=8, prompt_tokens=300)
+        time.sleep(0.05)
+    run = t.result
+    assert run is not None
+    assert main(["runs", "show", "latest", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["work"] == {"output_tokens": 1000.0, "requests": 8.0, "prompt_tokens": 300.0}
+    assert shown["per_work"]["j_per_output_token"] == run.energy_j / 1000
+    assert shown["per_work"]["wh_per_request"] == run.energy_j / 8 / 3600
+    assert shown["per_work"]["source"] == "measured"
+    assert main(["runs", "show", "latest"]) == 0
+    text = capsys.readouterr().out
+    from wattwise.report.numbers import energy_j
+
+    assert "1,000 output tokens, 8 requests, 300 prompt tokens" in text
+    for topic, joules in (("per output token", run.energy_j / 1000), ("per request", run.energy_j / 8)):
+        assert re.search(rf"{topic} +{re.escape(energy_j(joules))}  \(measured\)", text), text
+    assert re.search(
+        rf"per 1,000 requests +{re.escape(energy_j(run.energy_j / 8 * 1000))}, .* CO2e  \(measured\)", text
+    )

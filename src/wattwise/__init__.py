@@ -31,9 +31,11 @@ __all__ = [
     "UnknownRegionError",
     "WattwiseError",
     "WindowRecord",
+    "Work",
     "__version__",
     "open_store",
     "report_epoch",
+    "report_work",
     "track",
 ]
 
@@ -55,12 +57,14 @@ _LAZY = {
     "Run": "wattwise.records",
     "Sample": "wattwise.records",
     "WindowRecord": "wattwise.records",
+    "Work": "wattwise.records",
     "Settings": "wattwise.config",
     "LiveStatus": "wattwise.measure.live",
     "Tracker": "wattwise.measure.tracker",
     "track": "wattwise.measure.api",
     "open_store": "wattwise.store",
     "report_epoch": "wattwise.measure.epochs",
+    "report_work": "wattwise.measure.epochs",
 }
 
 if TYPE_CHECKING:
@@ -76,7 +80,7 @@ if TYPE_CHECKING:
         WattwiseError,
     )
     from wattwise.measure.api import track
-    from wattwise.measure.epochs import report_epoch
+    from wattwise.measure.epochs import report_epoch, report_work
     from wattwise.measure.live import LiveStatus
     from wattwise.measure.observers import RunObserver
     from wattwise.measure.tracker import Tracker
@@ -89,6 +93,7 @@ if TYPE_CHECKING:
         Run,
         Sample,
         WindowRecord,
+        Work,
     )
     from wattwise.store import open_store
 

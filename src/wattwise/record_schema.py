@@ -29,6 +29,7 @@ from wattwise.records import (
     RankFigure,
     Run,
     WindowRecord,
+    Work,
 )
 
 __all__ = [
@@ -270,6 +271,15 @@ def run_from_dict(data: object, where: str = "run record") -> Run:
         ),
         ranks=tuple(_rank(_Fields(item, f"ranks[{i}]", where)) for i, item in enumerate(f.items("ranks"))),
         external=tuple(_external(_Fields(item, f"external[{i}]", where)) for i, item in enumerate(f.items("external"))),
+        work=None if f.raw("work", None) is None else _work(f.child("work")),
+    )
+
+
+def _work(fields: _Fields) -> Work:
+    return Work(
+        output_tokens=fields.number("output_tokens", 0.0),
+        requests=fields.number("requests", 0.0),
+        prompt_tokens=fields.number("prompt_tokens", 0.0),
     )
 
 
@@ -378,6 +388,10 @@ def check_run(run: Run, where: str = "run record") -> None:
         for key, value in window.components.items():
             _bounded(validate.ENERGY_J, value, where, f"{path}.components.{key}")
     _check_ranks(run, where)
+    if run.work is not None:
+        _bounded(validate.WORK_TOKENS, run.work.output_tokens, where, "work.output_tokens")
+        _bounded(validate.WORK_REQUESTS, run.work.requests, where, "work.requests")
+        _bounded(validate.WORK_TOKENS, run.work.prompt_tokens, where, "work.prompt_tokens")
     if len(run.intensity_series) > MAX_INTENSITY_STEPS:
         _fail(where, "intensity_series", f"has {len(run.intensity_series):,} entries; at most {MAX_INTENSITY_STEPS:,}")
     for i, step in enumerate(run.intensity_series):

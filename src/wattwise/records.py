@@ -9,10 +9,13 @@ A :class:`Run` is the unit users see. It carries the energy per component (``com
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from wattwise.units import j_to_wh
 
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
 SourceKind = Literal["measured", "estimated"]
@@ -188,6 +191,63 @@ class ExternalFigure:
 
 
 @dataclass(frozen=True, slots=True)
+class Work:
+    """Work a run served, as the program counted it (``Tracker.count``, ``wattwise.report_work``).
+
+    ``output_tokens``: tokens generated (decoded); ``prompt_tokens``: tokens read (prefilled); ``requests``: requests
+    answered. Energy per token is per *output* token: decoding is what a served request waits for.
+    """
+
+    output_tokens: float = 0.0
+    requests: float = 0.0
+    prompt_tokens: float = 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {"output_tokens": self.output_tokens, "requests": self.requests, "prompt_tokens": self.prompt_tokens}
+
+    def __add__(self, other: Work) -> Work:
+        return Work(
+            self.output_tokens + other.output_tokens,
+            self.requests + other.requests,
+            self.prompt_tokens + other.prompt_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyPerWork:
+    """A run's energy (and emissions) divided by the work it counted; None where that work was not counted.
+
+    ``source`` is the run's (``measured``, ``estimated``, ``mixed``): a figure per token is as good as the energy.
+    """
+
+    j_per_output_token: float | None
+    j_per_request: float | None
+    co2e_g_per_request: float | None
+    source: str
+
+    @property
+    def wh_per_request(self) -> float | None:
+        return None if self.j_per_request is None else j_to_wh(self.j_per_request)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "j_per_output_token": self.j_per_output_token,
+            "j_per_request": self.j_per_request,
+            "wh_per_request": self.wh_per_request,
+            "co2e_g_per_request": self.co2e_g_per_request,
+            "source": self.source,
+        }
+
+
+def _per(total: float, count: float) -> float | None:
+    """``total`` per one of ``count``; None for no count (or one so small that the quotient is not finite)."""
+    if count <= 0:
+        return None
+    quotient = total / count
+    return quotient if math.isfinite(quotient) else None
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     """Power of one channel over one sampling interval, ending ``t_s`` seconds after the run started."""
 
@@ -239,6 +299,8 @@ class Run:
     ranks: tuple[RankFigure, ...] = ()
     # what the cluster's own counters recorded for the run (DCGM, Kepler, Slurm), beside wattwise's figures
     external: tuple[ExternalFigure, ...] = ()
+    # work the program counted (tokens, requests); None when it counted none
+    work: Work | None = None
 
     @property
     def water_l(self) -> float:
@@ -253,6 +315,18 @@ class Run:
         if len(kinds) == 2:
             return "mixed"
         return "measured" if kinds == {"measured"} else "estimated"
+
+    @property
+    def per_work(self) -> EnergyPerWork | None:
+        """Energy per output token and per request (None when the run counted no work)."""
+        if self.work is None:
+            return None
+        return EnergyPerWork(
+            j_per_output_token=_per(self.energy_j, self.work.output_tokens),
+            j_per_request=_per(self.energy_j, self.work.requests),
+            co2e_g_per_request=_per(self.co2e_g, self.work.requests),
+            source=self.source,
+        )
 
     def replace(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)
@@ -303,6 +377,8 @@ class Run:
             "intensity_series": [step.to_dict() for step in self.intensity_series],
             "ranks": [rank.to_dict() for rank in self.ranks],
             "external": [figure.to_dict() for figure in self.external],
+            "work": None if self.work is None else self.work.to_dict(),
+            "per_work": None if (per := self.per_work) is None else per.to_dict(),  # derived: not read back
         }
 
     @classmethod

@@ -118,3 +118,22 @@ def test_the_run_spans_every_rank_and_an_early_start_is_said() -> None:
     early = replace(later, started_wall=START.timestamp() - 3.0)
     merged = reduce_run(run({"cpu": 10.0}), 1.0, topology, {1: early}, final=True, water_l=water)
     assert any("rank 1 began measuring more than 2 s before rank 0" in n for n in merged.notes)
+
+
+def test_the_work_ranks_counted_adds_up() -> None:
+    from wattwise.records import Work
+
+    topology = Topology(0, 3, 0, 3, "h", "pg")
+    own = run({"cpu": 100.0, "gpu:0": 300.0}).replace(work=Work(1000.0, 10.0, 400.0))
+    reports = {
+        1: report(1, run({"gpu:1": 300.0}).replace(work=Work(600.0, 6.0, 0.0))),
+        2: report(2, run({"gpu:2": 300.0})),  # counted nothing
+    }
+    merged = reduce_run(own, 1.0, topology, reports, final=True, water_l=water)
+    check_run(merged)
+    assert merged.work == Work(1600.0, 16.0, 400.0)
+    assert merged.per_work is not None and merged.per_work.j_per_output_token == merged.energy_j / 1600.0
+    quiet = reduce_run(run({"cpu": 1.0}), 1.0, topology, {1: report(1, run({"gpu:1": 1.0}))}, final=True, water_l=water)
+    assert quiet.work is None  # no rank counted: no work, not zero work
+    only_other = reduce_run(run({"cpu": 1.0}), 1.0, topology, reports, final=True, water_l=water)
+    assert only_other.work == Work(600.0, 6.0, 0.0)

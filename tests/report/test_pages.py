@@ -119,3 +119,20 @@ def test_axes_use_units_that_keep_ticks_short_and_steps_outside_the_run_are_left
     chart = intensity_chart(run)  # the run's 5 minutes lie inside the first hourly step; the second is after it
     polyline = re.search(r'<polyline class="ww-series" data-points="(\d+)"', chart)
     assert polyline is not None and polyline.group(1) == "2"
+
+
+def test_the_page_shows_the_work_and_energy_per_token_and_request() -> None:
+    from wattwise.records import Work
+    from wattwise.report.build import run_page
+
+    run = rich_run().replace(work=Work(output_tokens=1.2e6, requests=4000.0, prompt_tokens=3e5))
+    page = run_page(run=run, samples=())
+    assert "<h2>Work</h2>" in page and 'id="work"' in page
+    assert "1,200,000 output tokens, 4,000 requests, 300,000 prompt tokens" in page
+    label = "(measured + estimated)"  # the rich run has a measured GPU and a modelled CPU
+    assert f"{numbers.energy_j(run.energy_j / 1.2e6)}  {label}" in page
+    assert f"{numbers.energy_j(run.energy_j / 4000)}  {label}" in page
+    assert f"{numbers.energy_j(run.energy_j / 4000 * 1000)}, {numbers.mass_g(run.co2e_g / 4)} CO2e  {label}" in page
+    assert "<h2>Work</h2>" not in run_page(run=rich_run(), samples=())
+    view = build_run_view(run, ())
+    assert view.to_dict()["run"]["per_work"]["j_per_output_token"] == run.energy_j / 1.2e6

@@ -16,6 +16,7 @@ from wattwise.records import (
     Run,
     Sample,
     WindowRecord,
+    Work,
 )
 from wattwise.store.base import this_host
 
@@ -89,6 +90,7 @@ def make_run(run_id: str = "a1b2c3d4e5f60718", **changes: Any) -> Run:
 finite = st.floats(allow_nan=False, allow_infinity=False)
 energy = st.floats(min_value=0.0, max_value=1e12, allow_nan=False)
 seconds = st.floats(min_value=0.0, max_value=1e8, allow_nan=False)
+counts = st.floats(min_value=0.0, max_value=1e15, allow_nan=False)
 text = st.text(max_size=30)
 run_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,40}", fullmatch=True)
 moments = st.datetimes(
@@ -196,6 +198,7 @@ def runs(draw: st.DrawFn) -> Run:
                 )
             )
         ),
+        work=draw(st.none() | st.builds(Work, output_tokens=counts, requests=counts, prompt_tokens=counts)),
     )
 
 

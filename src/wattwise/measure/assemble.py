@@ -11,7 +11,7 @@ from wattwise.measure import accounting
 from wattwise.measure.meters import Reading
 from wattwise.measure.notes import capped_notes, clip
 from wattwise.record_schema import MAX_INTENSITY_STEPS
-from wattwise.records import Attribution, IntensityStep, Prediction, Run, RunStatus, WindowRecord
+from wattwise.records import Attribution, IntensityStep, Prediction, Run, RunStatus, WindowRecord, Work
 from wattwise.store.base import this_host
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ def assemble(
     prediction: Prediction | None,
     command: tuple[str, ...] | None,
     notes: Sequence[str],
+    work: Work | None = None,
     ended: bool = False,
     error: str | None = None,
     exit_code: int | None = None,
@@ -68,6 +69,7 @@ def assemble(
         windows=windows,
         prediction=prediction,
         command=command,
+        work=work,
         exit_code=exit_code,
         error=None if error is None else clip(error),
         host=this_host(),

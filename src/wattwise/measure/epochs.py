@@ -1,9 +1,12 @@
-"""Epoch reports from a command measured by ``wattwise run``, so its live panel and record can predict the run.
+"""Reports from a command measured by ``wattwise run``: epochs (so its live panel and record can predict the run)
+and served work (so its record gives energy per token and per request).
 
-The command (or any process it starts) calls :func:`report_epoch` at the end of each epoch. ``wattwise run``
-listens on a Unix datagram socket whose path it passes in ``WATTWISE_EPOCH_SOCKET``; each datagram ends an
-epoch in the parent's tracker, which reads its counters at that moment. Outside ``wattwise run`` the call does
-nothing and returns False, so a training script can call it unconditionally.
+The command (or any process it starts) calls :func:`report_epoch` at the end of each epoch, and
+:func:`report_work` as it serves tokens and requests. ``wattwise run`` listens on a Unix datagram socket whose path
+it passes in ``WATTWISE_EPOCH_SOCKET``; an ``epoch [planned]`` datagram ends an epoch in the parent's tracker, which
+reads its counters at that moment; a ``work TOKENS REQUESTS PROMPT_TOKENS`` datagram adds to the run's counts
+(:mod:`wattwise.measure.work`). Outside ``wattwise run`` both calls do nothing and return False, so a script can
+call them unconditionally. A datagram that is not understood is ignored and kept in ``errors``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from wattwise.errors import WattwiseError
+from wattwise.measure.work import Count, counted
 
 ENV_VAR = "WATTWISE_EPOCH_SOCKET"
 _MAX_DATAGRAM = 256
@@ -29,7 +35,25 @@ def report_epoch(planned: int | None = None) -> bool:
     path = os.environ.get(ENV_VAR)
     if not path or not hasattr(socket, "AF_UNIX"):
         return False
-    message = b"epoch" if planned is None else f"epoch {int(planned)}".encode()
+    return _send(path, b"epoch" if planned is None else f"epoch {int(planned)}".encode())
+
+
+def report_work(tokens: Count = None, requests: Count = None, prompt_tokens: Count = None) -> bool:
+    """Tell ``wattwise run`` that the command served work: ``tokens`` generated (output) tokens, ``requests``
+    requests answered, ``prompt_tokens`` prompt tokens read (as :meth:`Tracker.count <wattwise.Tracker.count>`).
+
+    The counts are checked here, in or out of ``wattwise run`` (ConfigError for a negative, NaN, bool or absurd
+    one), so a script fails the same way everywhere. Returns True when a ``wattwise run`` parent received them,
+    False when there is none (not an error).
+    """
+    work = counted(tokens, requests, prompt_tokens, "report_work")
+    path = os.environ.get(ENV_VAR)
+    if not path or not hasattr(socket, "AF_UNIX"):
+        return False
+    return _send(path, f"work {work.output_tokens!r} {work.requests!r} {work.prompt_tokens!r}".encode())
+
+
+def _send(path: str, message: bytes) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.sendto(message, path)
@@ -39,10 +63,15 @@ def report_epoch(planned: int | None = None) -> bool:
 
 
 class EpochListener:
-    """The parent side: a socket in a private temporary directory and a thread that calls ``on_epoch``."""
+    """The parent side: a socket in a private temporary directory and a thread that calls ``on_epoch`` (and
+    ``on_work`` with the output tokens, requests and prompt tokens of each work report). A report ``on_work`` refuses
+    (ValueError, or a WattwiseError such as ConfigError) is ignored and kept in ``errors``."""
 
-    def __init__(self, on_epoch: Callable[[int | None], None]) -> None:
+    def __init__(
+        self, on_epoch: Callable[[int | None], None], on_work: Callable[[float, float, float], None] | None = None
+    ) -> None:
         self._on_epoch = on_epoch
+        self._on_work = on_work
         # wattwise-<pid>-…: a directory left by a killed wattwise is removed at the next start (see supervise)
         self._dir = Path(tempfile.mkdtemp(prefix=f"wattwise-{os.getpid()}-"))
         self.path = str(self._dir / "epochs.sock")
@@ -68,6 +97,9 @@ class EpochListener:
 
     def _handle(self, data: bytes) -> None:
         parts = data.decode(errors="replace").split()
+        if parts and parts[0] == "work":
+            self._handle_work(parts[1:], data)
+            return
         if not parts or parts[0] != "epoch":
             self.errors.append(f"ignored an epoch report that was not understood: {data[:40]!r}")
             return
@@ -78,6 +110,16 @@ class EpochListener:
             except ValueError:
                 self.errors.append(f"ignored a planned epoch count that is not a number: {parts[1][:20]!r}")
         self._on_epoch(planned if planned is not None and planned > 0 else None)
+
+    def _handle_work(self, counts: list[str], data: bytes) -> None:
+        if self._on_work is None or len(counts) != 3:
+            self.errors.append(f"ignored a work report that was not understood: {data[:60]!r}")
+            return
+        try:
+            tokens, requests, prompt_tokens = (float(part) for part in counts)
+            self._on_work(tokens, requests, prompt_tokens)
+        except (ValueError, WattwiseError) as exc:  # not numbers, or counts the tracker refused
+            self.errors.append(f"ignored a work report ({data[:60]!r}): {exc}")
 
     def close(self) -> None:
         """Stop listening after handling what was already sent; remove the socket and its directory."""

@@ -10,6 +10,8 @@ union of the ranks' components, each counted once:
   node-wide energy, split among the node's ranks by their CPU time, so the ranks add up to the run;
 * windows and epochs of the same name (the n-th of that name on each rank) are added up, and the early prediction
   is made again from the summed epochs;
+* work the ranks counted (tokens, requests: ``Tracker.count``) is added up: each rank counts what it served (with
+  tensor parallelism, where every rank computes the same tokens, rank 0 alone counts them);
 * a rank whose last report came before its end (it died) counts up to that report, is marked ``lost`` and makes the
   run ``incomplete``; a rank that never reported is ``missing`` (where no other rank reported either, rank 0 alone
   tracked the run: its status stands, and a note says what is not in it).
@@ -23,7 +25,7 @@ from datetime import timedelta
 
 from wattwise.measure.notes import capped_notes
 from wattwise.measure.ranks import Topology
-from wattwise.records import ComponentEnergy, Prediction, RankFigure, Run, WindowRecord
+from wattwise.records import ComponentEnergy, Prediction, RankFigure, Run, WindowRecord, Work
 
 __all__ = ["EpochPredictor", "RankReport", "owners", "qualified", "reduce_run"]
 
@@ -183,6 +185,7 @@ def reduce_run(
             "the totals but not in the time series"
         )
     ended_at = None if own.ended_at is None else own.started_at + timedelta(seconds=duration_s)
+    works = [rep.run.work for rep in everyone.values() if rep.run.work is not None]
     return replace(
         own,
         duration_s=duration_s,
@@ -200,6 +203,7 @@ def reduce_run(
         water_offsite_l=offsite_l,
         notes=capped_notes(list(dict.fromkeys(notes))),
         ranks=tuple(figures),
+        work=sum(works, Work()) if works else None,
     )
 
 

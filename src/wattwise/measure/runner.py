@@ -122,7 +122,7 @@ class _Ticker:
 
 
 def _epoch_listener(tracker: Tracker) -> EpochListener | None:
-    """Listen for ``wattwise.report_epoch()`` calls from the command (Unix only)."""
+    """Listen for ``wattwise.report_epoch()`` and ``wattwise.report_work()`` calls from the command (Unix only)."""
     if not hasattr(socket, "AF_UNIX"):
         return None
 
@@ -135,7 +135,10 @@ def _epoch_listener(tracker: Tracker) -> EpochListener | None:
         if tracker.running:
             tracker.epoch_end()
 
-    return EpochListener(on_epoch)
+    def on_work(tokens: float, requests: float, prompt_tokens: float) -> None:
+        tracker.count(tokens=tokens, requests=requests, prompt_tokens=prompt_tokens)
+
+    return EpochListener(on_epoch, on_work)
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,11 @@ def run_command(
             watchdog.done()
         if listener is not None:
             listener.close()
+            if listener.errors:
+                tracker.note(
+                    f"ignored {len(listener.errors)} report(s) from the command (wattwise.report_epoch/report_work); "
+                    f"the first: {listener.errors[0]}"
+                )
         for fd in (slave, master):
             if fd >= 0:
                 os.close(fd)

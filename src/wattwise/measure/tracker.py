@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import signal
 import threading
@@ -40,8 +39,9 @@ from wattwise.measure.notes import clip, failure_notes
 from wattwise.measure.observers import Observers, RunObserver
 from wattwise.measure.persist import RunWriter
 from wattwise.measure.samples import SampleThinner
+from wattwise.measure.work import Count, WorkCounter, counted
 from wattwise.record_schema import MAX_TEXT
-from wattwise.records import Attribution, Prediction, Run, RunStatus, WindowRecord
+from wattwise.records import Attribution, Prediction, Run, RunStatus, WindowRecord, Work
 
 if TYPE_CHECKING:
     from wattwise.devices.base import PowerSource
@@ -55,9 +55,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 _CHECKPOINT_WINDOWS = 1_000  # checkpoints carry at most this many windows; the final record has them all
 R = TypeVar("R")
-
-
-_log = logging.getLogger(__name__)  # one line on stderr by Python's last-resort handler
 
 
 def _new_run_id(now: datetime) -> str:
@@ -138,6 +135,7 @@ class Tracker:
         self._epoch_energy_j: list[float] = []
         self._epoch_duration_s: list[float] = []
         self._prediction: Prediction | None = None
+        self._work = WorkCounter()
         self.ticks = 0  # background readings so far (benchmarks and the live panel use it)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -472,6 +470,12 @@ class Tracker:
                 )
             return record
 
+    def count(self, tokens: Count = None, requests: Count = None, prompt_tokens: Count = None) -> Work:
+        """Add served work to the run: ``tokens`` generated (output) tokens, ``requests`` requests answered,
+        ``prompt_tokens`` prompt tokens read; returns the totals so far. See :mod:`wattwise.measure.work`."""
+        self._require_running()
+        return self._work.add(counted(tokens, requests, prompt_tokens))
+
     def note(self, text: str) -> None:
         """Add a line to the run's notes (what a caller wants the record to say about how it was measured)."""
         with self._lock:
@@ -564,6 +568,7 @@ class Tracker:
             windows=tuple(self._windows if max_windows is None else self._windows[-max_windows:]),
             prediction=self._prediction,
             command=self.command,
+            work=self._work.total(close=ended),
             notes=self._notes,
             ended=ended,
             error=error,

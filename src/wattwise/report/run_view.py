@@ -18,6 +18,7 @@ from wattwise.report import numbers
 from wattwise.report.cluster import RANK_NOTE, ExternalRow, HostRanks, external_rows, external_totals, hosts
 from wattwise.report.equivalents import EquivalentRow, equivalents
 from wattwise.report.svg import downsample
+from wattwise.report.work import work_rows
 
 __all__ = [
     "DISPLAY_POINTS",
@@ -82,6 +83,7 @@ class RunView:
     hosts: list[HostRanks] = field(default_factory=list)  # a distributed run's ranks, by host
     external: list[ExternalRow] = field(default_factory=list)  # the cluster's counters beside wattwise's figures
     external_totals: list[ExternalRow] = field(default_factory=list)  # per source, where it has several
+    work: list[tuple[str, str]] = field(default_factory=list)  # served work and energy per token and per request
 
     @property
     def raw_samples(self) -> int:
@@ -223,4 +225,5 @@ def build_run_view(run: Run, samples: Iterable[Sample], *, points: int = DISPLAY
         hosts=hosts(run),
         external=cluster,
         external_totals=external_totals(cluster),
+        work=work_rows(run),
     )

@@ -70,6 +70,10 @@ def run_summary(run: Run, *, details: bool = True) -> RenderableType:
             f"{fmt_volume_l(run.water_l)}  (on-site {fmt_volume_l(run.water_onsite_l)}, "
             f"off-site {fmt_volume_l(run.water_offsite_l)})",
         )
+    from wattwise.report.work import work_rows
+
+    for topic, text in work_rows(run):  # served work: energy per output token and per request
+        totals.add_row(topic, plain(text))
     parts: list[RenderableType] = [head, totals]
     if run.components:
         table = Table(title=None, box=None, header_style="bold", pad_edge=False)
