@@ -68,8 +68,58 @@ def this_machine(device: str) -> str:
     return platform.processor() or "unknown CPU"
 
 
+@dataclass(frozen=True, slots=True)
+class Processor:
+    """What the estimator is told of the processor: a catalogue name, and figures that override its row."""
+
+    hardware: str
+    peak_tflops: float | None = None
+    memory_bandwidth_gbs: float | None = None
+    power_w: float | None = None
+
+    def describe(self) -> str:
+        given = [
+            f"{label} {value:g} {unit}"
+            for label, value, unit in (
+                ("peak", self.peak_tflops, "TFLOP/s"),
+                ("bandwidth", self.memory_bandwidth_gbs, "GB/s"),
+                ("max power", self.power_w, "W"),
+            )
+            if value is not None
+        ]
+        return self.hardware + (f" with {', '.join(given)}" if given else "")
+
+
+# This VM's vCPUs, for the estimator (ASSUMPTIONS, stated in the output): fp32 FLOPs per cycle per vCPU (AVX2: two
+# 8-lane FMA units per core, two hardware threads per core), stream bandwidth one thread reaches on a server core,
+# and the most a vCPU draws in the tracker's own CPU model (Cloud Carbon Footprint's AWS average, 3.5 W per vCPU), so
+# the estimate and the measurement share their boundary
+FLOPS_PER_CYCLE_PER_VCPU = 16
+BANDWIDTH_GBS_PER_VCPU = 10.0
+MAX_W_PER_VCPU = 3.5
+
+
+def this_cpu(threads: int) -> Processor:
+    """The estimator's figures for ``threads`` vCPUs of this machine (catalogue row EPYC-7763 as the base)."""
+    mhz = 0.0
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                mhz = float(line.split(":", 1)[1])
+                break
+    except (OSError, ValueError):
+        mhz = 0.0
+    ghz = mhz / 1000 if mhz > 0 else 2.5
+    return Processor(
+        "EPYC-7763",
+        peak_tflops=threads * ghz * FLOPS_PER_CYCLE_PER_VCPU / 1000,
+        memory_bandwidth_gbs=threads * BANDWIDTH_GBS_PER_VCPU,
+        power_w=threads * MAX_W_PER_VCPU,
+    )
+
+
 def estimator_j_per_token(
-    params: float, batch: int, prompt_tokens: int, output_tokens: int, dtype: str, hardware: str
+    params: float, batch: int, prompt_tokens: int, output_tokens: int, dtype: str, processor: Processor | str
 ) -> tuple[float | None, str]:
     """What wattwise's serving estimator predicts per output token for this model at ``batch`` on ``hardware`` (a
     name of ``wattwise hardware list``), or (None, why not). The one place that knows the estimator's entry point.
@@ -83,8 +133,13 @@ def estimator_j_per_token(
         return None, "estimator not available"
     from wattwise.errors import WattwiseError
 
+    chosen = processor if isinstance(processor, Processor) else Processor(processor)
+    hardware = chosen.hardware
     inputs = InferenceInputs(
         hardware=hardware,
+        peak_tflops=chosen.peak_tflops,
+        memory_bandwidth_gbs=chosen.memory_bandwidth_gbs,
+        power_w=chosen.power_w,
         params=params,
         tokens_per_request=output_tokens,
         batch=batch,
@@ -99,7 +154,7 @@ def estimator_j_per_token(
         estimate = estimate_inference(inputs)
     except WattwiseError as exc:
         return None, f"estimator not available for {hardware!r}: {exc}"
-    return estimate.j_per_output_token.value, f"wattwise.estimate.inference for {estimate.inputs['hardware']}, eager"
+    return estimate.j_per_output_token.value, f"wattwise.estimate.inference for {chosen.describe()}, eager engine"
 
 
 def build_model(layers: int, d_model: int, heads: int, vocab: int, max_len: int, dtype: torch.dtype) -> nn.Module:
@@ -243,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     model = model.to(args.device)
     params = float(sum(p.numel() for p in model.parameters()))
     machine = this_machine(args.device)
-    hardware = args.hardware or machine
+    hardware: Processor | str = args.hardware or machine
+    if args.hardware is None and args.device == "cpu":
+        hardware = this_cpu(torch.get_num_threads())
     # the GPU is measured only where the model runs on it; CUDA work is waited for at the run's edges
     settings = Settings.load({"gpu": args.device == "cuda", "cuda_sync": args.device == "cuda"})
     print(

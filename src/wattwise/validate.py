@@ -229,6 +229,9 @@ PROMPT_TOKENS = Bounds("prompt_tokens", "", 0.0, 1e8)
 REQUESTS_PER_DAY = Bounds("requests_per_day", "", 0.0, 1e13, low_open=True)
 BATCH = Bounds("batch", "requests", 1, 1_000_000, "requests decoded together on one deployment", integer=True)
 MEMORY_BANDWIDTH_GBS = Bounds("memory_bandwidth_gbs", "GB/s", 0.0, 1e6, "HBM3e reaches about 8,000 GB/s", low_open=True)
+PEAK_TFLOPS = Bounds(
+    "peak_tflops", "TFLOP/s", 0.0, 1e6, "a dense peak per device (a B200 has about 2,250 in bf16)", low_open=True
+)
 ACHIEVABLE = Bounds("achievable", "", 0.0, 1.0, "a fraction of a hardware peak that software sustains", low_open=True)
 
 # -- work counted in a run (tokens, requests) ------------------------------------------------------------------

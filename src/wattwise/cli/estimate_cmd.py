@@ -77,6 +77,8 @@ def add_parser(sub: Any) -> None:
         help="host software: batched (vLLM <= 0.5, TGI), overlapped (vLLM 0.6+, SGLang, TensorRT-LLM), eager (HF)",
     )
     i.add_argument("--power-w", type=float, help="each device's maximum draw (TDP), where the catalogue has none")
+    i.add_argument("--peak-tflops", type=float, help="each device's dense peak in the model's arithmetic (override)")
+    i.add_argument("--memory-bandwidth", type=float, help="each device's memory bandwidth in GB/s (override)")
     _grid_flags(i)
     i.add_argument("--json", action="store_true")
     i.add_argument("--name", default="", help="a name for the estimate, shown where it is saved")
@@ -161,6 +163,8 @@ def handle_inference(args: argparse.Namespace) -> int:
         attention=args.attention,
         engine=args.engine,
         power_w=args.power_w,
+        peak_tflops=args.peak_tflops,
+        memory_bandwidth_gbs=args.memory_bandwidth,
         pue=args.pue,
         region=args.region,
         intensity_g_per_kwh=args.intensity,

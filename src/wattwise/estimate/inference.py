@@ -61,6 +61,8 @@ class InferenceInputs:
     engine: str = "batched"
     boundary: str = "facility"
     power_w: float | None = None  # the device's maximum draw (its TDP), where the catalogue has none or to override it
+    peak_tflops: float | None = None  # the device's dense peak in the arithmetic's dtype, to override the catalogue
+    memory_bandwidth_gbs: float | None = None  # the device's memory bandwidth, to override the catalogue
     pue: float | None = None
     region: str | None = None
     intensity_g_per_kwh: float | None = None
@@ -74,6 +76,8 @@ class InferenceInputs:
             ("prompt_tokens", validate.PROMPT_TOKENS),
             ("active_params", validate.PARAMS),
             ("power_w", validate.POWER_W),
+            ("peak_tflops", validate.PEAK_TFLOPS),
+            ("memory_bandwidth_gbs", validate.MEMORY_BANDWIDTH_GBS),
             ("pue", validate.PUE),
             ("intensity_g_per_kwh", validate.INTENSITY),
         ):
@@ -217,6 +221,20 @@ def _physics(
     return cases[0], cases[1], cases[2]
 
 
+def _overridden(hw: Hardware, inputs: InferenceInputs, arithmetic: str) -> Hardware:
+    """The catalogue's device with the figures the user gave instead (a device it lacks, a slice of a CPU)."""
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    if inputs.power_w is not None:
+        hw = replace(hw, tdp_w=inputs.power_w)
+    if inputs.peak_tflops is not None:
+        hw = replace(hw, peak_tflops=MappingProxyType({**hw.peak_tflops, arithmetic: inputs.peak_tflops}))
+    if inputs.memory_bandwidth_gbs is not None:
+        hw = replace(hw, memory_bandwidth_gbs=inputs.memory_bandwidth_gbs, bandwidth_source="as given")
+    return hw
+
+
 def _host_w(hw: Hardware, load: float) -> float:
     """One accelerator's share of its host's draw: the node rating above the accelerators' TDP, at ``load``."""
     if hw.kind == "cpu" or hw.tdp_w is None:
@@ -232,13 +250,10 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
     inputs.validate()
     catalogue = catalogue or HardwareCatalogue()
     hw = catalogue.get(inputs.hardware)
-    if inputs.power_w is not None:
-        from dataclasses import replace
-
-        hw = replace(hw, tdp_w=inputs.power_w)
+    arithmetic = DTYPE_BYTES[inputs.dtype][1]
+    hw = _overridden(hw, inputs, arithmetic)
     active = inputs.active_params if inputs.active_params is not None else inputs.params
     shape = ModelShape(inputs.params, active, inputs.dtype, inputs.attention)
-    arithmetic = DTYPE_BYTES[inputs.dtype][1]
     try:
         peak = catalogue.peak_flops(hw, arithmetic)
     except ConfigError:
