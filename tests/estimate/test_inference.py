@@ -130,3 +130,19 @@ def test_cli_json_has_the_figures_and_every_assumption(capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "batch must be a whole number" in err
     assert sorted(ENGINES) == ["batched", "eager", "overlapped"]
+
+
+def test_a_device_the_catalogue_lacks_figures_for_is_described_by_the_user() -> None:
+    cpu = replace(BASE, hardware="EPYC-7763", params=16.8e6, dtype="fp32", engine="eager", boundary="accelerator")
+    with pytest.raises(ConfigError, match="EPYC-7763 has no fp32 arithmetic"):
+        estimate_inference(cpu)
+    given = replace(cpu, peak_tflops=0.08, memory_bandwidth_gbs=20.0, power_w=7.0)
+    one, wider = estimate_inference(given), estimate_inference(replace(given, memory_bandwidth_gbs=40.0))
+    assert any("20 GB/s (as given)" in a for a in one.assumptions)
+    assert wider.step_ms <= one.step_ms
+    for name, value, said in (
+        ("peak_tflops", 0.0, "peak_tflops must be above 0"),
+        ("memory_bandwidth_gbs", -1.0, "memory_bandwidth_gbs must"),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            estimate_inference(replace(given, **{name: value}))
