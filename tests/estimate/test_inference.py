@@ -145,4 +145,4 @@ def test_a_device_the_catalogue_lacks_figures_for_is_described_by_the_user() -> 
         ("memory_bandwidth_gbs", -1.0, "memory_bandwidth_gbs must"),
     ):
         with pytest.raises(ConfigError, match=said):
-            estimate_inference(replace(given, **{name: value}))
+            estimate_inference(replace(given, **{name: value}))  # type: ignore[arg-type]
