@@ -59,13 +59,30 @@ class Case:
 
 
 def _number(text: str) -> float | None:
-    found = re.findall(r"\d+(?:\.\d+)?", text.replace(",", ""))
-    if not found:
-        return None
-    values = [float(v) for v in found[:2]]
-    if len(values) == 2 and ("-" in text or "–" in text) and "=" not in text:
-        return sum(values) / 2
-    return values[0]
+    """The number a cell states: its first number, or the middle of a range written first ("10-15 (…)")."""
+    cleaned = text.replace(",", "")
+    span = re.match(r"\s*~?(\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)", cleaned)
+    if span:
+        return (float(span.group(1)) + float(span.group(2))) / 2
+    found = re.search(r"\d+(?:\.\d+)?", cleaned)
+    return float(found.group()) if found else None
+
+
+def _prompt(text: str) -> tuple[float, str | None]:
+    """Prompt tokens from the input cell, and what was assumed where it states no token count."""
+    lower = text.lower()
+    tokens = re.search(r"~?(\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)\s*tokens", lower)
+    if tokens:
+        return (float(tokens.group(1)) + float(tokens.group(2))) / 2, None
+    if "sharegpt" in lower:
+        return SHAREGPT_PROMPT_TOKENS, f"prompt {SHAREGPT_PROMPT_TOKENS:g} tokens (ShareGPT)"
+    words = re.search(r"(\d+)\s*words", lower)
+    if words:
+        count = round(float(words.group(1)) * 1.3)  # ~1.3 tokens per English word
+        return count, f"prompt {count} tokens ({words.group(1)} words × 1.3)"
+    if "hundreds" in lower:
+        return 500.0, "prompt 500 tokens"
+    return 200.0, "prompt 200 tokens (not stated)"
 
 
 def _hardware(text: str) -> str | None:
@@ -113,20 +130,9 @@ def cases(path: Path) -> tuple[list[Case], list[tuple[str, str]]]:
                 skipped.append((row, "output tokens not logged"))
                 continue
             assumed: list[str] = []
-            prompt = _number(raw["input_tokens"] or "")
-            text_in = raw["input_tokens"].lower()
-            if "sharegpt" in text_in:
-                prompt = SHAREGPT_PROMPT_TOKENS
-                assumed.append(f"prompt {prompt:g} tokens")
-            elif "words" in text_in and prompt is not None:
-                prompt = round(prompt * 1.3)  # ~1.3 tokens per English word
-                assumed.append(f"prompt {prompt:g} tokens (words × 1.3)")
-            elif "hundreds" in text_in:
-                prompt = 500.0
-                assumed.append("prompt 500 tokens")
-            elif prompt is None:
-                prompt = 100.0
-                assumed.append("prompt 100 tokens")
+            prompt, said = _prompt(raw["input_tokens"] or "")
+            if said:
+                assumed.append(said)
             batch_text = raw["batch_size_or_concurrency"]
             mean = re.search(r"mean batch=(\d+(?:\.\d+)?)", batch_text)
             batch = round(float(mean.group(1))) if mean else int(_number(batch_text) or 1)
@@ -188,7 +194,7 @@ def estimate(case: Case) -> float:
         from wattwise.estimate.hardware import HardwareCatalogue
 
         tdp = HardwareCatalogue().get(case.hardware).tdp_w or 0.0
-        seconds = wh * 3600 / max(e.device_power_w, 1e-9) / case.devices  # the request's wall time on its GPU
+        seconds = 86_400 / e.requests_per_day  # the deployment's wall time per request (busy all day)
         others_w = (NODE_GPUS - case.devices) * IDLE_POWER[0] * tdp + CODECARBON_RAM_W + CODECARBON_CPU_W
         wh += others_w * seconds / 3600
     return wh * 3600 / case.output if case.unit == "J/token" else wh

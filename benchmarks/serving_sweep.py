@@ -17,8 +17,9 @@ batch, and a larger batch shares that cost among more tokens.
         [--threads N] [--device cpu|cuda] [--hardware NAME] [--db URL]
 
 Runs go to an in-memory store unless ``--db`` names one. The default sweep takes about 1 to 2 minutes on 2 CPUs.
-The estimator's column needs the processor in its catalogue with a published peak (``--hardware H100-SXM`` with
-``--device cuda``); a CPU without one, or one the catalogue does not know, is said, and the column stays empty.
+On this machine's CPU the estimator is told its vCPUs' figures (see :func:`this_cpu`); with ``--device cuda`` it is
+given ``--hardware`` (``H100-SXM``...), and the J per output token column is then the GPU's own channels (the
+estimate's accelerator boundary), while J per request stays the whole run's.
 """
 
 from __future__ import annotations
@@ -331,9 +332,13 @@ def main(argv: list[str] | None = None) -> int:
             row = Row(batch, run, predicted)
             rows.append(row)
             per = run.per_work
-            assert per is not None
+            assert per is not None and run.work is not None
+            measured = per.j_per_output_token
+            if args.device == "cuda":  # the estimate is the accelerator's: set the GPU's own channels beside it
+                gpu_j = sum(c.energy_j for c in run.components if c.component == "gpu" and c.in_total)
+                measured = gpu_j / run.work.output_tokens if run.work.output_tokens else None
             print(
-                f"{batch:>5}  {_energy(per.j_per_output_token):>14}  {run.source:<9}  {row.tokens_per_s:>9,.0f}  "
+                f"{batch:>5}  {_energy(measured):>14}  {run.source:<9}  {row.tokens_per_s:>9,.0f}  "
                 f"{_energy(per.j_per_request):>9}  {_energy(predicted):>10}",
                 flush=True,
             )

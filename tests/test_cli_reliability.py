@@ -361,7 +361,7 @@ def test_inference_takes_power_w_when_the_catalogue_has_none(isolated_env: Path)
                 "--requests-per-day",
                 "1",
             ],
-            "tokens_per_request must be above 0",
+            "tokens_per_request must be between 1 and",
         ),
     ],
 )

@@ -224,7 +224,7 @@ POWER_W = Bounds("power_w", "W", 0.0, 100_000.0, "average power per device", low
 HOST_OVERHEAD = Bounds("host_overhead", "", 0.0, 5.0, "host power as a fraction of the devices' power")
 PRICE_USD_PER_KWH = Bounds("price_usd_per_kwh", "USD", 0.0, 100.0)
 PRICE_USD_PER_DEVICE_HOUR = Bounds("price_usd_per_device_hour", "USD", 0.0, 10_000.0)
-TOKENS_PER_REQUEST = Bounds("tokens_per_request", "", 0.0, 1e8, low_open=True)
+TOKENS_PER_REQUEST = Bounds("tokens_per_request", "", 1.0, 1e8, "output tokens per request: at least one")
 PROMPT_TOKENS = Bounds("prompt_tokens", "", 0.0, 1e8)
 REQUESTS_PER_DAY = Bounds("requests_per_day", "", 0.0, 1e13, low_open=True)
 BATCH = Bounds("batch", "requests", 1, 1_000_000, "requests decoded together on one deployment", integer=True)

@@ -85,8 +85,10 @@ def test_boundaries_add_hosts_then_the_facility() -> None:
 def test_idle_hours_count_when_the_load_is_given() -> None:
     busy = estimate_inference(replace(BASE, batch=32))
     light = estimate_inference(replace(BASE, batch=32, requests_per_day=busy.requests_per_day / 100))
-    assert light.busy_share == pytest.approx(0.01)
-    assert light.wh_per_request.value > 5 * busy.wh_per_request.value  # the idle hours are shared among few requests
+    # a hundredth of the load keeps few requests in flight: the batch it can fill is small (Little's law)
+    assert any("in flight" in a and "not 32" in a for a in light.assumptions)
+    assert 0.01 < light.busy_share < 1
+    assert light.wh_per_request.value > 5 * busy.wh_per_request.value  # small batches, and idle hours shared
     with pytest.raises(ConfigError, match=r"serve at most [\d,]+ requests a day"):
         estimate_inference(replace(BASE, batch=32, requests_per_day=busy.requests_per_day * 2))
 
@@ -101,7 +103,8 @@ def test_idle_hours_count_when_the_load_is_given() -> None:
         ({"dtype": "fp4"}, "dtype must be one of"),
         ({"boundary": "planet"}, "boundary must be one of accelerator, server, facility"),
         ({"engine": "warp"}, "engine must be one of"),
-        ({"tokens_per_request": 0.0}, "tokens_per_request must be above 0"),
+        ({"tokens_per_request": 0.0}, "tokens_per_request must be between 1 and"),
+        ({"prompt_tokens": 1e7}, "not even one request fits"),
         ({"devices": 0}, "devices must be"),
     ],
 )

@@ -17,6 +17,7 @@ Every figure has a low-high range from the ranges of the physics' constants.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -183,6 +184,12 @@ def _memory_check(hw: Hardware, inputs: InferenceInputs, shape: ModelShape, note
             )
         if needed > have:
             fits = max(0, int((have - weights_gb) * 1e9 / (context * shape.kv_bytes_per_token)))
+            if fits == 0:
+                raise ConfigError(
+                    f"not even one request fits: its KV cache needs {context * shape.kv_bytes_per_token / 1e9:,.0f} GB "
+                    f"at the mean context beside {weights_gb:,.0f} GB of weights, and {inputs.devices} × {hw.name} "
+                    f"hold {have:,.0f} GB usable; shorten the prompt or add devices"
+                )
             notes.append(
                 f"the KV caches of {inputs.batch} requests ({kv_gb:,.0f} GB at the mean context, by the implied shape) "
                 f"do not fit beside the weights ({weights_gb:,.0f} GB of {have:,.0f} GB usable): about {fits} would; "
@@ -246,45 +253,139 @@ def _host_w(hw: Hardware, load: float) -> float:
     return max(0.0, per_device - hw.tdp_w) * load
 
 
-def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue | None = None) -> InferenceEstimate:
-    inputs.validate()
-    catalogue = catalogue or HardwareCatalogue()
-    hw = catalogue.get(inputs.hardware)
-    arithmetic = DTYPE_BYTES[inputs.dtype][1]
-    hw = _overridden(hw, inputs, arithmetic)
-    active = inputs.active_params if inputs.active_params is not None else inputs.params
-    shape = ModelShape(inputs.params, active, inputs.dtype, inputs.attention)
+def _normalised(inputs: InferenceInputs) -> InferenceInputs:
+    """Words compared as the CLI shows them: ``BF16``, ``Server`` and ``GQA`` are the same choices."""
+    from dataclasses import replace
+
+    def word(value: str) -> str:
+        return str(value).strip().lower()
+
+    return replace(
+        inputs,
+        dtype=word(inputs.dtype),
+        attention=word(inputs.attention),
+        engine=word(inputs.engine),
+        boundary=word(inputs.boundary),
+    )
+
+
+def _peak(catalogue: HardwareCatalogue, hw: Hardware, arithmetic: str) -> float:
     try:
-        peak = catalogue.peak_flops(hw, arithmetic)
+        return catalogue.peak_flops(hw, arithmetic)
     except ConfigError:
         have = ", ".join(d for d in ("fp32", "bf16", "fp16", "fp8", "int8") if d in hw.peak_tflops) or "none"
-        raise ConfigError(
-            f"{hw.name} has no {arithmetic} arithmetic (published peaks: {have}); serve in one of those, or int4 "
-            "(4-bit weights, 16-bit arithmetic)"
-        ) from None
-    mid, low, high = _physics(hw, inputs, shape, peak)
-    tokens = inputs.tokens_per_request
-    notes = [
+        hint = (
+            "give --peak-tflops (peak_tflops), its peak in the model's arithmetic"
+            if not hw.peak_tflops
+            else "serve in one of those, or int4 (4-bit weights, 16-bit arithmetic)"
+        )
+        raise ConfigError(f"{hw.name} has no {arithmetic} arithmetic (published peaks: {have}); {hint}") from None
+
+
+def _batch_for_load(hw: Hardware, inputs: InferenceInputs, shape: ModelShape, peak: float) -> int:
+    """The batch a load can fill: by Little's law, requests in flight = requests per second × a request's latency
+    (its decode steps and its prefill), at most ``inputs.batch``. A light load never fills a large batch."""
+    assert inputs.requests_per_day is not None
+    from dataclasses import replace
+
+    batch = inputs.batch
+    for _ in range(64):
+        mid = _physics(hw, replace(inputs, batch=batch), shape, peak)[0]
+        latency_s = mid.step_s * inputs.tokens_per_request + mid.prefill_s_per_request
+        in_flight = inputs.requests_per_day / SECONDS_PER_DAY * latency_s
+        fitting = min(inputs.batch, max(1, math.ceil(in_flight)))
+        if fitting >= batch:
+            return batch
+        batch = fitting
+    return batch
+
+
+def _notes(
+    hw: Hardware, inputs: InferenceInputs, shape: ModelShape, peak: float, phys: tuple[ServingPhysics, ...]
+) -> list[str]:
+    """Every assumption of the estimate, with its figure and where it comes from."""
+    mid, low, high = phys
+    e, engine = Efficiencies(), ENGINES[inputs.engine]
+    arithmetic = DTYPE_BYTES[inputs.dtype][1]
+    return [
         f"hardware: {inputs.devices} × {hw.name}: {hw.memory_bandwidth_gbs:,.0f} GB/s ({hw.bandwidth_source}); "
-        f"dense {arithmetic} peak {peak / 1e12:,.0f} TFLOP/s; TDP {hw.tdp_w:g} W ({hw.sources})",
-        f"model: {inputs.params:.3g} parameters ({active:.3g} active) in {inputs.dtype} "
-        f"({shape.weight_bytes:g} bytes each); shape implied: {shape.layers:.0f} layers, d_model {shape.d_model:,.0f}, "
+        f"dense {arithmetic} peak {peak / 1e12:,.4g} TFLOP/s; TDP {hw.tdp_w:g} W ({hw.sources})",
+        f"model: {inputs.params:.3g} parameters ({shape.active_params:.3g} active) in {inputs.dtype} "
+        f"({shape.weight_bytes:g} bytes each); shape implied by the active parameters (N = 12 layers d_model^2, "
+        f"d_model = 128 layers: GPT-3, Llama 2/3, Mixtral): {shape.layers:.0f} layers, d_model {shape.d_model:,.0f}, "
         f"{inputs.attention.upper()} KV cache {shape.kv_bytes_per_token / 1e3:,.0f} kB per token",
-        f"decode step at batch {inputs.batch}: {mid.step_s * 1e3:,.1f} ms ({mid.bound}-bound; range "
-        f"{low.step_s * 1e3:,.1f}-{high.step_s * 1e3:,.1f} ms), {mid.device_power_w:,.0f} W per device",
-        f"achievable shares of peak (ASSUMPTIONS, see wattwise.estimate.serving): weights bandwidth "
-        f"{Efficiencies().bandwidth[0]:.0%}, KV-cache bandwidth {Efficiencies().kv_bandwidth[0]:.0%}, compute "
-        f"{Efficiencies().compute[0]:.0%}; host software: {inputs.engine} "
-        f"({ENGINES[inputs.engine].sequence_s * 1e3:g} ms per sequence and step"
-        + (", overlapped with the GPU)" if ENGINES[inputs.engine].overlapped else ", the GPU waiting)"),
+        f"decode step at batch {inputs.batch}: {mid.step_s * 1e3:,.1f} ms ({mid.bound}-bound: reads "
+        f"{mid.memory_s * 1e3:,.1f} ms, arithmetic {mid.compute_s * 1e3:,.1f} ms, host software "
+        f"{mid.host_s * 1e3:,.1f} ms; range {low.step_s * 1e3:,.1f}-{high.step_s * 1e3:,.1f} ms), "
+        f"{mid.device_power_w:,.0f} W per device; a step reads {mid.weights_read_share:.0%} of the weights"
+        + (" (the experts this batch is routed to)" if shape.active_params < shape.params else ""),
+        f"achievable shares (ASSUMPTIONS): weights bandwidth {e.bandwidth[0]:.0%} ({e.bandwidth[1]:.0%}-"
+        f"{e.bandwidth[2]:.0%}: stream benchmarks reach 80-90 % of HBM's rating), paged KV reads "
+        f"{e.kv_bandwidth[0]:.0%} "
+        f"({e.kv_bandwidth[1]:.0%}-{e.kv_bandwidth[2]:.0%}), dense arithmetic {e.compute[0]:.0%} ({e.compute[1]:.0%}-"
+        f"{e.compute[2]:.0%}: cuBLAS on large GEMMs sustains 60-80 % of the dense peak)",
+        f"fixed latencies (ASSUMPTIONS): {e.layer_latency_s * 1e6:g} µs per layer and step (kernel launches with CUDA "
+        f"graphs)"
+        + (
+            f"; two all-reduces per layer across {inputs.devices} devices, {e.allreduce_latency_s * 1e6:g} µs each "
+            f"plus the activations at {e.allreduce_bandwidth_bps / 1e9:g} GB/s (NCCL on NVLink)"
+            if inputs.devices > 1
+            else ""
+        ),
+        f"host software (ASSUMPTION, engine {inputs.engine}): {engine.step_s * 1e3:g} ms per step, "
+        f"{engine.sequence_s * 1e3:g} ms per sequence and step, {engine.layer_s * 1e3:g} ms per layer and step "
+        f"(x0.5-1.5), {'overlapped with' if engine.overlapped else 'added to'} the GPU's time: vLLM's profile of "
+        "its "
+        "0.5 engine found the GPU busy 38 % of the time (vLLM blog, Sept 2024)",
+        f"power (ASSUMPTIONS): waiting for the host {WAIT_POWER[0]:.0%} of TDP "
+        f"({WAIT_POWER[1]:.0%}-{WAIT_POWER[2]:.0%}: "
+        f"P0 with no kernel), memory-bound kernels {MEMORY_BOUND_POWER[0]:.0%} of the span to TDP "
+        f"({MEMORY_BOUND_POWER[1]:.0%}-{MEMORY_BOUND_POWER[2]:.0%}), compute-bound kernels and prefill at TDP, idle "
+        f"{IDLE_POWER[0]:.0%} of TDP ({IDLE_POWER[1]:.0%}-{IDLE_POWER[2]:.0%}: nvidia-smi readings of idle A100/H100)",
     ]
+
+
+def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue | None = None) -> InferenceEstimate:
+    from dataclasses import replace
+
+    inputs = _normalised(inputs)
+    inputs.validate()
+    catalogue = catalogue or HardwareCatalogue()
+    listed = catalogue.get(inputs.hardware)
+    arithmetic = DTYPE_BYTES[inputs.dtype][1]
+    hw = _overridden(listed, inputs, arithmetic)
+    active = inputs.active_params if inputs.active_params is not None else inputs.params
+    shape = ModelShape(inputs.params, active, inputs.dtype, inputs.attention)
+    peak = _peak(catalogue, hw, arithmetic)
+    notes: list[str] = []
     memory_gb = _memory_check(hw, inputs, shape, notes)
+    asked = inputs
+    if inputs.requests_per_day is not None:
+        full = _physics(hw, inputs, shape, peak)[0]
+        capacity = SECONDS_PER_DAY / full.request_s(inputs.batch, inputs.tokens_per_request)
+        if inputs.requests_per_day > capacity:
+            raise ConfigError(
+                f"{inputs.devices} × {hw.name} at batch {inputs.batch} serve at most {capacity:,.0f} requests a day "
+                f"({SECONDS_PER_DAY / capacity:.3g} s of the deployment each); {inputs.requests_per_day:,.0f} need "
+                "more devices or a larger batch"
+            )
+        inputs = replace(inputs, batch=_batch_for_load(hw, inputs, shape, peak))
+    phys = _physics(hw, inputs, shape, peak)
+    mid, low, high = phys
+    notes[:0] = _notes(hw, inputs, shape, peak, phys)
+    if inputs.batch < asked.batch:
+        notes.append(
+            f"{asked.requests_per_day:,.0f} requests a day keep about {inputs.batch} in flight (Little's law: arrivals "
+            f"× latency), so the estimate runs at batch {inputs.batch}, not {asked.batch}: a light load never fills "
+            "large batches"
+        )
+    tokens = inputs.tokens_per_request
     notes.append(f"memory needed: {memory_gb:,.0f} GB (weights and the batch's KV caches at the mean context)")
     busy = Range(
         mid.request_s(inputs.batch, tokens), low.request_s(inputs.batch, tokens), high.request_s(inputs.batch, tokens)
     )
     accel_j = Range(mid.request_j(tokens), low.request_j(tokens), high.request_j(tokens))
-    host_w = Range(*(_host_w(hw, load) for load in HOST_LOAD))
+    host_w = Range(*(_host_w(listed, load) for load in HOST_LOAD))  # the catalogue's device: a power cap is the GPU's
     server = inputs.boundary != "accelerator"
     request_j = Range(
         accel_j.value + (host_w.value * inputs.devices * busy.value if server else 0.0),
@@ -294,21 +395,15 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
     if server and host_w.value > 0:
         notes.append(
             f"hosts: {host_w.value:,.0f} W per accelerator while serving ({HOST_LOAD[0]:.0%} of the node rating above "
-            f"the accelerators' TDP, range {HOST_LOAD[1]:.0%}-{HOST_LOAD[2]:.0%}; ASSUMPTION)"
+            f"the accelerators' TDP, range {HOST_LOAD[1]:.0%}-{HOST_LOAD[2]:.0%}; ASSUMPTION; NVIDIA DGX ratings)"
         )
-    capacity = SECONDS_PER_DAY / busy.value
     if inputs.requests_per_day is None:
-        per_day = capacity
+        per_day = SECONDS_PER_DAY / busy.value
         busy_share = 1.0
         notes.append(f"busy all day at batch {inputs.batch}: {per_day:,.0f} requests a day")
     else:
         per_day = inputs.requests_per_day
-        busy_share = per_day * busy.value / SECONDS_PER_DAY
-        if busy_share > 1.0:
-            raise ConfigError(
-                f"{inputs.devices} × {hw.name} at batch {inputs.batch} serve at most {capacity:,.0f} requests a day "
-                f"({busy.value:.3g} s of the deployment each); {per_day:,.0f} need more devices or a larger batch"
-            )
+        busy_share = min(1.0, per_day * busy.value / SECONDS_PER_DAY)
         idle_s = SECONDS_PER_DAY * (1 - busy_share)
         assert hw.tdp_w is not None
         idle_w = Range(*(share * hw.tdp_w for share in IDLE_POWER))
@@ -328,6 +423,11 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
     pue, grid, region, water_per_kwh = _facility(inputs, notes)
     if inputs.boundary == "facility":
         request_j = Range(request_j.value * pue.value, request_j.low * pue.low, request_j.high * pue.high)
+    if not all(math.isfinite(x) for x in (request_j.value, request_j.low, request_j.high)):
+        raise ConfigError(
+            "the estimate per request is not a finite number: the load is too small to share the day's idle power "
+            "among (give a larger --requests-per-day, or none: busy all day)"
+        )
     request_wh = Range(request_j.value / 3600, request_j.low / 3600, request_j.high / 3600)
     day_kwh = Range(*(x * per_day / 1000 for x in (request_wh.value, request_wh.low, request_wh.high)))
     return InferenceEstimate(
@@ -351,7 +451,7 @@ def estimate_inference(inputs: InferenceInputs, *, catalogue: HardwareCatalogue 
         intensity_g_per_kwh=grid.value,
         region=region,
         assumptions=tuple(notes),
-        inputs={f.name: getattr(inputs, f.name) for f in fields(inputs) if getattr(inputs, f.name) is not None},
+        inputs={f.name: getattr(asked, f.name) for f in fields(asked) if getattr(asked, f.name) is not None},
     )
 
 
@@ -379,12 +479,12 @@ def _facility(inputs: InferenceInputs, notes: list[str]) -> tuple[Range, Range, 
         + (f": PUE {pue.value:g} ({pue.low:g}-{pue.high:g})" if inputs.boundary == "facility" else " (no PUE)")
         + f"; grid {grid.value:,.0f} g/kWh ({grid.low:,.0f}-{grid.high:,.0f}, {service.region.code})"
     )
-    # water per kWh of IT energy: on-site WUE plus the grid's water; per kWh at the facility boundary the WUE part
-    # is divided by the PUE already applied
-    it_to_boundary = pue.value if inputs.boundary == "facility" else 1.0
-    water = facility.wue_l_per_kwh / it_to_boundary + facility.offsite_water_l_per_kwh * (
-        1.0 if inputs.boundary == "facility" else pue.value
-    )
+    # water follows the energy on the boundary: the grid's water for every kWh counted; the facility's cooling water
+    # (WUE per kWh of IT energy) only on the facility boundary, as PUE is
+    if inputs.boundary == "facility":
+        water = facility.wue_l_per_kwh / pue.value + facility.offsite_water_l_per_kwh
+    else:
+        water = facility.offsite_water_l_per_kwh
     return pue, grid, service.region.code, water
 
 

@@ -159,9 +159,10 @@ class ModelShape:
 
     @property
     def kv_bytes_per_token(self) -> float:
-        """K and V of every layer for one token; kept in 16 bits unless the model runs in fp8."""
+        """K and V of every layer for one token: 4 bytes for an fp32 model, 1 for fp8, else 2 (int8 and int4 weights
+        keep a 16-bit cache)."""
         width = self.d_model * (GQA_KV_SHARE if self.attention == "gqa" else 1.0)
-        kv_bytes = 1.0 if self.dtype == "fp8" else 2.0
+        kv_bytes = {"fp32": 4.0, "fp8": 1.0}.get(self.dtype, 2.0)
         return 2 * self.layers * width * kv_bytes
 
 
@@ -171,7 +172,11 @@ class ServingPhysics:
 
     step_s: float  # wall time of one decode step (all devices)
     kernel_s: float  # of which the accelerators run kernels
-    bound: str  # "memory" or "compute": what limits a decode step
+    bound: str  # "memory", "compute" or "host" (the serving software): what limits a decode step
+    memory_s: float  # the step's reads at the achievable bandwidth
+    compute_s: float  # the step's arithmetic at the achievable peak
+    host_s: float  # the serving software's own time per step
+    weights_read_share: float  # of all the weights, what one step reads (a mixture of experts: by batch)
     decode_j_per_token: float  # accelerators' energy per output token (all devices)
     prefill_j_per_request: float
     prefill_s_per_request: float  # wall time the deployment spends on one request's prompt
@@ -239,7 +244,13 @@ def decode_and_prefill(
     return ServingPhysics(
         step_s=step_s,
         kernel_s=kernel_s,
-        bound="compute" if compute_s > memory_s else "memory",
+        bound="host"
+        if not engine.overlapped and host_s > kernel_s
+        else ("compute" if compute_s > memory_s else "memory"),
+        memory_s=memory_s,
+        compute_s=compute_s,
+        host_s=host_s,
+        weights_read_share=weights / (shape.params * shape.weight_bytes),
         decode_j_per_token=step_j / batch,
         prefill_j_per_request=prefill_j,
         prefill_s_per_request=prefill_s,

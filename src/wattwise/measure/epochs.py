@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -24,6 +25,7 @@ from wattwise.measure.work import Count, counted
 
 ENV_VAR = "WATTWISE_EPOCH_SOCKET"
 _MAX_DATAGRAM = 256
+_PLAIN_NUMBER = re.compile(r"\d+(\.\d*)?(e[+-]?\d+)?")  # what report_work sends: repr() of a finite float
 _STOP = b"\0stop"
 
 
@@ -116,6 +118,8 @@ class EpochListener:
             self.errors.append(f"ignored a work report that was not understood: {data[:60]!r}")
             return
         try:
+            if any(not _PLAIN_NUMBER.fullmatch(part) for part in counts):  # float() also reads "1_000" and "nan"
+                raise ValueError(counts)
             tokens, requests, prompt_tokens = (float(part) for part in counts)
             self._on_work(tokens, requests, prompt_tokens)
         except (ValueError, WattwiseError) as exc:  # not numbers, or counts the tracker refused

@@ -34,6 +34,8 @@ _PROMPT_TOKENS = validate.renamed(validate.WORK_TOKENS, "prompt_tokens")
 def _count(value: object, bounds: validate.Bounds, where: str) -> float:
     if value is None:
         return 0.0
+    if isinstance(value, bool):  # True is not a count of one
+        raise ConfigError(f"{where} is a count, not {value!r}: give a number of {bounds.name}")
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and not validate.is_number(value):
         with contextlib.suppress(ArithmeticError, TypeError, ValueError):
             value = float(value)  # numpy's integers and other real numbers, as the float they are

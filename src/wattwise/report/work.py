@@ -13,7 +13,7 @@ __all__ = ["SOURCE_LABEL", "work_rows"]
 
 SOURCE_LABEL = {  # as the run's energy line says it
     "measured": "measured",
-    "estimated": "ESTIMATED (no counters)",
+    "estimated": "ESTIMATED: no counters",
     "mixed": "measured + estimated",
     "none": "no energy recorded",
 }
