@@ -92,6 +92,31 @@ def test_slurm_and_dcgm_figures_live_side_by_side(
     capsys.readouterr()
 
 
+def test_attached_figures_can_be_removed_again(
+    stored: tuple[Path, Run, list[Sample]], sacct: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, run, kept = stored
+    assert run.ended_at is not None
+    record(sacct, "4242", "sacct-energy.txt", run.started_at, run.ended_at)
+    assert attach(path, run.id, "--slurm", "4242") == 0
+    with Server(prometheus().answer).running() as url:
+        assert attach(path, run.id, "--dcgm-prometheus", url) == 0
+    capsys.readouterr()
+    assert attach(path, run.id, "--remove", f"dcgm:gpu 1 {GPU1}") == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == f"removed dcgm gpu 1 {GPU1}" and err.strip() == f"removed 1 figure(s) from run {run.id}"
+    with SQLiteStore(path, read_only=True) as store:
+        assert [f.scope for f in store.get(run.id).external] == ["job 4242 on gpu-node-07", f"gpu 0 {GPU0}"]
+    assert attach(path, run.id, "--remove", "slurm", "--json") == 0
+    assert [f["scope"] for f in json.loads(capsys.readouterr().out)] == ["job 4242 on gpu-node-07"]
+    assert attach(path, run.id, "--remove", "kepler") == 2  # nothing of that source: one line, nothing changed
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wattwise: error: ") and "has no cluster figure kepler to remove (it has: dcgm:gpu 0" in err
+    assert attach(path, run.id, "--remove", "dcgm") == 0
+    capsys.readouterr()
+    assert unchanged(path, run, kept)  # the record exactly as it was before anything was attached
+
+
 def closed_url() -> str:
     with Server(pages("")).running() as url:
         return url
@@ -112,6 +137,8 @@ BAD = [
     (["--dcgm-prometheus", "RESET"], 1, "was reset 1 time(s) during the run"),
     (["--kepler-prometheus", "PROM", "--pod", "ml/absent"], 1, "no sample of kepler_container_joules_total"),
     (["--dcgm-prometheus", "PROM", "--timeout", "0"], 2, "--timeout must be above 0"),
+    (["--remove", "dcgm:"], 2, "--remove takes SOURCE or SOURCE:SCOPE"),
+    (["--remove", "slurm"], 2, "has no cluster figure slurm to remove (it has: none)"),
 ]
 
 

@@ -3,15 +3,19 @@ afterwards from a (local) Prometheus."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
 
+from tests.fakes.power import ConstantPowerSource, FakeHost
 from tests.importers.runs import T0, gpu_run
 from tests.importers.servers import FakePrometheus, Series, Server, page, pages
+from wattwise.config import Settings
 from wattwise.errors import ConfigError, CounterError
 from wattwise.importers import KeplerCounters, counterpart, kepler_from_prometheus
 from wattwise.importers.kepler import DEFAULT_METRIC
+from wattwise.measure.tracker import Tracker
 
 OLD = {"TD": 51234.25, "TI": 20480.5, "SD": 312.75, "SI": 401.0}  # trainer and log-shipper, dynamic and idle
 
@@ -35,7 +39,8 @@ def test_live_pod_energy_sums_its_containers_and_modes() -> None:
     (figure,) = live(old_page(), old_page(**added)).figures
     assert figure.source == "kepler" and figure.scope == "pod ml/train-7f9c"
     assert figure.energy_j == pytest.approx(sum(added.values()))  # the other pod's series are not counted
-    assert "4 series summed" in figure.detail and 'container_namespace="ml"' in figure.detail
+    assert "4 series summed over the pod's containers and modes" in figure.detail
+    assert 'container_namespace="ml"' in figure.detail and "zones" not in figure.detail
     run = gpu_run().with_external([figure])
     side = counterpart(run, figure)  # the whole pod: against the run's total
     assert side.energy_j == run.energy_j
@@ -48,6 +53,8 @@ def test_kepler_0_10_pod_metric_adds_package_and_dram_not_core() -> None:
     (figure,) = live(*texts, metric="kepler_pod_cpu_joules_total").figures
     assert figure.scope == "pod ml/train-7f9c (cpu, dram)"
     assert figure.energy_j == pytest.approx(2400.0 + 150.0)  # core is inside package
+    assert "2 series summed over the pod's zones (package and dram; core and uncore" in figure.detail
+    assert "containers" not in figure.detail and "modes" not in figure.detail  # the pod metric has neither label
     run = gpu_run()
     side = counterpart(run, figure)
     expected = sum(c.energy_j for c in run.components if c.component in ("cpu", "dram"))
@@ -105,3 +112,26 @@ def test_from_prometheus_the_pod_is_its_power_times_the_counters_window() -> Non
     window_s = (figure.ended_at - figure.started_at).total_seconds()
     assert figure.energy_j == pytest.approx(sum(watts.values()) * window_s)
     assert all('container_namespace="ml",pod_name="train-7f9c"' in q["query"] for _, q in server.requests)
+
+
+def test_a_wrong_pod_fails_as_the_run_starts_and_the_run_goes_on(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = Server(pages(old_page(), old_page(TD=10.0)))
+    with server.running() as url, caplog.at_level(logging.WARNING):
+        observer = KeplerCounters(f"{url}/metrics", pod="ml/elsewhere")
+        source = ConstantPowerSource({"cpu": 10.0})
+        tracker = Tracker("t", settings=settings, sources=[source], host=FakeHost(), observers=[observer])
+        with tracker:
+            lines = [r.getMessage() for r in caplog.records if "KeplerCounters" in r.getMessage()]
+            assert len(lines) == 1 and "failed in run_started" in lines[0] and "ml/elsewhere" in lines[0], lines
+    assert len(server.requests) == 1  # detached at the start: the end is not read
+    assert tracker.result is not None and tracker.result.status == "complete" and tracker.result.external == ()
+    assert len([r for r in caplog.records if "KeplerCounters" in r.getMessage()]) == 1
+
+
+def test_a_series_that_holds_no_number_at_the_start_is_refused_then() -> None:
+    with Server(pages(old_page().replace(f" {OLD['TD']}", " NaN"))).running() as url:
+        observer = KeplerCounters(f"{url}/metrics", pod="ml/train-7f9c")
+        with pytest.raises(CounterError, match=r"pod ml/train-7f9c reads nan, which no energy counter can hold"):
+            observer.run_started(gpu_run().replace(status="running"))

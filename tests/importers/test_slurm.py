@@ -16,7 +16,8 @@ from tests.importers.runs import T0, gpu_run
 from tests.importers.servers import DATA
 from wattwise.errors import ConfigError, CounterError
 from wattwise.importers import counterpart, sacct_job, slurm_figure
-from wattwise.importers.slurm import FIELDS
+from wattwise.importers.slurm import FIELDS, expand_nodes
+from wattwise.records import ExternalFigure
 
 FAKE_SACCT = """#!{python}
 import pathlib, sys, time
@@ -166,3 +167,63 @@ def test_sacct_local_times_are_read_in_the_local_zone(sacct_dir: Path, india_tim
     job = sacct_job("4242")
     assert job.started_at == start
     assert slurm_figure(job, gpu_run()).started_at == start
+
+
+def line(job: str, *, start: str, end: str, energy: str = "1843211", nodes: str = "gpu-node-07") -> str:
+    return f"{job}|train|{start}|{end}|{energy}|{nodes}|COMPLETED\n"
+
+
+def around(run_seconds: float = 300.0) -> tuple[str, str]:
+    """sacct's Start and End of a job that holds the test run."""
+    return local(T0 - timedelta(seconds=30)), local(T0 + timedelta(seconds=run_seconds + 100))
+
+
+@pytest.mark.parametrize("start", ["Unknown", "None"])
+def test_a_job_without_a_start_time_is_refused(sacct_dir: Path, start: str) -> None:
+    (sacct_dir / "4250.txt").write_text(line("4250", start=start, end=around()[1]))
+    with pytest.raises(CounterError, match=r"no start time for Slurm job 4250 \(Start is Unknown or None\)"):
+        slurm_figure(sacct_job("4250"), gpu_run())
+
+
+def test_a_job_on_other_nodes_than_the_runs_host_is_refused(sacct_dir: Path) -> None:
+    start, end = around()
+    (sacct_dir / "4251.txt").write_text(line("4251", start=start, end=end, nodes="gpu-node-[01-06,08]"))
+    with pytest.raises(CounterError, match=r"measured on gpu-node-07, which is not among Slurm job 4251's nodes"):
+        slurm_figure(sacct_job("4251"), gpu_run())
+    (sacct_dir / "4252.txt").write_text(line("4252", start=start, end=end, nodes="gpu-node-[05-07]"))
+    assert slurm_figure(sacct_job("4252"), gpu_run()).energy_j == 1843211.0  # among them: attached
+
+
+def test_a_single_other_node_is_not_compared_with_the_runs_host() -> None:
+    figure = ExternalFigure("slurm", "job 4242 on gpu-node-09", 1_000_000.0)
+    side = counterpart(gpu_run(), figure)
+    assert side.energy_j is None and "gpu-node-09" in side.note and "gpu-node-07" in side.note
+
+
+@pytest.mark.parametrize(("nodes", "names"), [("n[1-2]", ["n1", "n2"]), ("a[08-10],b", ["a08", "a09", "a10", "b"])])
+def test_slurm_host_lists_expand(nodes: str, names: list[str]) -> None:
+    assert expand_nodes(nodes) == names
+
+
+def test_an_energy_with_a_unit_prefix_is_read_in_powers_of_1000(sacct_dir: Path) -> None:
+    start, end = around()
+    (sacct_dir / "4253.txt").write_text(line("4253", start=start, end=end, energy="3.60M"))
+    figure = slurm_figure(sacct_job("4253"), gpu_run())
+    assert figure.energy_j == pytest.approx(3.6e6) and "sacct printed 3.60M: rounded" in figure.detail
+
+
+def test_an_energy_that_is_no_number_is_said_to_be_so(sacct_dir: Path) -> None:
+    start, end = around()
+    (sacct_dir / "4254.txt").write_text(line("4254", start=start, end=end, energy="n/a"))
+    with pytest.raises(CounterError, match=r"ConsumedEnergyRaw of job 4254 is 'n/a', not a number of joules"):
+        slurm_figure(sacct_job("4254"), gpu_run())
+
+
+def test_an_array_job_asks_for_one_of_its_tasks(sacct_dir: Path) -> None:
+    start, end = around()
+    tasks = [line(f"123_{i}", start=start, end=end) + line(f"123_{i}.batch", start=start, end=end) for i in (1, 2)]
+    (sacct_dir / "123.txt").write_text("".join(tasks))
+    with pytest.raises(
+        ConfigError, match=r"job 123 is an array job .* its tasks, .*--slurm 123_1; sacct lists 123_1, 123_2\)"
+    ):
+        sacct_job("123")

@@ -98,3 +98,30 @@ def test_a_backend_that_is_not_installed_is_one_error_line() -> None:
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("wattwise.errors.ConfigError: keras could not load its backend"), out.stderr[-2000:]
     assert "KERAS_BACKEND" in last
+
+
+def test_a_resumed_fit_plans_only_the_epochs_it_runs(settings: Settings) -> None:
+    callback = WattwiseCallback(settings=settings)
+    x, y = data()
+    history = tiny_model().fit(x, y, epochs=5, initial_epoch=3, verbose=0, callbacks=[callback])
+    run = callback.run
+    assert run is not None and run.status == "complete" and len(history.history["loss"]) == 2
+    assert [w.name for w in run.windows] == ["epoch-1", "epoch-2"]
+    assert run.prediction is not None and run.prediction.epochs_planned == 2  # not 5: epochs 3 and 4 ran
+    assert run.prediction.epochs_done == 2
+
+
+def test_a_fit_that_raised_is_ended_by_the_next_fit_with_another_callback(settings: Settings) -> None:
+    x, y = data()
+    first = WattwiseCallback("first", settings=settings)
+    with pytest.raises(RuntimeError, match="boom"):
+        tiny_model().fit(x, y, epochs=3, verbose=0, callbacks=[first, FailAtEpoch(1)])
+    second = WattwiseCallback("second", settings=settings)  # a new callback does not know of the first
+    tiny_model().fit(x, y, epochs=1, verbose=0, callbacks=[second])
+    with open_store(settings.db_url) as store:
+        runs = {run.name: run for run in store.list_runs()}
+    assert runs["first"].status == "failed" and runs["first"].error is not None
+    assert "another training began before this one ended" in runs["first"].error
+    assert runs["second"].status == "complete" and [w.name for w in runs["second"].windows] == ["epoch-1"]
+    ended = runs["first"].ended_at
+    assert ended is not None and ended <= runs["second"].started_at  # it stopped measuring before the second began

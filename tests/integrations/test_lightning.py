@@ -37,7 +37,9 @@ class Tiny(pl.LightningModule):
         if self.fail_at_epoch is not None and self.current_epoch == self.fail_at_epoch:
             raise RuntimeError("boom")
         x, y = batch
-        return torch.nn.functional.mse_loss(self.layer(x), y)
+        loss = torch.nn.functional.mse_loss(self.layer(x), y)
+        self.log("loss", loss, on_step=False, on_epoch=True)  # an epoch metric: Lightning logs it with its "epoch"
+        return loss
 
     def configure_optimizers(self) -> Any:
         return torch.optim.SGD(self.parameters(), lr=0.1)
@@ -98,7 +100,9 @@ def test_fit_is_one_complete_run_with_its_epochs_logged(settings: Settings, tmp_
     assert [w.name for w in stored.windows] == ["epoch-1", "epoch-2"]
     assert stored.prediction is not None and stored.prediction.epochs_planned == 2
     ours = [(m, step) for m, step in recorder.logged if "energy_kwh" in m]
-    assert [step for _, step in ours] == [4, 8]  # 32 examples in batches of 8: 4 steps an epoch
+    assert [step for _, step in ours] == [3, 7]  # 32 examples in batches of 8: 4 steps an epoch, its last is 3
+    epoch_steps = [step for m, step in recorder.logged if "epoch" in m]  # Lightning's own epoch-end metrics
+    assert [step for _, step in ours] == epoch_steps
     first, second = (m["energy_kwh"] * 3.6e6 for m, _ in ours)
     assert first == pytest.approx(stored.windows[0].energy_j)  # at an epoch's end: the epochs so far, exactly
     assert second == pytest.approx(stored.windows[0].energy_j + stored.windows[1].energy_j)
@@ -158,3 +162,10 @@ def test_under_torchrun_rank_0_stores_one_run_with_every_rank(tmp_path: Path) ->
     assert run.name == "ddp" and run.status == "complete", (run.status, run.error, run.notes)
     assert [r.rank for r in run.ranks] == [0, 1] and all(r.status == "complete" for r in run.ranks)
     assert [w.name for w in run.windows if w.parent is None] == ["epoch-1", "epoch-2"]
+
+
+def test_a_store_url_no_store_takes_fails_where_the_callback_is_built() -> None:
+    from wattwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unsupported database URL 'mysql://x'"):
+        WattwiseCallback(db="mysql://x")

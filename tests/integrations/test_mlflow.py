@@ -124,3 +124,61 @@ def test_a_callback_takes_the_observer(settings: Settings, tracking: Any, tmp_pa
     assert logged.metrics["wattwise.energy_kwh"] == pytest.approx(run.energy_j / 3.6e6, rel=1e-12)
     steps = [m.step for m in tracking.get_metric_history(active.info.run_id, "wattwise.epoch_energy_kwh")]
     assert steps == [1, 2]
+
+
+@pytest.mark.parametrize("prefix", ["p" * 300, "../", "./x.", "a//b.", "/abs.", "é€."])
+def test_a_prefix_mlflow_would_refuse_or_move_fails_where_the_observer_is_built(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="prefix must be at most 100 letters"):
+        MlflowObserver(prefix=prefix)
+
+
+def test_good_prefixes_are_kept(settings: Settings, tracking: Any) -> None:
+    assert MlflowObserver(prefix="").prefix == "" and MlflowObserver(prefix="team/ww.").prefix == "team/ww."
+    run = measured(settings, epochs=1)
+    with pytest.raises(ConfigError, match="prefix must be"):
+        log_run(run, prefix="../", report=False)
+
+
+def test_a_callback_takes_one_observer_not_in_a_list(settings: Settings) -> None:
+    from wattwise.integrations.training import TrainingRun
+
+    observer = MlflowObserver(report=False)
+    assert TrainingRun(settings=settings, observers=observer).observers == (observer,)
+
+
+def test_the_observer_keeps_a_bounded_thinned_share_of_a_long_runs_samples() -> None:
+    from wattwise.integrations.mlflow import KEPT_PER_CHANNEL, ThinnedSamples
+    from wattwise.records import Sample
+
+    kept = ThinnedSamples()
+    seconds = 86_400  # a day at 1 Hz, two channels, given in batches as the tracker gives them
+    for start in range(0, seconds, 480):
+        batch = []
+        for t in range(start, start + 480):
+            spike = 900.0 if t == 54_321 else 0.0
+            batch += [Sample(float(t), "gpu:0", 250.0 + spike, 0.0), Sample(float(t), "cpu", 40.0, 0.0)]
+        kept.extend(batch)
+        assert len(kept) < 2 * 2 * KEPT_PER_CHANNEL  # never more than twice the limit per channel
+    samples = kept.samples()
+    gpu = [s for s in samples if s.channel == "gpu:0"]
+    assert len(gpu) <= 2 * KEPT_PER_CHANNEL and [s.t_s for s in gpu] == sorted(s.t_s for s in gpu)
+    assert max(s.power_w for s in gpu) == 1150.0  # the one spike survives the thinning
+    assert gpu[0].t_s == 0.0 and gpu[-1].t_s == seconds - 1
+
+
+def test_log_run_reads_the_samples_from_the_store_the_run_was_saved_in(
+    settings: Settings, tracking: Any, tmp_path: Path
+) -> None:
+    own = settings.replace(db=f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    tracker = Tracker("own-store", settings=own, sources=[ConstantPowerSource(POWER)], host=FakeHost())
+    with tracker:
+        time.sleep(0.3)
+    run = tracker.result
+    assert run is not None
+    for db in (own.db_url, None):
+        target = tracking.create_run(tracking.create_experiment(f"db-{db is None}")).info.run_id
+        subject: Any = run if db is not None else tracker  # a tracker: its own settings name the store
+        log_run(subject, run_id=target, client=tracking, db=db)
+        name = f"wattwise/{run.id}.html"
+        html = Path(tracking.download_artifacts(target, name, str(tmp_path / target))).read_text()
+        assert "no samples stored" not in html and "<polyline" in html, db

@@ -3,15 +3,17 @@ unchanged, their runs in the driver's store, nothing stored on the worker's side
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from wattwise.config import Settings
-from wattwise.errors import ConfigError
+from wattwise.errors import ConfigError, StoreError
 from wattwise.store import open_store
 
 ray = pytest.importorskip("ray")
@@ -113,3 +115,80 @@ def test_bad_settings_and_bad_targets_fail_when_decorating() -> None:
     with pytest.raises(ConfigError, match="measured"):
         measured(42)  # type: ignore[call-overload]
     assert measured(pair)(3) == (3, -3)  # a local call is the plain function
+
+
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+async def later(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+
+def test_generator_functions_are_refused_in_one_line() -> None:
+    for function in (numbers, later, ray.remote(numbers), ray.remote(num_returns="streaming")(numbers)):
+        with pytest.raises(ConfigError, match="not the generator function") as caught:
+            measured(function)
+        assert "\n" not in str(caught.value)
+
+
+def test_a_driver_store_in_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = measured(pair)  # decorated while the store was a file, as a module is imported before its settings
+    monkeypatch.setenv("WATTWISE_DB", "sqlite://:memory:")
+    with pytest.raises(ConfigError, match=r"the driver's run store is in memory .*would be lost"):
+        measured(pair)
+    with pytest.raises(ConfigError, match=r"the driver's run store is in memory"):
+        before.remote(1)
+    with pytest.raises(ConfigError, match=r"the driver's run store is in memory"):
+        measured(pair, db=":memory:")
+
+
+@pytest.mark.slow
+def test_submitting_resolves_the_settings_once_and_options_are_built_once(
+    worker_home: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wattwise.carbon.regions
+
+    calls = {"resolve_region": 0, "ray.remote": 0}
+    resolve_region, remote = wattwise.carbon.regions.resolve_region, ray.remote
+
+    def counting_region(*args: Any, **kwargs: Any) -> Any:
+        calls["resolve_region"] += 1
+        return resolve_region(*args, **kwargs)
+
+    def counting_remote(*args: Any, **kwargs: Any) -> Any:
+        calls["ray.remote"] += 1
+        return remote(*args, **kwargs)
+
+    monkeypatch.setattr(wattwise.carbon.regions, "resolve_region", counting_region)
+    monkeypatch.setattr(ray, "remote", counting_remote)
+    task = measured(pair, name="counted", region="DE")
+    assert calls == {"resolve_region": 1, "ray.remote": 0}  # the settings checked where it was decorated
+    refs = [task.remote(i) for i in range(6)] + [task.options(num_cpus=0.5).remote(i) for i in range(6)]
+    assert [tuple(v) for v in ray.get(refs)] == [(i, -i) for i in range(6)] * 2
+    assert calls["resolve_region"] == 1  # never again per call
+    assert calls["ray.remote"] == 3  # the task, its variant and the collector: once each
+    assert task.options(num_cpus=0.5) is task.options(num_cpus=0.5)
+    with open_store(settings.db_url) as store:
+        assert len(store.list_runs(name="counted")) == 12
+
+
+@pytest.mark.slow
+def test_a_collector_that_refuses_is_one_warning_line_with_its_cause(
+    worker_home: Path, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wattwise.integrations.ray_tasks import _call_measured
+
+    @ray.remote(num_cpus=0)
+    class Refusing:
+        def add(self, record: Any, samples: Any) -> str:
+            raise StoreError("cannot write runs.db: disk I/O error\n(while saving)")
+
+    overrides = {"gpu": False, "rapl_root": str(tmp_path / "none"), "interval_s": 0.05, "flush_s": 0.2}
+    with caplog.at_level(logging.WARNING):
+        assert _call_measured(pair, "refused", overrides, Refusing.remote(), 4) == (4, -4)  # type: ignore[attr-defined]
+    lines = [r.getMessage() for r in caplog.records if "did not reach the driver's store" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert "(StoreError: cannot write runs.db: disk I/O error (while saving))" in lines[0]
+    assert "Traceback" not in lines[0] and "wattwise runs import" in lines[0]

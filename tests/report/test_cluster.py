@@ -140,3 +140,53 @@ def test_runs_show_prints_the_ranks_and_the_counters() -> None:
     assert "rank 7 on gpu-node-01 is missing: it never reported" in text
     missing_row = next(line for line in text.splitlines() if line.strip().startswith("7 "))
     assert "–" in missing_row and " J " not in missing_row
+
+
+def test_figures_that_may_overlap_are_never_added_up() -> None:
+    end = T0 + timedelta(seconds=300)
+    figures = (
+        ExternalFigure("kepler", "pod ml/train-7f9c", 90_000.0, T0, end, "kepler_container_joules_total"),
+        ExternalFigure("kepler", "pod ml/train-7f9c (cpu, dram)", 21_000.0, T0, end, "kepler_pod_cpu_joules_total"),
+        ExternalFigure("slurm", "job 4242 on gpu-node-07", 1_843_211.0, None, None, "sacct ConsumedEnergyRaw"),
+        ExternalFigure("slurm", "job 4243 on gpu-node-07", 1_500_000.0, None, None, "sacct ConsumedEnergyRaw"),
+        *counters()[:2],
+    )
+    run = gpu_run(uuids=(GPU0, GPU1)).replace(external=figures)
+    totals = external_totals(external_rows(run))
+    assert [t.figure.source for t in totals] == ["dcgm"]  # two GPUs: they cannot overlap
+
+
+def test_one_metric_over_two_pods_adds_up_but_wattwise_is_not_counted_twice() -> None:
+    end = T0 + timedelta(seconds=300)
+    figures = tuple(
+        ExternalFigure("kepler", f"pod ml/{pod}", energy, T0, end, "kepler_container_joules_total")
+        for pod, energy in (("train-7f9c", 90_000.0), ("loader-2b1c", 12_000.0))
+    )
+    run = gpu_run().replace(external=figures)
+    (total,) = external_totals(external_rows(run))
+    assert total.figure.energy_j == pytest.approx(102_000.0)
+    assert total.wattwise.energy_j is None and "overlap" in total.wattwise.note  # the run total twice is no sum
+
+
+def test_the_same_gpu_twice_is_not_added_up() -> None:
+    end = T0 + timedelta(seconds=300)
+    figures = (
+        ExternalFigure("dcgm", f"gpu 0 {GPU0}", 127_500.0, T0, end, "from the exporter"),
+        ExternalFigure("dcgm", f"gpu 3 {GPU0}", 127_400.0, T0, end, "from Prometheus"),
+    )
+    assert external_totals(external_rows(gpu_run().replace(external=figures))) == []
+
+
+def test_each_source_has_its_own_chart_and_two_kepler_figures_distinct_labels() -> None:
+    from wattwise.report.charts import external_chart
+
+    end = T0 + timedelta(seconds=300)
+    figures = (
+        ExternalFigure("kepler", "pod ml/trainer-0", 90_000.0, T0, end, "kepler_container_joules_total"),
+        ExternalFigure("kepler", "pod ml/trainer-0 (cpu, dram)", 21_000.0, T0, end, "kepler_pod_cpu_joules_total"),
+        ExternalFigure("slurm", "job 4242 on gpu-node-07", 1_843_211.0, None, None, "sacct ConsumedEnergyRaw"),
+    )
+    chart = external_chart(build_run_view(gpu_run().replace(external=figures), []))
+    assert chart.count("<svg") == 2 and "kepler beside wattwise" in chart and "slurm beside wattwise" in chart
+    labels = re.findall(r"<title>([^<]*)</title></text>", chart)
+    assert "cpu, dram: ml/trainer-0" in labels and "pod ml/trainer-0" in labels

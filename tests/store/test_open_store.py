@@ -20,7 +20,28 @@ FIX = "set WATTWISE_HOME to a writable directory or WATTWISE_DB to another URL"
 
 
 def test_public_names() -> None:
-    assert sorted(wattwise.store.__all__) == ["RunStore", "SPOOL", "SQLiteStore", "is_local", "open_store"]
+    assert sorted(wattwise.store.__all__) == [
+        "RunStore",
+        "SPOOL",
+        "SQLiteStore",
+        "check_url",
+        "is_local",
+        "is_memory",
+        "open_store",
+    ]
+
+
+def test_check_url_takes_what_open_store_takes_and_opens_nothing(tmp_path: Path) -> None:
+    from wattwise.store import check_url, is_memory
+
+    for url in (f"sqlite:///{tmp_path}/a/runs.db", str(tmp_path / "b" / "runs.sqlite"), "postgresql://u@h/db"):
+        assert check_url(url) == url and not is_memory(url)
+    assert list(tmp_path.iterdir()) == []  # nothing created
+    for url in ("sqlite://:memory:", ":memory:", "sqlite://", "sqlite:///:memory:"):
+        assert check_url(url) == url and is_memory(url)
+    for bad in ("mysql://x", "sqlite://host/x.db", "runs.txt", "sqlite:///dir/"):
+        with pytest.raises(ConfigError, match="WATTWISE_DB"):
+            check_url(bad)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """``wattwise runs attach ID --slurm JOBID | --dcgm-prometheus URL | --kepler-prometheus URL --pod NS/NAME``: a
-cluster's own energy counters for a stored run, kept in its record beside wattwise's figures (never in the totals).
+cluster's own energy counters for a stored run, kept in its record beside wattwise's figures (never in the totals);
+``--remove SOURCE[:SCOPE]`` takes them out again.
 Live counterparts: ``wattwise run --dcgm URL`` and ``--kepler URL --pod NS/NAME`` (:func:`live_observers`)."""
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ DESCRIPTION = (
     "wattwise's figures (never added to them): DCGM's GPU energy counter or Kepler's per-pod joules from a "
     "Prometheus server (the samples nearest the run's start and end), or Slurm's ConsumedEnergy of a job from "
     "sacct. Attaching again replaces the figures of the same source and scope. A counter that was reset during "
-    "the run, a server that does not answer, a job without energy accounting: one line, and the run is unchanged."
+    "the run, a server that does not answer, a job without energy accounting: one line, and the run is unchanged. "
+    "--remove SOURCE[:SCOPE] takes attached figures out of the record again."
 )
 
 
@@ -38,6 +40,12 @@ def add_parser(runs_sub: Any) -> None:
         "--dcgm-prometheus", metavar="URL", help="DCGM's GPU energy counters from this Prometheus server"
     )
     source.add_argument("--kepler-prometheus", metavar="URL", help="Kepler's pod energy from this Prometheus server")
+    source.add_argument(
+        "--remove",
+        metavar="SOURCE[:SCOPE]",
+        help="remove the figures attached from SOURCE (dcgm, kepler, slurm), or only the one of SCOPE (as runs show "
+        "names it, e.g. slurm:'job 4242 on gpu-node-07')",
+    )
     p.add_argument("--pod", metavar="NS/NAME", help="with --kepler-prometheus: the pod (namespace/name)")
     p.add_argument(
         "--metric",
@@ -69,6 +77,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise ConfigError("--gpu and --hostname go with --dcgm-prometheus")
     if args.timeout is not None:
         validate.HTTP_TIMEOUT_S.check(args.timeout, "--timeout")
+    if args.remove is not None:
+        _removal(args.remove)
     # every value checked before the store is opened: bad input changes nothing and costs no request
     if args.slurm is not None:
         validate.check_slurm_job_id(args.slurm)
@@ -83,6 +93,35 @@ def _check_flags(args: argparse.Namespace) -> None:
         validate.check_pod(args.pod)
         if args.metric is not None:
             validate.check_metric_name(args.metric)
+
+
+def _removal(text: str) -> tuple[str, str | None]:
+    """``--remove SOURCE[:SCOPE]`` as (source, scope or None)."""
+    source, colon, scope = text.partition(":")
+    if not source.strip() or (colon and not scope.strip()) or not text.isprintable() or len(text) > 1000:
+        raise ConfigError(f"--remove takes SOURCE or SOURCE:SCOPE, e.g. slurm or 'dcgm:gpu 0 GPU-…' (got {text!r})")
+    return source.strip(), scope.strip() if colon else None
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from wattwise.cli.common import open_store_from_args
+    from wattwise.importers.attach import detach
+    from wattwise.report.safe import printable
+
+    source, scope = _removal(args.remove)
+    with open_store_from_args(args, write=True) as store:
+        if not store.persistent:
+            raise ConfigError("the store is in memory: nothing removed there would be kept; give a file with --db")
+        run = store.get(args.ref)
+        updated, removed = detach(store, run.id, source, scope)
+    if args.json:
+        json.dump([f.to_dict() for f in removed], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for figure in removed:
+            print(printable(f"removed {figure.source} {figure.scope}"))
+    print(f"removed {len(removed)} figure(s) from run {updated.id}", file=sys.stderr)
+    return 0
 
 
 def _figures(args: argparse.Namespace, run: Run) -> list[ExternalFigure]:
@@ -111,6 +150,8 @@ def handle_attach(args: argparse.Namespace) -> int:
     from wattwise.importers import attach, counterpart
 
     _check_flags(args)
+    if args.remove is not None:
+        return _remove(args)
     with open_store_from_args(args, write=True) as store:
         if not store.persistent:
             raise ConfigError("the store is in memory: nothing attached there would be kept; give a file with --db")

@@ -6,6 +6,7 @@ is neither lost nor overwritten. Figures replace earlier ones of the same source
 refreshes them, never doubles them: :meth:`~wattwise.records.Run.with_external`). A run still being measured is
 refused: its tracker's next checkpoint would drop the figures; attach them once it has ended (the live observers,
 :mod:`~wattwise.importers.live`, need no second write: their figures go in with the run's final record).
+:func:`detach` removes figures again (``wattwise runs attach ID --remove SOURCE[:SCOPE]``), in one transaction too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from wattwise.records import ExternalFigure, Run
     from wattwise.store.base import RunStore
 
-__all__ = ["attach"]
+__all__ = ["attach", "detach"]
 
 
 def attach(store: RunStore, run: Run, figures: Sequence[ExternalFigure]) -> Run:
@@ -45,3 +46,26 @@ def attach(store: RunStore, run: Run, figures: Sequence[ExternalFigure]) -> Run:
         return current.with_external(figures)
 
     return store.update(run.id, change)
+
+
+def detach(store: RunStore, run_id: str, source: str, scope: str | None = None) -> tuple[Run, list[ExternalFigure]]:
+    """Remove the figures of ``source`` (only the one of ``scope``, when given) from the stored record of run
+    ``run_id``; the new record and the figures removed. Refused, with nothing written: a run still running, no
+    figure that matches (the message lists those the run has)."""
+    removed: list[ExternalFigure] = []
+
+    def change(current: Run) -> Run:
+        if current.status == "running":
+            raise ConfigError(f"run {current.id} is still being measured: remove cluster figures once it has ended")
+        gone = [f for f in current.external if f.source == source and (scope is None or f.scope == scope)]
+        if not gone:
+            from wattwise.report.safe import printable
+
+            wanted = source if scope is None else f"{source}:{scope}"
+            held = "; ".join(f"{f.source}:{f.scope}" for f in current.external) or "none"
+            message = f"run {current.id} has no cluster figure {wanted} to remove (it has: {held}); nothing changed"
+            raise ConfigError(printable(message))
+        removed[:] = gone
+        return current.replace(external=tuple(f for f in current.external if f not in gone))
+
+    return store.update(run_id, change), removed

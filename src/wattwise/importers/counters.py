@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from wattwise.records import ExternalFigure, Run
 
-__all__ = ["CounterSpec", "Increase", "Reading", "increases", "scrape"]
+__all__ = ["CounterSpec", "Increase", "Reading", "checked", "increases", "scrape"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,9 @@ class CounterSpec(Protocol):
         ...
 
 
-def _checked(readings: Sequence[Reading], what: str) -> dict[str, Reading]:
+def checked(readings: Sequence[Reading], what: str) -> dict[str, Reading]:
+    """The readings by series, each checked to hold an energy (finite, not negative); CounterError names the first
+    that does not (``what``: the counter and where it was read)."""
     by_key: dict[str, Reading] = {}
     for reading in readings:
         if not math.isfinite(reading.energy_j) or reading.energy_j < 0:
@@ -105,8 +107,8 @@ def increases(
     ``late_from_zero``: a series seen only at the end started during the run (a container) and counts from zero;
     otherwise it is refused. ``what`` names the counter and where it was read, for the one-line errors.
     """
-    before = _checked(start, what)
-    after = _checked(end, what)
+    before = checked(start, what)
+    after = checked(end, what)
     gone = [r.scope for key, r in before.items() if key not in after]
     if gone:
         raise CounterError(

@@ -6,8 +6,9 @@ work drew; ``idle``: its share of the node's idle draw). Kepler 0.10 and later e
 instead (labels ``pod_namespace``, ``pod_name``, ``zone``: ``package``, ``core``, ``uncore``, ``dram``); give it as
 the metric. A pod's figure sums every series of the pod: all its containers and both modes (wattwise's process
 share counts idle draw too); of the zones only ``package`` and ``dram`` are added (``core`` and ``uncore`` are
-inside ``package``). The ``state`` label (running, terminated) is not part of a series' identity, and a container
-started during the run counts from zero.
+inside ``package``); the figure's detail says which of these it summed, from the labels its series carry. The
+``state`` label (running, terminated) is not part of a series' identity, and a container started during the run
+counts from zero.
 
 The namespace label is ``pod_namespace`` for ``kepler_pod_*`` metrics and ``container_namespace`` otherwise. The
 figure's scope is ``pod NAMESPACE/NAME``, followed by what it covers when that is less than the whole pod (``(cpu,
@@ -36,6 +37,13 @@ DEFAULT_METRIC = "kepler_container_joules_total"
 SOURCE = "kepler"
 ZONES = ("package", "dram")  # added up; core and uncore are inside package
 _NOT_IDENTITY = ("state", "__name__")
+# the labels whose series a pod's figure adds up, as its detail names them (Kepler 0.7: containers and modes; 0.10:
+# zones); ``Reading.about`` carries the list, built from the labels the series have
+_SUMMED = (
+    ("container_name", "containers"),
+    ("mode", "modes (dynamic and idle)"),
+    ("zone", f"zones ({' and '.join(ZONES)}; core and uncore, inside package, left out)"),
+)
 
 
 def covered(metric: str) -> str:
@@ -74,7 +82,8 @@ class Kepler:
         if "zone" in labels and labels["zone"] not in ZONES:
             return None
         key = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in _NOT_IDENTITY)
-        return Reading(self.scope, key, value, at, dict(labels))
+        summed = " and ".join(name for label, name in _SUMMED if label in labels)
+        return Reading(self.scope, key, value, at, dict(labels), summed)
 
     def select(self, readings: Sequence[Reading], run: Run, where: str) -> list[Reading]:
         if not readings:
@@ -93,10 +102,8 @@ class Kepler:
         return f"{self.metric}{{{self.namespace_label}={label_value(self.namespace)},pod_name={label_value(self.pod)}}}"
 
     def figure(self, increase: Increase, how: str) -> ExternalFigure:
-        parts = (
-            f"{increase.series} series summed over the pod's containers and modes (dynamic and idle), zones other "
-            f"than {' and '.join(ZONES)} left out"
-        )
+        over = f" summed over the pod's {increase.about}" if increase.about and increase.series > 1 else ""
+        parts = f"{increase.series} series{over}"
         late = f", {increase.late} of them started during the run (counted from zero)" if increase.late else ""
         return ExternalFigure(
             source=self.source,

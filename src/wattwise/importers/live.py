@@ -2,10 +2,12 @@
 
 :class:`DcgmCounters` and :class:`KeplerCounters` are :class:`~wattwise.RunObserver` s: ``track(observers=[...])``
 or ``wattwise run --dcgm URL`` / ``--kepler URL --pod NS/NAME``. They scrape the exporter's ``/metrics`` in
-``run_started`` and again in ``external_figures``, which the tracker asks once the run has ended and before it saves
-the final record: the figures go into ``run.external`` with that one save, whatever the store (a file, PostgreSQL,
-memory, the local spool). Like every observer, one that fails (exporter down, a counter reset) is warned about in
-one line and detached; the run itself is stored regardless, without its figures. ``figures`` holds the last run's.
+``run_started`` (where the series the run is about must be there and hold numbers: a wrong ``--pod``, GPU or metric
+fails as the run starts, not after it) and again in ``external_figures``, which the tracker asks once the run has
+ended and before it saves the final record: the figures go into ``run.external`` with that one save, whatever the
+store (a file, PostgreSQL, memory, the local spool). Like every observer, one that fails (exporter down, a counter
+reset) is warned about in one line and detached; the run itself is stored regardless, without its figures.
+``figures`` holds the last run's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from wattwise import validate
-from wattwise.importers.counters import CounterSpec, Reading, increases, scrape
+from wattwise.importers.counters import CounterSpec, Reading, checked, increases, scrape
 from wattwise.importers.dcgm import Dcgm
 from wattwise.importers.fetch import shown_url
 from wattwise.importers.kepler import DEFAULT_METRIC, Kepler
@@ -53,9 +55,17 @@ class CounterObserver(RunObserver):
     def _read(self) -> list[Reading]:
         return scrape(self.url, self.spec, self.exporter, timeout_s=self.timeout_s, transport=self._transport)
 
+    @property
+    def _where(self) -> str:
+        return f"{self.exporter} at {shown_url(self.url)}"
+
     def run_started(self, run: Run) -> None:
+        """Read the counters now, and check the series the run is about are there and hold energy: a wrong pod, GPU
+        or metric fails here, at the start (one warning, the observer detached, the run measured all the same)."""
         self._start, self.figures = None, []
-        self._start = self._read()
+        start = self._read()
+        checked(self.spec.select(start, run, self._where), self._where)
+        self._start = start
 
     def external_figures(self, run: Run) -> Sequence[ExternalFigure]:
         """The counters' increase since ``run_started``, read now (the run has ended; its record is not yet saved)."""
@@ -63,7 +73,7 @@ class CounterObserver(RunObserver):
         if start is None:
             return ()
         end = self._read()
-        where = f"{self.exporter} at {shown_url(self.url)}"
+        where = self._where
         first = self.spec.select(start, run, where)
         last = self.spec.select(end, run, where)
         found = increases(first, last, what=where, late_from_zero=self.spec.late_from_zero)

@@ -14,14 +14,15 @@ other ranks do nothing, except under torchrun, where every rank measures its par
 them all (see :mod:`wattwise.integrations.training`). Each ``on_log`` adds the run's energy so far (``energy_kwh``)
 and emissions (``co2e_kg``) to the logs, and to ``trainer.state.log_history``; the loggers ``report_to`` sets up are
 called before user callbacks and do not see them (pass ``report_to="none"`` and their callbacks after this one to
-have them logged there). The Trainer has no hook for an exception: a training that raises leaves its run to the exit
-hook, which stores it ``incomplete`` when the process ends (or the next ``train()`` with this callback ends it).
+have them logged there). The Trainer has no hook for an exception: a training that raises leaves its run open until
+the next training in the process begins, which stores it ``failed`` (with any callback), or the exit hook, which
+stores it ``incomplete`` when the process ends.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wattwise.errors import ConfigError
@@ -56,8 +57,8 @@ class WattwiseCallback(TrainerCallback):
         self,
         name: str | None = None,
         *,
-        settings: Settings | None = None,
-        observers: Sequence[RunObserver] = (),
+        settings: Settings | Mapping[str, Any] | None = None,
+        observers: RunObserver | Iterable[RunObserver] = (),
         log: bool = True,
         **overrides: Any,
     ) -> None:

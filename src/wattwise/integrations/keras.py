@@ -8,19 +8,21 @@
 
     model.fit(x, y, epochs=10, callbacks=[WattwiseCallback("mlp")])
 
-The run starts at ``on_train_begin``, each epoch is marked at ``on_epoch_end`` (window ``epoch-N``; with the epochs
-``fit`` plans, the record predicts the whole run after each one) and it is stored ``complete`` at ``on_train_end``.
+The run starts as ``fit``'s first epoch begins (``on_epoch_begin``, whose index is ``initial_epoch``: a resumed
+``fit(epochs=5, initial_epoch=3)`` plans 2 epochs), each epoch is marked at ``on_epoch_end`` (window ``epoch-N``; with
+the epochs ``fit`` plans, the record predicts the whole run after each one) and it is stored ``complete`` at
+``on_train_end``.
 Each epoch's logs get the run's energy so far (``energy_kwh``) and emissions (``co2e_kg``), so ``fit``'s ``History``
 has them. Only the main process measures: one whose ``RANK`` is set to anything but 0 does nothing, except under
 torchrun, where every rank measures its part and rank 0 stores one run with them all (see
-:mod:`wattwise.integrations.training`). Keras has no hook for an exception: a ``fit`` that raises leaves its run to
-the exit hook, which stores it ``incomplete`` when the process ends (or the next ``fit`` with this callback ends
-it).
+:mod:`wattwise.integrations.training`). Keras has no hook for an exception: a ``fit`` that raises leaves its run open
+until the next training in the process begins, which stores it ``failed`` (with any callback), or the exit hook,
+which stores it ``incomplete`` when the process ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wattwise.errors import ConfigError
@@ -56,8 +58,8 @@ class WattwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self,
         name: str | None = None,
         *,
-        settings: Settings | None = None,
-        observers: Sequence[RunObserver] = (),
+        settings: Settings | Mapping[str, Any] | None = None,
+        observers: RunObserver | Iterable[RunObserver] = (),
         log: bool = True,
         **overrides: Any,
     ) -> None:
@@ -65,6 +67,7 @@ class WattwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.training = TrainingRun(name, settings=settings, observers=observers, **overrides)
         self.log = log
         self.main = True  # this process is the main one (no RANK, or RANK=0)
+        self._first_epoch = False  # on_train_begin sets it: the run begins at the first epoch
 
     @property
     def run(self) -> Run | None:
@@ -74,14 +77,21 @@ class WattwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.main = is_main_process()
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """The run begins with ``fit``'s first epoch, whose index is ``initial_epoch`` (Keras passes it to no other
+        hook): ``fit(epochs=5, initial_epoch=3)`` runs and plans 2 epochs, not 5."""
+        if not self._first_epoch:
+            return
+        self._first_epoch = False
         if not self.training.measures_here(self.main):
             return
         params = self.params or {}
         epochs = params.get("epochs")
+        planned = epochs - epoch if isinstance(epochs, int) and isinstance(epoch, int) else None
         model = getattr(self, "model", None)
-        self.training.begin(
-            epochs if isinstance(epochs, int) else None, name=str(getattr(model, "name", "") or "keras-fit")
-        )
+        self.training.begin(planned, name=str(getattr(model, "name", "") or "keras-fit"))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         figures = self.training.epoch_end()

@@ -13,12 +13,13 @@ it is stored ``complete`` at ``on_fit_end``; an exception ends it through ``on_e
 ``incomplete`` for Ctrl-C). All on the global main process only (``trainer.is_global_zero``), the other ranks do
 nothing, except under torchrun, where every rank measures its part and rank 0 stores one run with them all (see
 :mod:`wattwise.integrations.training`). At each epoch's end the run's energy so far (``energy_kwh``) and emissions
-(``co2e_kg``) go to the trainer's loggers (``log=False``: not).
+(``co2e_kg``) go to the trainer's loggers at the epoch's last step, as Lightning logs its own epoch metrics
+(``log=False``: not).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from wattwise.errors import ConfigError
@@ -51,8 +52,8 @@ class WattwiseCallback(Callback):
         self,
         name: str | None = None,
         *,
-        settings: Settings | None = None,
-        observers: Sequence[RunObserver] = (),
+        settings: Settings | Mapping[str, Any] | None = None,
+        observers: RunObserver | Iterable[RunObserver] = (),
         log: bool = True,
         **overrides: Any,
     ) -> None:
@@ -77,8 +78,9 @@ class WattwiseCallback(Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         figures = self.training.epoch_end()
         if self.log and figures and trainer.is_global_zero:
+            step = max(0, trainer.global_step - 1)  # the epoch's last step, where Lightning logs its epoch metrics
             for logger in trainer.loggers:
-                logger.log_metrics(figures, step=trainer.global_step)
+                logger.log_metrics(figures, step=step)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.training.end("complete")

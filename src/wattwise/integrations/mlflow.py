@@ -8,7 +8,7 @@
     with mlflow.start_run():
         with wattwise.track("train", observers=[MlflowObserver()]) as t:  # logged when the run ends
             ...
-        log_run(t.result)  # or by hand, to the active MLflow run (or run_id=...)
+        log_run(t)  # or by hand, to the active MLflow run (or run_id=...), its samples from the tracker's store
 
 The framework callbacks take the observer too: ``WattwiseCallback(observers=[MlflowObserver()])``.
 
@@ -29,6 +29,7 @@ Only the main process logs: where ``RANK`` is set to anything but 0, nothing is 
 from __future__ import annotations
 
 import importlib.util
+import posixpath
 import re
 import tempfile
 import time
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING
 from wattwise.errors import ConfigError
 from wattwise.integrations.training import is_main_process
 from wattwise.measure.observers import RunObserver
+from wattwise.report.run_view import DISPLAY_POINTS
 from wattwise.units import g_to_kg, j_to_kwh
 
 try:
@@ -49,13 +51,32 @@ except ImportError as exc:
     raise ConfigError(f"logging to MLflow needs mlflow ({exc}): pip install 'wattwise[mlflow]'") from None
 
 if TYPE_CHECKING:
+    from wattwise.measure.tracker import Tracker
     from wattwise.records import Run, Sample
+    from wattwise.store.base import RunStore
 
-__all__ = ["PREFIX", "MlflowObserver", "log_run", "run_metrics", "run_tags"]
+__all__ = ["PREFIX", "MlflowObserver", "ThinnedSamples", "check_prefix", "log_run", "run_metrics", "run_tags"]
 
 PREFIX = "wattwise."
 _BATCH = 1000  # MLflow takes at most this many metrics in one call
 _UNSAFE = re.compile(r"[^\w\-. /:]")  # what MLflow refuses in a metric name
+PREFIX_MAX = 100  # MLflow's keys hold 250 characters: room left for the longest names (a channel's energy)
+KEPT_PER_CHANNEL = 2 * DISPLAY_POINTS  # samples an observer keeps per channel for the report's plot (peaks kept)
+
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` when MLflow takes it before every name: its own characters (letters, digits, ``_-. /:``), no path
+    that resolves elsewhere (``../``, ``a//b``, a leading ``/``), at most :data:`PREFIX_MAX` characters."""
+    if not isinstance(prefix, str):
+        raise ConfigError(f"prefix must be text such as 'wattwise.' (got {type(prefix).__name__})")
+    sample = prefix + "energy_kwh"
+    moved = posixpath.normpath(sample) != sample or sample.startswith(("/", ".."))  # what MLflow calls not unique
+    if len(prefix) > PREFIX_MAX or _UNSAFE.search(prefix) or moved:
+        raise ConfigError(
+            f"prefix must be at most {PREFIX_MAX} letters, digits or _-. /: that MLflow keeps as they are (no '..', "
+            f"'//' or leading '/'), such as 'wattwise.' (got {prefix[:60]!r}{'…' if len(prefix) > 60 else ''})"
+        )
+    return prefix
 
 
 def _key(prefix: str, name: str) -> str:
@@ -125,17 +146,28 @@ def _report_wanted(report: bool | None) -> bool:
 
 
 def log_run(
-    run: Run,
+    run: Run | Tracker,
     *,
     run_id: str | None = None,
     client: MlflowClient | None = None,
     samples: Iterable[Sample] | None = None,
+    db: str | RunStore | None = None,
     report: bool | None = None,
     prefix: str = PREFIX,
 ) -> str | None:
     """Log ``run`` to the MLflow run ``run_id`` (default: the active one); the MLflow run id, None off the main
-    process. ``samples`` draw the report's power plot (default: the run's samples in the wattwise store, if it has
-    them); ``report`` None logs the HTML report when Jinja2 is installed, True requires it, False never."""
+    process. ``run`` is a final record, or a tracker that has ended (its ``result``). ``samples`` draw the report's
+    power plot; by default the run's samples are read from ``db`` (a store URL or an open store), else from the store
+    the tracker's settings name (``track(db=...)``), else from the store the settings name. ``report`` None logs the
+    HTML report when Jinja2 is installed, True requires it, False never."""
+    from wattwise.measure.tracker import Tracker
+
+    if isinstance(run, Tracker):
+        if run.result is None:
+            raise ConfigError("log_run() takes a run that has ended: call it after the tracker has stopped")
+        db = run.settings.db_url if db is None else db
+        run = run.result
+    check_prefix(prefix)
     if not is_main_process():
         return None
     want_report = _report_wanted(report)
@@ -150,7 +182,7 @@ def log_run(
     if want_report:
         from wattwise.report.build import run_page
 
-        shown = list(samples) if samples is not None else _stored_samples(run.id)
+        shown = list(samples) if samples is not None else _stored_samples(run.id, db)
         with tempfile.TemporaryDirectory(prefix="wattwise-mlflow-") as folder:
             page = Path(folder) / f"{run.id}.html"
             page.write_text(run_page(run=run, samples=shown), encoding="utf-8")
@@ -158,25 +190,72 @@ def log_run(
     return target
 
 
-def _stored_samples(run_id: str) -> list[Sample]:
-    """The run's samples from the wattwise store the settings name; none if it cannot give them."""
+def _stored_samples(run_id: str, db: str | RunStore | None) -> list[Sample]:
+    """The run's samples from ``db`` (an open store, or a store URL; None: the one the settings name); none if it
+    cannot give them."""
     from wattwise.config import Settings
     from wattwise.errors import StoreError
-    from wattwise.store import open_store
+    from wattwise.store import RunStore, open_store
 
+    if isinstance(db, RunStore):
+        return list(db.iter_samples(run_id))
     try:
-        with open_store(Settings.load().db_url, read_only=True) as store:
+        with open_store(db if db is not None else Settings.load().db_url, read_only=True) as store:
             return list(store.iter_samples(run_id))
     except StoreError:
         return []
+
+
+class ThinnedSamples:
+    """A run's samples as they come, kept for the report's power plot: at most ``2 × limit`` per channel, thinned to
+    ``limit`` (the first, lowest, highest and last sample of equal time buckets: peaks and troughs survive) whenever a
+    channel reaches that, so a day-long run holds a few thousand samples per channel, not every one."""
+
+    def __init__(self, limit: int = KEPT_PER_CHANNEL) -> None:
+        self.limit = max(8, limit)
+        self._by_channel: dict[str, list[Sample]] = {}
+
+    def extend(self, samples: Iterable[Sample]) -> None:
+        for sample in samples:
+            kept = self._by_channel.setdefault(sample.channel, [])
+            kept.append(sample)
+            if len(kept) >= 2 * self.limit:
+                self._by_channel[sample.channel] = _thin(kept, self.limit // 4)
+
+    def __len__(self) -> int:
+        return sum(len(kept) for kept in self._by_channel.values())
+
+    def samples(self) -> list[Sample]:
+        """Every sample kept, channel by channel, each channel in time order."""
+        return [sample for kept in self._by_channel.values() for sample in kept]
+
+
+def _thin(samples: list[Sample], buckets: int) -> list[Sample]:
+    """At most ``4 × buckets`` of ``samples`` (one channel, in time order): per bucket of equal time, its first,
+    lowest, highest and last (as :func:`wattwise.report.svg.downsample` thins a plotted line)."""
+    first, last = samples[0].t_s, samples[-1].t_s
+    width = (last - first) / buckets or 1.0
+    by_bucket: dict[int, list[Sample]] = {}
+    for sample in samples:
+        by_bucket.setdefault(min(buckets - 1, int((sample.t_s - first) / width)), []).append(sample)
+    out: list[Sample] = []
+    for group in by_bucket.values():
+        chosen = {id(s): s for s in (group[0], min(group, key=_power), max(group, key=_power), group[-1])}
+        out.extend(sorted(chosen.values(), key=lambda s: s.t_s))
+    return out
+
+
+def _power(sample: Sample) -> float:
+    return sample.power_w
 
 
 class MlflowObserver(RunObserver):
     """Logs each run it observes to MLflow when the run ends (see :func:`log_run`).
 
     The MLflow run is ``run_id``, else the one active when the wattwise run started (so a framework that ends its
-    MLflow run before wattwise's end still gets the figures). The run's samples are kept as they come, for the
-    report's power plot. A failure to log is one warning; the run is stored all the same.
+    MLflow run before wattwise's end still gets the figures). The run's samples are kept as they come for the
+    report's power plot, thinned to a few thousand per channel (:class:`ThinnedSamples`). A bad ``prefix`` fails
+    here; a failure to log is one warning, and the run is stored all the same.
     """
 
     def __init__(
@@ -190,16 +269,16 @@ class MlflowObserver(RunObserver):
         self.run_id = run_id
         self.client = client
         self.report = _report_wanted(report)  # a report asked for without Jinja2 fails here, not at the run's end
-        self.prefix = prefix
+        self.prefix = check_prefix(prefix)
         self._targets: dict[str, str] = {}
-        self._samples: dict[str, list[Sample]] = {}
+        self._samples: dict[str, ThinnedSamples] = {}
 
     def run_started(self, run: Run) -> None:
         if not is_main_process():
             return
         self._targets[run.id] = self.run_id if self.run_id is not None else _active_run_id()
         if self.report:
-            self._samples[run.id] = []
+            self._samples[run.id] = ThinnedSamples()
 
     def samples_taken(self, run_id: str, samples: Sequence[Sample]) -> None:
         kept = self._samples.get(run_id)
@@ -208,6 +287,7 @@ class MlflowObserver(RunObserver):
 
     def run_ended(self, run: Run) -> None:
         target = self._targets.pop(run.id, None)
-        samples = self._samples.pop(run.id, [])
+        kept = self._samples.pop(run.id, None)
+        samples = kept.samples() if kept is not None else []
         if target is not None:
             log_run(run, run_id=target, client=self.client, samples=samples, report=self.report, prefix=self.prefix)

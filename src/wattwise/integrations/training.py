@@ -13,17 +13,25 @@ store the job with every other rank ``missing``. Logs and observers are the main
 
 A failure of wattwise while training (a store that cannot be opened or written, a power source gone) is one
 warning line and the training goes on unmeasured: a measuring tool must not end the work it measures. A bad
-setting fails where the callback is built, before training starts. Training that ends in an exception the
-framework does not report (transformers and Keras have no hook for it) leaves the run to the tracker's exit hook,
-which stores it ``incomplete`` when the process ends; a later training with the same callback ends it first.
+setting fails where the callback is built, before training starts: an unknown setting or region, a store URL no
+store takes, an observer that is none (``settings`` may be a :class:`~wattwise.Settings` or a mapping of settings;
+``observers`` one observer or several).
+
+Training that ends in an exception the framework does not report (transformers and Keras have no hook for it)
+leaves the run open. The next training that begins in the process, with this callback or any other, ends it first,
+stored ``failed`` ("another training began before this one ended"): otherwise the old tracker would go on
+measuring the new training. The runs still open are found through a class attribute, the set ``_open``: a run
+joins it when its tracker starts and leaves it when it ends, so it holds only runs still measuring, even those whose
+callback was dropped (a new Trainer, a new model's ``fit``), and there is nothing to reset between tests. A run that
+no later training ends is left to the tracker's exit hook, which stores it ``incomplete`` when the process ends.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from wattwise.config import Settings
 from wattwise.errors import ConfigError, WattwiseError
@@ -34,7 +42,15 @@ if TYPE_CHECKING:
     from wattwise.measure.tracker import Tracker
     from wattwise.records import Run
 
-__all__ = ["EMISSIONS_KEY", "ENERGY_KEY", "EndStatus", "TrainingRun", "is_main_process", "resolve_settings"]
+__all__ = [
+    "EMISSIONS_KEY",
+    "ENERGY_KEY",
+    "EndStatus",
+    "TrainingRun",
+    "is_main_process",
+    "observer_list",
+    "resolve_settings",
+]
 
 EndStatus = Literal["complete", "incomplete", "failed"]
 END_STATUSES: tuple[EndStatus, ...] = ("complete", "incomplete", "failed")
@@ -50,36 +66,59 @@ def is_main_process(env: Mapping[str, str] | None = None) -> bool:
     return rank in ("", "0")
 
 
-def resolve_settings(settings: Settings | None, overrides: Mapping[str, Any]) -> Settings:
-    """The settings a run will use, resolved now (its region too) so a bad one fails where the integration is built,
-    not as a warning once training has begun."""
+def resolve_settings(settings: Settings | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> Settings:
+    """The settings a run will use, resolved now (its region and store URL too) so a bad one fails where the
+    integration is built, not as a warning once training has begun. ``settings`` is a :class:`~wattwise.Settings`,
+    or a mapping of settings (``{"region": "DE"}``) taken as overrides, under ``overrides`` themselves."""
     from wattwise.carbon.regions import resolve_region
+    from wattwise.store import check_url
 
-    if settings is None:
-        resolved = Settings.load(overrides)
-    else:
+    if settings is None or isinstance(settings, Mapping):
+        resolved = Settings.load({**(settings or {}), **overrides})
+    elif isinstance(settings, Settings):
         resolved = settings.replace(**overrides) if overrides else settings
+    else:
+        raise ConfigError(
+            f"settings must be a wattwise.Settings or a mapping of settings such as {{'region': 'DE'}} "
+            f"(got {type(settings).__name__})"
+        )
     resolve_region(resolved.region)  # UnknownRegionError names the closest valid regions
+    check_url(resolved.db_url)  # db="mysql://…": ConfigError naming the forms a store takes
     return resolved
+
+
+def observer_list(observers: RunObserver | Iterable[RunObserver]) -> tuple[RunObserver, ...]:
+    """``observers`` as a tuple, checked: one observer alone is taken as a list of one; ConfigError for anything that
+    is not observers."""
+    from wattwise.measure.observers import Observers, RunObserver
+
+    if isinstance(observers, RunObserver):
+        return (observers,)
+    if isinstance(observers, str | bytes) or not isinstance(observers, Iterable):
+        kind = type(observers).__name__
+        raise ConfigError(f"observers must be a list of wattwise.RunObserver, e.g. [MlflowObserver()] (got {kind})")
+    chosen = tuple(observers)
+    Observers(chosen)  # ConfigError for one that is not a RunObserver
+    return chosen
 
 
 class TrainingRun:
     """One tracker over one training, with its epochs; every method is a no-op while none runs."""
 
+    # the runs of this process still measuring: a training that begins ends the others (see the module docstring)
+    _open: ClassVar[set[TrainingRun]] = set()
+
     def __init__(
         self,
         name: str | None = None,
         *,
-        settings: Settings | None = None,
-        observers: Sequence[RunObserver] = (),
+        settings: Settings | Mapping[str, Any] | None = None,
+        observers: RunObserver | Iterable[RunObserver] = (),
         **overrides: Any,
     ) -> None:
-        from wattwise.measure.observers import Observers
-
         self.name = name
         self.settings = resolve_settings(settings, overrides)
-        self.observers = tuple(observers)
-        Observers(self.observers)  # a wrong observer fails here, not when training begins
+        self.observers = observer_list(observers)  # a wrong observer fails here, not when training begins
         self.tracker: Tracker | None = None
         self.run: Run | None = None  # the last training's final record, once it has ended
         self._epochs_j = 0.0  # the epochs' energy and emissions so far: the run's, exactly, at an epoch's end
@@ -108,6 +147,10 @@ class TrainingRun:
 
         if self.running:  # the last training ended without its end hook (an exception the framework kept quiet)
             self.end("failed", error="training ended without reaching its end hook (an exception?)")
+        for other in list(TrainingRun._open):  # another callback's, left open the same way: it would measure this one
+            if other is not self and other.running:
+                other.end("failed", error="another training began before this one ended (an exception?)")
+        TrainingRun._open.discard(self)
         self.run, self._epochs_j, self._epochs_g = None, 0.0, 0.0
         planned = epochs if epochs is not None and epochs > 0 else None
         try:
@@ -118,6 +161,7 @@ class TrainingRun:
             self.tracker = None
             return
         self.tracker = tracker
+        TrainingRun._open.add(self)
 
     def epoch_end(self) -> dict[str, float]:
         """Mark an epoch's end; the run's energy (kWh) and emissions (kg CO2e) up to it, for the logs."""
@@ -153,6 +197,7 @@ class TrainingRun:
         if status not in END_STATUSES:
             raise ConfigError(f"a run ends complete, incomplete or failed (got {status!r})")
         tracker, self.tracker = self.tracker, None
+        TrainingRun._open.discard(self)
         if tracker is None:
             return self.run
         if tracker.result is not None:  # stopped already (a signal, the exit hook)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from wattwise.records import Run
 from wattwise.report import numbers
 from wattwise.report.run_view import DISPLAY_POINTS, RunView
@@ -183,29 +185,50 @@ def rank_chart(view: RunView) -> str:
     )
 
 
+def _external_name(scope: str) -> str:
+    """A cluster figure's bar label: what sets it apart first (bar labels are cut to their room): a DCGM GPU by its
+    index (the UUID is in the table), a Kepler metric's part before its pod (``cpu, dram: ml/train``)."""
+    scope = scope.split(" GPU-", 1)[0]
+    if scope.endswith(")") and " (" in scope:
+        whole, part = scope[:-1].rsplit(" (", 1)
+        return f"{part}: {whole.removeprefix('pod ')}"
+    return scope
+
+
+def _energy_in(div: float) -> Callable[[float], str]:
+    """A bar's value (in units of ``div`` joules) as energy text."""
+    return lambda value: numbers.energy_j(value * div)
+
+
 def external_chart(view: RunView) -> str:
-    """Each cluster figure next to wattwise's figure for the same thing (where one compares)."""
-    names: list[str] = []
-    cluster: list[float] = []
-    ours: list[float] = []
-    for row in view.external:
-        scope = row.figure.scope.split(" GPU-", 1)[0]  # a DCGM GPU by its index: the UUID is in the table
-        names.append(f"{row.figure.source} {scope}")
-        cluster.append(row.figure.energy_j)
-        ours.append(0.0)
-        if row.wattwise.energy_j is not None:
-            names.append(f"wattwise {row.wattwise.label.split(' (', 1)[0]}")
-            cluster.append(0.0)
-            ours.append(row.wattwise.energy_j)
-    div, unit = numbers.energy_scale(max([*cluster, *ours], default=0.0))
-    return bar_chart(
-        names,
-        [Bars("cluster counter", [v / div for v in cluster], PALETTE[4]), Bars("wattwise", [v / div for v in ours])],
-        title="Cluster counters beside wattwise's figures (not added to the total)",
-        y_axis=Axis(f"energy ({unit})", from_zero=True),
-        x_label="figure",
-        value_text=lambda v: numbers.energy_j(v * div),
-    )
+    """Each cluster figure next to wattwise's figure for the same thing (where one compares), one chart per source:
+    a job's whole node and a pod's CPU part differ a hundredfold, and on one axis the smaller would not show."""
+    charts = []
+    for source in dict.fromkeys(row.figure.source for row in view.external):
+        names: list[str] = []
+        cluster: list[float] = []
+        ours: list[float] = []
+        for row in (r for r in view.external if r.figure.source == source):
+            names.append(_external_name(row.figure.scope))
+            cluster.append(row.figure.energy_j)
+            ours.append(0.0)
+            if row.wattwise.energy_j is not None:
+                names.append(f"wattwise {row.wattwise.label.split(' (', 1)[0]}")
+                cluster.append(0.0)
+                ours.append(row.wattwise.energy_j)
+        div, unit = numbers.energy_scale(max([*cluster, *ours], default=0.0))
+        charts.append(
+            bar_chart(
+                names,
+                [Bars(source, [v / div for v in cluster], PALETTE[4]), Bars("wattwise", [v / div for v in ours])],
+                title=f"{source} beside wattwise's figures (not added to the total)",
+                y_axis=Axis(f"energy ({unit})", from_zero=True),
+                x_label="figure",
+                height=240,
+                value_text=_energy_in(div),
+            )
+        )
+    return "".join(charts)
 
 
 def run_charts(view: RunView) -> dict[str, str]:

@@ -4,8 +4,8 @@
 among that node's ranks by CPU time, so the subtotals add up to the run); ranks ``lost`` or ``missing`` are flagged.
 :func:`external_rows` sets each of ``Run.external`` beside wattwise's own figure for the same thing, where one
 compares (:func:`wattwise.importers.counterpart`), with the difference; :func:`external_totals` adds each source's
-figures up where every one of them has a counterpart. The HTML report, ``wattwise runs show`` and the dashboard's
-JSON all read these.
+figures up where they cannot overlap (different GPUs, different pods by one metric; never Slurm's jobs). The HTML
+report, ``wattwise runs show`` and the dashboard's JSON all read these.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wattwise.importers.compare import Counterpart, counterpart
+from wattwise.importers.dcgm import gpu_uuid
 from wattwise.records import ExternalFigure, RankFigure, Run
 from wattwise.report import numbers
 
@@ -124,22 +125,44 @@ def external_rows(run: Run) -> list[ExternalRow]:
     return [_row(figure, counterpart(run, figure)) for figure in run.external]
 
 
+def _why_not_added(source: str, figures: list[ExternalFigure]) -> str | None:
+    """Why one source's figures cannot be added up (they may count the same energy twice), or None when they are
+    known not to overlap: DCGM's of different GPUs, Kepler's of different pods by one metric. Slurm's jobs may share
+    nodes and hours (or be one job under two node lists), and an unknown source's figures may overlap: never added."""
+    if source == "dcgm":
+        gpus = [gpu_uuid(f.scope) or f.scope for f in figures]
+        return None if len(set(gpus)) == len(gpus) else "two figures of one GPU"
+    if source == "kepler":
+        pods = [f.scope.split(" (", 1)[0] for f in figures]
+        covers = {f.scope[len(pod) :] for f, pod in zip(figures, pods, strict=True)}
+        if len(covers) > 1:
+            return "figures of different Kepler metrics (a pod's whole energy holds its CPU part)"
+        return None if len(set(pods)) == len(pods) else "two figures of one pod"
+    return f"{source}'s figures may overlap"
+
+
 def external_totals(rows: list[ExternalRow]) -> list[ExternalRow]:
-    """Per source with more than one figure, all of them added up, beside the sum of their counterparts (when each
-    one has one, and no wattwise figure is counted twice)."""
+    """Per source with more than one figure, all of them added up where they are known not to overlap (see
+    :func:`_why_not_added`), beside the sum of their wattwise counterparts when each has one and no two of them
+    share a channel (the run's total is never added to a channel inside it)."""
     totals = []
     for source in dict.fromkeys(r.figure.source for r in rows):
         mine = [r for r in rows if r.figure.source == source]
-        if len(mine) < 2:
+        if len(mine) < 2 or _why_not_added(source, [r.figure for r in mine]) is not None:
             continue
         energy = sum(r.figure.energy_j for r in mine)
         figure = ExternalFigure(source, f"all {len(mine)} figures", energy, detail="the figures above, added up")
-        labels = [r.wattwise.label for r in mine]
         values = [r.wattwise.energy_j for r in mine]
-        if any(v is None for v in values) or len(set(labels)) < len(labels):
+        channels = [c for r in mine for c in r.wattwise.channels]
+        if any(v is None for v in values):
             side = Counterpart("–", None, "not every figure has its own wattwise counterpart")
+        elif not channels or len(set(channels)) < len(channels):
+            side = Counterpart("–", None, "wattwise's counterparts overlap (they share channels): no sum of them")
         else:
-            side = Counterpart(", ".join(labels), sum(v for v in values if v is not None), "the counterparts added up")
+            labels = ", ".join(r.wattwise.label for r in mine)
+            side = Counterpart(
+                labels, sum(v for v in values if v is not None), "the counterparts added up", tuple(channels)
+            )
         totals.append(_row(figure, side))
     return totals
 

@@ -50,20 +50,27 @@ _MASS_KG: tuple[tuple[float, str], ...] = (
 _VOLUME_L: tuple[tuple[float, str], ...] = ((1e-6, "µL"), (1e-3, "mL"), (1.0, "L"), (1e3, "m³"), (1e6, "thousand m³"))
 
 
+def _rounded(value: float, digits: int = 3) -> float:
+    """``value`` as :func:`sig` shows it, so that a unit is chosen by what is printed: 999.7 is shown as 1,000."""
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+
+
 def sig(value: float, digits: int = 3) -> str:
-    """``value`` to ``digits`` significant digits (all digits of a number ≥ 1,000, thousands separated)."""
+    """``value`` to ``digits`` significant digits (all digits of a number ≥ 1,000, thousands separated: 999.7 is
+    ``1,000``, never ``1.00e+03``)."""
     if value == 0 or not math.isfinite(value):
         return "0" if value == 0 else str(value)
-    if abs(value) >= 1000:
+    if abs(_rounded(value, digits)) >= 1000:
         return f"{value:,.0f}"
     text = f"{value:.{digits}g}"
     return text if "e" not in text else f"{value:.{digits - 1}e}"
 
 
 def _pick(value: float, scale: tuple[tuple[float, str], ...]) -> tuple[float, str]:
+    """The largest unit whose divisor is at most ``value`` as it will be shown (0.9997 kWh is ``1 kWh``)."""
     chosen = scale[0]
     for divisor, unit in scale:
-        if abs(value) >= divisor:
+        if abs(_rounded(value / divisor)) >= 1:
             chosen = (divisor, unit)
     return chosen
 
@@ -88,11 +95,11 @@ def energy_kwh_range(value: float, low: float, high: float) -> str:
 
 def energy_j(joules: float) -> str:
     """µJ and mJ below 1 J, joules below 1 Wh (``12.5 J``), then Wh, kWh, MWh…"""
-    if joules and abs(joules) < 1e-3:
+    if joules and abs(_rounded(joules * 1e3)) < 1:
         return f"{sig(joules * 1e6)} µJ"
-    if joules and abs(joules) < 1:
+    if joules and abs(_rounded(joules)) < 1:
         return f"{sig(joules * 1e3)} mJ"
-    if abs(joules) < 3600:
+    if abs(_rounded(joules / 3600)) < 1:
         return f"{sig(joules)} J" if joules else "0 J"
     return energy_kwh(joules / J_PER_KWH)
 
@@ -142,11 +149,11 @@ def short_duration(seconds: float) -> str:
 
 def power_w(watts: float) -> str:
     """mW below 1 W, W, then kW and MW."""
-    if watts != 0 and abs(watts) < 1:
+    if watts != 0 and abs(_rounded(watts)) < 1:
         return f"{sig(watts * 1000)} mW"
-    if abs(watts) >= 1e6:
+    if abs(_rounded(watts / 1e6)) >= 1:
         return f"{sig(watts / 1e6)} MW"
-    if abs(watts) >= 1e3:
+    if abs(_rounded(watts / 1e3)) >= 1:
         return f"{sig(watts / 1e3)} kW"
     return f"{sig(watts)} W"
 

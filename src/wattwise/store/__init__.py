@@ -22,7 +22,7 @@ from wattwise.errors import ConfigError
 from wattwise.store.base import RunStore
 from wattwise.store.sqlite import MEMORY, SQLiteStore
 
-__all__ = ["SPOOL", "RunStore", "SQLiteStore", "is_local", "open_store"]
+__all__ = ["SPOOL", "RunStore", "SQLiteStore", "check_url", "is_local", "is_memory", "open_store"]
 
 SPOOL = "spool.db"  # under WATTWISE_HOME: runs measured while a shared store could not be reached
 
@@ -38,10 +38,11 @@ def _invalid(url: str, why: str = "unsupported database URL") -> ConfigError:
     return ConfigError(f"{why} {url!r}; WATTWISE_DB (or --db) takes {ACCEPTED_FORMS}")
 
 
-def _open_sqlite(url: str, read_only: bool) -> RunStore:
+def _sqlite_path(url: str) -> str:
+    """The file (or :data:`MEMORY`) a ``sqlite://`` URL names; ConfigError for a malformed one."""
     rest = url.split("://", 1)[1]
     if rest in ("", MEMORY, "/" + MEMORY):
-        return SQLiteStore(MEMORY, read_only=read_only)
+        return MEMORY
     if not rest.startswith("/"):  # sqlite://host/x.db: SQLite has no host
         raise _invalid(url, "malformed SQLite URL (three slashes before a relative path, four before /)")
     path = rest[1:]
@@ -49,7 +50,11 @@ def _open_sqlite(url: str, read_only: bool) -> RunStore:
         raise _invalid(url, "SQLite URL without a file name")
     if "?" in path:
         raise _invalid(url, "SQLite URL options are not supported")
-    return SQLiteStore(path, read_only=read_only)
+    return path
+
+
+def _open_sqlite(url: str, read_only: bool) -> RunStore:
+    return SQLiteStore(_sqlite_path(url), read_only=read_only)
 
 
 def _open_postgresql(url: str, read_only: bool) -> RunStore:
@@ -91,6 +96,30 @@ def open_store(url: str, *, read_only: bool = False) -> RunStore:
     if text.lower().endswith(FILE_SUFFIXES) and not _SCHEME.match(text):
         return SQLiteStore(text, read_only=read_only)
     raise _invalid(url)
+
+
+def check_url(url: str) -> str:
+    """``url`` when it names a store :func:`open_store` can open (its form only: nothing is opened or created);
+    ConfigError otherwise, so a bad ``db=`` fails where an integration is built, not when a run ends."""
+    text = url.strip()
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower().split("+", 1)[0]
+        if scheme not in _OPENERS:
+            raise _invalid(url)
+        if scheme == "sqlite":
+            _sqlite_path(text)
+        return url
+    if text == MEMORY or (text.lower().endswith(FILE_SUFFIXES) and not _SCHEME.match(text)):
+        return url
+    raise _invalid(url)
+
+
+def is_memory(url: str) -> bool:
+    """Whether the URL names an in-memory store, whose runs are gone when it is closed."""
+    text = url.strip()
+    if "://" in text:
+        return text.split("://", 1)[0].lower().split("+", 1)[0] == "sqlite" and _sqlite_path(text) == MEMORY
+    return text == MEMORY
 
 
 def is_local(url: str) -> bool:
