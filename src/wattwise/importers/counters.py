@@ -53,6 +53,19 @@ class Increase:
     late: int = 0
     about: str = ""
 
+    def figure(self, source: str, detail: str) -> ExternalFigure:
+        """This increase as the record keeps it, beside wattwise's figures."""
+        from wattwise.records import ExternalFigure
+
+        return ExternalFigure(
+            source=source,
+            scope=self.scope,
+            energy_j=self.energy_j,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            detail=detail,
+        )
+
 
 class CounterSpec(Protocol):
     """One cluster counter: its metric, how a series becomes a reading, which series a run is about."""

@@ -103,13 +103,8 @@ class Dcgm:
 
     def figure(self, increase: Increase, how: str) -> ExternalFigure:
         about = f"; {increase.about}" if increase.about else ""
-        return ExternalFigure(
-            source=self.source,
-            scope=increase.scope,
-            energy_j=increase.energy_j,
-            started_at=increase.started_at,
-            ended_at=increase.ended_at,
-            detail=f"{METRIC} (the whole GPU's energy counter, mJ since the driver loaded){about}; {how}",
+        return increase.figure(
+            self.source, f"{METRIC} (the whole GPU's energy counter, mJ since the driver loaded){about}; {how}"
         )
 
 

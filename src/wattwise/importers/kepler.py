@@ -105,14 +105,7 @@ class Kepler:
         over = f" summed over the pod's {increase.about}" if increase.about and increase.series > 1 else ""
         parts = f"{increase.series} series{over}"
         late = f", {increase.late} of them started during the run (counted from zero)" if increase.late else ""
-        return ExternalFigure(
-            source=self.source,
-            scope=increase.scope,
-            energy_j=increase.energy_j,
-            started_at=increase.started_at,
-            ended_at=increase.ended_at,
-            detail=f"{self.selector()} (joules): {parts}{late}; {how}",
-        )
+        return increase.figure(self.source, f"{self.selector()} (joules): {parts}{late}; {how}")
 
 
 def kepler_from_prometheus(
